@@ -1,0 +1,1 @@
+"""The SageMaker runtime emulator (``smload emulator``): a local endpoint with a capacity model."""

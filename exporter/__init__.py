@@ -1,0 +1,1 @@
+"""The Prometheus exporter: a Locust plugin serving ``/metrics`` from the master."""

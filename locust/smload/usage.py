@@ -1,0 +1,44 @@
+"""Bad input gets one line naming the option and what to do, exit code 2, and no traceback,
+before any load is sent.
+
+Every module that adds options registers a check with :func:`validator`; the checks run on the
+master (or the local runner) when Locust fires ``init``, before the first spawn, and on a worker
+when the master's options reach it. Import-light: no Locust import here.
+"""
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+EXIT_USAGE = 2
+
+Check = Callable[[Any], None]
+_checks: list[Check] = []
+
+
+class UsageError(Exception):
+    """An invalid option or file. ``option`` is the flag as the user typed it (``--payload``)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
+
+
+def validator(check: Check) -> Check:
+    """Register ``check(parsed_options)``, which raises :class:`UsageError` on bad input."""
+    if check not in _checks:
+        _checks.append(check)
+    return check
+
+
+def validate(options: Any) -> None:
+    """Run every registered check; the first failure raises."""
+    for check in _checks:
+        check(options)
+
+
+def exit_usage(error: UsageError, prog: str = "smload") -> NoReturn:
+    sys.stderr.write(f"{prog}: error: {error}\n")
+    sys.stderr.flush()
+    sys.exit(EXIT_USAGE)
