@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean
+.PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean helm-dashboards
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,11 @@ test: venv tools ## Run the whole test suite: unit and integration tests with re
 
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
+
+helm-dashboards: ## Copy the Grafana dashboards (docker/grafana/dashboards, the one source) into the Helm chart
+	rm -f helm/sagemaker-loadtest/dashboards/*.json
+	mkdir -p helm/sagemaker-loadtest/dashboards
+	cp docker/grafana/dashboards/*.json helm/sagemaker-loadtest/dashboards/
 
 clean: ## Remove the virtual environment, tools and caches
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info

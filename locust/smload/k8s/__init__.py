@@ -1,0 +1,246 @@
+"""``smload k8s status|scale|run|stop``: drive a load test installed with the Helm chart, through
+the Kubernetes API (the ``kubernetes`` client: kubeconfig or in-cluster) — the release's objects by
+their labels, the worker Deployment's scale subresource, and the master's web API through the API
+server's service proxy. Never imports Locust.
+
+Exit codes: 0 done, 1 the test failed (request failures) or the cluster did not do what was asked in
+time, 2 bad usage or a release that cannot do it, 3 a ``--check`` failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..usage import EXIT_USAGE, UsageError
+from .api import Api, ApiError
+from .connect import connect
+from .master import RUNNING_STATES, Master, aggregated, connected_workers
+from .release import Release, ReleaseError, find_release
+
+EXIT_FAILED = 1
+EXIT_CHECK_FAILED = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--release", required=True, metavar="NAME", help="the Helm release (helm install NAME ...)")
+    common.add_argument("--namespace", "-n", metavar="NS", help="default: the kubeconfig context's, else the pod's own")
+    common.add_argument("--kubeconfig", metavar="FILE", help="default: $KUBECONFIG, else ~/.kube/config, else in-cluster")
+    common.add_argument("--context", metavar="NAME", help="a kubeconfig context other than the current one")
+
+    parser = argparse.ArgumentParser(prog="smload k8s", description="Drive a load test installed with the sagemaker-loadtest Helm chart.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{status,scale,run,stop}")
+    commands.add_parser("status", parents=[common], help="the release's master, workers and current test")
+    scale = commands.add_parser("scale", parents=[common], help="set the number of workers and wait until the master has them")
+    scale.add_argument("--workers", type=int, required=True, metavar="N")
+    scale.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the workers (default 300)")
+    run = commands.add_parser("run", parents=[common], help="run a test through the master, show progress, check, fetch the report")
+    run.add_argument("--users", type=int, metavar="N", help="default: the release's locust.users")
+    run.add_argument("--spawn-rate", type=float, metavar="R", help="default: the release's locust.spawnRate")
+    run.add_argument("--run-time", metavar="TIME", help="e.g. 5m; default: the release's locust.runTime")
+    run.add_argument("--check", action="append", default=[], metavar="EXPR", help="a pass/fail condition, repeatable (exit code 3)")
+    run.add_argument("--report", metavar="FILE", help="where to save the HTML report (default: <release>-report.html)")
+    run.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="progress every SECONDS (default 5)")
+    commands.add_parser("stop", parents=[common], help="stop the running test")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        _validate(args)
+        connection = connect(args.kubeconfig, args.context, args.namespace)
+        api = Api(connection.configuration)
+        try:
+            release = find_release(api, connection.namespace, args.release)
+            return COMMANDS[args.command](api, release, args)
+        finally:
+            api.close()
+    except UsageError as error:
+        return _error(str(error), EXIT_USAGE)
+    except ReleaseError as error:
+        return _error(str(error), EXIT_USAGE)
+    except ApiError as error:
+        hint = " (allowed by the chart's rbac.create=true and rbac.subjects)" if error.status == 403 else ""
+        return _error(f"Kubernetes API: {error}{hint}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.command == "scale" and args.workers < 0:
+        raise UsageError("--workers", f"must be 0 or more, not {args.workers}")
+    if args.command == "run":
+        if args.users is not None and args.users < 0:
+            raise UsageError("--users", f"must be 0 or more, not {args.users}")
+        if args.spawn_rate is not None and not args.spawn_rate > 0:
+            raise UsageError("--spawn-rate", f"must be more than 0, not {args.spawn_rate}")
+        if args.run_time is not None and _seconds(args.run_time) is None:
+            raise UsageError("--run-time", f"{args.run_time!r} is not a time span: use e.g. 90s, 5m, 1h30m")
+        if not args.interval > 0:
+            raise UsageError("--interval", "must be more than 0")
+
+
+def _error(message: str, code: int) -> int:
+    sys.stderr.write(f"smload k8s: error: {message}\n")
+    return code
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# Commands ----------------------------------------------------------------------------------------
+
+
+def status(api: Api, release: Release, args: argparse.Namespace) -> int:
+    _say(f"release {release.name} in namespace {release.namespace}: mode {release.mode}")
+    if release.mode == "job":
+        for role, job in (("master", release.master), ("workers", release.worker)):
+            s = job.get("status", {})
+            _say(f"{role:<8} job/{job['metadata']['name']}: {s.get('active', 0)} active, {s.get('succeeded', 0)} succeeded, "
+                 f"{s.get('failed', 0)} failed{_job_verdict(job)}")
+        return 0
+    owner = f", owned by hpa/{release.hpa['metadata']['name']} ({release.hpa['spec'].get('minReplicas', 1)}-{release.hpa['spec']['maxReplicas']})" if release.hpa else ""
+    master_ready = int(release.master.get("status", {}).get("readyReplicas") or 0)
+    _say(f"master   deployment/{release.master['metadata']['name']}: {master_ready}/1 ready")
+    _say(f"workers  deployment/{release.worker['metadata']['name']}: {release.worker_ready}/{release.worker_replicas} ready{owner}")
+    stats = Master(api, release).stats()
+    _say(f"test     {_progress(stats)}")
+    return 0
+
+
+def scale(api: Api, release: Release, args: argparse.Namespace) -> int:
+    if release.mode == "job":
+        raise ReleaseError(f"release {release.name!r} runs as Jobs (mode=job): its worker count is fixed by worker.replicas")
+    if release.hpa:
+        raise ReleaseError(f"hpa/{release.hpa['metadata']['name']} owns the worker count: change worker.autoscaling "
+                           "(helm upgrade), or disable it to scale by hand")
+    master = Master(api, release)
+    api.merge_patch(release.scale_path(), {"spec": {"replicas": args.workers}})
+    _say(f"deployment/{release.worker['metadata']['name']} scaled to {args.workers}; waiting for the master to count them")
+    seen = _wait(lambda: connected_workers(master.stats()), lambda n: n == args.workers, args.timeout,
+                 lambda n: _say(f"  {n} workers connected"))
+    if seen != args.workers:
+        _say(f"the master counts {seen} workers, not {args.workers}, after {args.timeout:g}s "
+             f"(kubectl -n {release.namespace} get pods -l app.kubernetes.io/instance={release.name})")
+        return EXIT_FAILED
+    _say(f"{seen} workers connected")
+    return 0
+
+
+def run(api: Api, release: Release, args: argparse.Namespace) -> int:
+    if release.mode == "job":
+        raise ReleaseError(f"release {release.name!r} runs its test as Jobs (mode=job): wait for job/{release.master['metadata']['name']} instead")
+    defaults = release.master_env
+    users = args.users if args.users is not None else int(defaults.get("LOCUST_USERS", 0))
+    spawn_rate = args.spawn_rate if args.spawn_rate is not None else float(defaults.get("LOCUST_SPAWN_RATE", 1))
+    run_time = args.run_time or defaults.get("LOCUST_RUN_TIME")
+    if not run_time:
+        raise UsageError("--run-time", "required: the release sets no locust.runTime (a test here always ends by itself)")
+    if not users:
+        raise UsageError("--users", "required: the release sets no locust.users")
+    checks = _checks(args.check)
+    master = Master(api, release)
+
+    before = master.stats()
+    if before.get("state") in RUNNING_STATES:
+        raise ReleaseError(f"a test is already {before['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
+    if not connected_workers(before):
+        raise ReleaseError(f"no worker is connected to the master of {release.name!r}: smload k8s scale --release {release.name} --workers N")
+
+    master.swarm(users, spawn_rate, run_time)
+    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {connected_workers(before)} workers")
+    started = time.monotonic()
+    deadline = started + _seconds(run_time) + max(60.0, users / spawn_rate)
+    stats: dict = {}
+    try:
+        seen_running = False
+        while True:
+            time.sleep(args.interval)
+            stats = master.stats()
+            seen_running = seen_running or stats.get("state") in RUNNING_STATES
+            _say(f"  {time.monotonic() - started:5.0f}s {_progress(stats)}")
+            if seen_running and stats.get("state") not in RUNNING_STATES:
+                break
+            if time.monotonic() > deadline:
+                master.stop()
+                _say("the test did not stop by itself at its run time: stopped it")
+                return EXIT_FAILED
+    except KeyboardInterrupt:
+        master.stop()
+        _say("interrupted: test stopped")
+        raise
+
+    report = Path(args.report or f"{release.name}-report.html")
+    report.write_bytes(master.report())
+    total = aggregated(stats)
+    _say(f"done: {total.get('num_requests', 0)} requests, {total.get('num_failures', 0)} failed; report {report}")
+    failed_checks = [c for c in checks if not c(stats)]
+    if failed_checks:
+        return EXIT_CHECK_FAILED
+    return EXIT_FAILED if total.get("num_failures") else 0
+
+
+def stop(api: Api, release: Release, args: argparse.Namespace) -> int:
+    master = Master(api, release)
+    master.stop()
+    _say(f"stopped: the master of {release.name} is {master.stats().get('state')}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Api, Release, argparse.Namespace], int]] = {"status": status, "scale": scale, "run": run, "stop": stop}
+
+
+# Helpers -----------------------------------------------------------------------------------------
+
+
+def _progress(stats: dict) -> str:
+    total = aggregated(stats)
+    p95 = (stats.get("current_response_time_percentiles") or {}).get("response_time_percentile_0.95")
+    line = (f"{stats.get('state')}, {stats.get('user_count', 0)} users on {connected_workers(stats)} workers, "
+            f"{total.get('current_rps', 0.0):.1f} req/s, {100 * (stats.get('fail_ratio') or 0.0):.2f}% failed, "
+            f"{total.get('num_requests', 0)} requests")
+    return line + (f", p95 {p95:g} ms" if p95 else "")
+
+
+def _job_verdict(job: dict) -> str:
+    for condition in job.get("status", {}).get("conditions", []):
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            return f": {condition['type'].lower()}" + (f" ({condition.get('reason')})" if condition.get("reason") else "")
+    return ""
+
+
+def _wait(read: Callable[[], int], done: Callable[[int], bool], timeout: float, changed: Callable[[int], None]) -> int:
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        value = read()
+        if value != last:
+            changed(value)
+            last = value
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(1.0)
+
+
+def _seconds(timespan: str) -> float | None:
+    """Locust's time spans: 90, 90s, 5m, 1h30m."""
+    import re
+
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?|(\d+)", timespan.strip())
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds, plain = (int(g) if g else 0 for g in match.groups())
+    return float(plain or hours * 3600 + minutes * 60 + seconds)
+
+
+def _checks(expressions: list[str]) -> list[Callable[[dict], bool]]:
+    if expressions:
+        raise UsageError("--check", "checks are not available yet in smload k8s run")
+    return []
