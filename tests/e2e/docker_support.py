@@ -14,7 +14,6 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from support import REPO, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
