@@ -49,8 +49,8 @@ MATRIX = {
                             "tls": [{"hosts": ["loadtest.example.com"], "secretName": "loadtest-tls"}]}},
     "payload-files": {"payload": {"files": {"request.json": '{"inputs": "hello"}'}, "binaryFiles": {"cat.jpg": "/9j/4AAQSkZJRg=="}},
                       "request": {"contentType": "application/x-image"}},
-    "payload-configmap": {"payload": {"existingConfigMap": "my-payloads", "order": "random"}},
-    "payload-example": {"payload": {"example": "image"}},
+    "payload-configmap": {"payload": {"existingConfigMap": "my-payloads", "order": "round-robin", "seed": 42, "file": "bodies.jsonl"}},
+    "payload-example": {"payload": {"example": "rows.csv"}, "request": {"contentType": "text/csv"}},
     "dashboards": {"metrics": {"grafanaDashboards": {"enabled": True, "namespace": "monitoring"}}},
     "rbac": {"rbac": {"create": True, "subjects": [{"kind": "Group", "name": "loadtesters", "apiGroup": "rbac.authorization.k8s.io"}]}},
     "web-login": {"web": {"login": True}, "master": {"podDisruptionBudget": {"enabled": True}}},
@@ -188,8 +188,10 @@ def test_defaults(rendered):
     assert menv["LOCUST_MODE_MASTER"] == "true"
     assert (menv["LOCUST_MASTER_BIND_PORT"], menv["LOCUST_WEB_PORT"]) == ("5557", "8089")
     assert (menv["LOCUST_USERS"], menv["LOCUST_SPAWN_RATE"]) == ("10", "1")
+    assert menv["LOCUST_STOP_TIMEOUT"] == "10"  # requests in flight at the stop complete and are counted
     assert (menv["LOCUST_ENDPOINT_NAME"], menv["LOCUST_REGION"], menv["AWS_REGION"]) == ("my-endpoint", "us-east-1", "us-east-1")
-    assert menv["LOCUST_CONTENT_TYPE"] == "application/json"
+    assert menv["LOCUST_PAYLOAD"] == "/opt/smload/payloads/small.json"  # an example of the image (--payload is required)
+    assert "LOCUST_CONTENT_TYPE" not in menv  # the load generator takes it from the file's extension
     # Web UI mode: the test starts from the UI or `smload k8s run`, not when N workers are there.
     for headless_only in ("LOCUST_EXPECT_WORKERS", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_HTML"):
         assert headless_only not in menv
@@ -327,12 +329,13 @@ def test_payloads_are_on_every_pod(rendered):
         assert next(v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"])["configMap"] == {"name": configmap["metadata"]["name"]}
 
     menv = env(container(find(rendered["payload-configmap"], "Deployment", MASTER)))
-    assert (menv["LOCUST_PAYLOAD"], menv["LOCUST_PAYLOAD_ORDER"]) == ("/mnt/payloads", "random")
+    assert (menv["LOCUST_PAYLOAD"], menv["LOCUST_PAYLOAD_ORDER"], menv["LOCUST_PAYLOAD_SEED"]) == ("/mnt/payloads/bodies.jsonl", "round-robin", "42")
     worker = find(rendered["payload-configmap"], "Deployment", WORKER)
     assert {"name": "payloads", "configMap": {"name": "my-payloads"}} in pod_spec(worker)["volumes"]
 
     master = find(rendered["payload-example"], "Deployment", MASTER)
-    assert env(container(master))["LOCUST_PAYLOAD"] == "/opt/smload/payloads/image"
+    assert env(container(master))["LOCUST_PAYLOAD"] == "/opt/smload/payloads/rows.csv"
+    assert env(container(master))["LOCUST_CONTENT_TYPE"] == "text/csv"
     assert "/mnt/payloads" not in {m["mountPath"] for m in container(master)["volumeMounts"]}
 
 

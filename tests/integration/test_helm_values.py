@@ -25,6 +25,7 @@ SCHEMA_CASES = {
     "IRSA role not an ARN": ({"serviceAccount": {"roleArn": "loadtest-role"}}, ("/serviceAccount/roleArn", "serviceAccount.roleArn"), ("does not match pattern", "Does not match pattern")),
     "endpoint name SageMaker rejects": ({"endpoint": {"name": "my_endpoint"}}, ("/endpoint/name", "endpoint.name"), ("does not match pattern", "Does not match pattern")),
     "region misspelt": ({"endpoint": {"region": "useast1"}}, ("/endpoint/region", "endpoint.region"), ("does not match pattern", "Does not match pattern")),
+    "payload order not in enum": ({"payload": {"order": "sequential"}}, ("/payload/order", "payload.order"), ("value must be one of '', 'random', 'round-robin'", "must be one of the following")),
     "client not in enum": ({"request": {"client": "curl"}}, ("/request/client", "request.client"), ("value must be one of '', 'fast', 'boto3'", "must be one of the following")),
     "pull policy not in enum": ({"image": {"pullPolicy": "Sometimes"}}, ("/image/pullPolicy", "image.pullPolicy"), ("value must be one of", "must be one of the following")),
     "resource quantity": ({"worker": {"resources": {"limits": {"cpu": "lots"}}}}, ("/worker/resources/limits/cpu", "worker.resources.limits.cpu"), ("does not match pattern", "Does not match pattern")),
@@ -49,8 +50,11 @@ def test_schema_rejects(case):
 
 # Rules across fields, which the chart checks itself: the message names the values and the way out.
 TEMPLATE_CASES = {
-    "two payload sources": ({"payload": {"example": "image", "existingConfigMap": "mine"}},
-                            "set only one of payload.example, payload.files/payload.binaryFiles and payload.existingConfigMap"),
+    "two payload ConfigMaps": ({"payload": {"files": {"a.json": "{}"}, "existingConfigMap": "mine"}},
+                               "set payload.files/payload.binaryFiles (a ConfigMap the chart makes) or payload.existingConfigMap, not both"),
+    "payload file without a ConfigMap": ({"payload": {"file": "bodies.jsonl"}}, "payload.file names a file of the payload ConfigMap"),
+    "payload file not among the files": ({"payload": {"files": {"a.json": "{}"}, "file": "b.json"}}, 'payload.file: "b.json" is not one of'),
+    "no payload at all": ({"payload": {"example": ""}}, "the bundled locustfile needs request bodies"),
     "same payload file twice": ({"payload": {"files": {"a.bin": "x"}, "binaryFiles": {"a.bin": "eA=="}}}, '"a.bin" is in both payload.files and payload.binaryFiles'),
     "two locustfiles": ({"locustfile": {"content": "x", "existingConfigMap": "mine"}}, "set locustfile.content or locustfile.existingConfigMap, not both"),
     "no endpoint": ({"endpoint": {"name": ""}}, "endpoint.name is required with the bundled locustfile"),

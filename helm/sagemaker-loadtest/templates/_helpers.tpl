@@ -68,17 +68,22 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{- define "smload.validate" -}}
 {{- $p := .Values.payload }}
-{{- $sources := 0 }}
-{{- if $p.example }}{{ $sources = add1 $sources }}{{ end }}
-{{- if or $p.files $p.binaryFiles }}{{ $sources = add1 $sources }}{{ end }}
-{{- if $p.existingConfigMap }}{{ $sources = add1 $sources }}{{ end }}
-{{- if gt $sources 1 }}
-{{- fail "payload: set only one of payload.example, payload.files/payload.binaryFiles and payload.existingConfigMap" }}
+{{- if and $p.existingConfigMap (or $p.files $p.binaryFiles) }}
+{{- fail "payload: set payload.files/payload.binaryFiles (a ConfigMap the chart makes) or payload.existingConfigMap, not both" }}
 {{- end }}
 {{- range $name, $_ := $p.files }}
 {{- if hasKey $p.binaryFiles $name }}
 {{- fail (printf "payload: %q is in both payload.files and payload.binaryFiles: keep one" $name) }}
 {{- end }}
+{{- end }}
+{{- if and $p.file (not (include "smload.payloadConfigMap" .)) }}
+{{- fail "payload.file names a file of the payload ConfigMap: set payload.files or payload.existingConfigMap too (or use payload.example)" }}
+{{- end }}
+{{- if and $p.file (or $p.files $p.binaryFiles) (not (or (hasKey $p.files $p.file) (hasKey $p.binaryFiles $p.file))) }}
+{{- fail (printf "payload.file: %q is not one of payload.files/payload.binaryFiles" $p.file) }}
+{{- end }}
+{{- if and (not (include "smload.payloadPath" .)) (not (include "smload.customLocustfile" .)) }}
+{{- fail "payload: the bundled locustfile needs request bodies: set payload.example, payload.files or payload.existingConfigMap" }}
 {{- end }}
 {{- if and .Values.locustfile.content .Values.locustfile.existingConfigMap }}
 {{- fail "locustfile: set locustfile.content or locustfile.existingConfigMap, not both" }}
@@ -122,9 +127,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
-{{/* The --payload path: the mounted ConfigMap, else an example of the image, else the default. */}}
+{{/* The --payload path: the mounted ConfigMap (or one file of it), else the image's example. */}}
 {{- define "smload.payloadPath" -}}
-{{- if include "smload.payloadConfigMap" . }}/mnt/payloads
+{{- if include "smload.payloadConfigMap" . }}
+{{- if .Values.payload.file }}{{ printf "/mnt/payloads/%s" .Values.payload.file }}{{ else }}/mnt/payloads{{ end }}
 {{- else if .Values.payload.example }}{{ printf "/opt/smload/payloads/%s" .Values.payload.example }}
 {{- end }}
 {{- end }}
@@ -214,6 +220,10 @@ worker needs only the master's address, the locustfile and the files that option
 {{- with .Values.payload.order }}
 - name: LOCUST_PAYLOAD_ORDER
   value: {{ . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.payload.seed) }}
+- name: LOCUST_PAYLOAD_SEED
+  value: {{ .Values.payload.seed | toString | quote }}
 {{- end }}
 {{- end }}
 

@@ -22,6 +22,7 @@ from .master import RUNNING_STATES, Master, aggregated, connected_workers
 from .release import Release, ReleaseError, find_release
 
 EXIT_FAILED = 1
+WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
 EXIT_CHECK_FAILED = 3
 
 
@@ -177,6 +178,7 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
         _say("interrupted: test stopped")
         raise
 
+    stats = _final(master, stats)
     report = Path(args.report or f"{release.name}-report.html")
     report.write_bytes(master.report())
     total = aggregated(stats)
@@ -207,6 +209,21 @@ def _progress(stats: dict) -> str:
             f"{total.get('current_rps', 0.0):.1f} req/s, {100 * (stats.get('fail_ratio') or 0.0):.2f}% failed, "
             f"{total.get('num_requests', 0)} requests")
     return line + (f", p95 {p95:g} ms" if p95 else "")
+
+
+def _final(master: Master, stats: dict) -> dict:
+    """The stats once the workers' last reports are in. A worker reports every 3 s (Locust's
+    WORKER_REPORT_INTERVAL) and not again at a stop: what it counted since its last report arrives
+    with the next one. So wait until the totals hold still for longer than one report interval."""
+    settled_after = WORKER_REPORT_INTERVAL + 1.0
+    deadline = time.monotonic() + 5 * settled_after
+    count, since = aggregated(stats).get("num_requests"), time.monotonic()
+    while time.monotonic() - since < settled_after and time.monotonic() < deadline:
+        time.sleep(0.5)
+        stats = master.stats()
+        if aggregated(stats).get("num_requests") != count:
+            count, since = aggregated(stats).get("num_requests"), time.monotonic()
+    return stats
 
 
 def _job_verdict(job: dict) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote, urlencode
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -44,15 +45,15 @@ class Api:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             response = self.api_client.rest_client.request(method, url, headers=headers, body=json_body, post_params=form,
-                                                           _request_timeout=self.timeout)
-        except ApiException as error:  # older clients raise on any status >= 400; newer ones on transport errors
+                                                           _request_timeout=(10, int(self.timeout)))
+        except ApiException as error:  # clients < 36 raise on any status outside 2xx, all of them on TLS errors
             if not error.status:
                 raise ApiError(method, path, 0, f"cannot reach the API server at {self.configuration.host}: {error.reason}") from None
-            return error.status, dict(error.headers or {}), (error.body or b"") if isinstance(error.body, bytes) else (error.body or "").encode()
-        except Exception as error:  # urllib3 connection errors
+            return error.status, dict(error.headers or {}), _bytes(error.body)
+        except urllib3.exceptions.HTTPError as error:
             raise ApiError(method, path, 0, f"cannot reach the API server at {self.configuration.host}: {error}") from None
-        data = response.data if response.data is not None else response.read()
-        return response.status, dict(response.getheaders()), data
+        data = response.data if response.data is not None else response.read()  # clients >= 36 read lazily
+        return response.status, dict(response.getheaders()), _bytes(data)
 
     def json(self, method: str, path: str, **kwargs) -> dict:
         status, _, body = self.request(method, path, **kwargs)
@@ -70,6 +71,11 @@ class Api:
 def service_proxy_path(namespace: str, service: str, port: str, path: str) -> str:
     """The API server's proxy to a Service's port: /api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH."""
     return f"/api/v1/namespaces/{quote(namespace)}/services/{quote(service)}:{quote(port)}/proxy/{path.lstrip('/')}"
+
+
+def _bytes(data: bytes | str | None) -> bytes:
+    """Clients < 36 decode bodies to str."""
+    return data.encode() if isinstance(data, str) else (data or b"")
 
 
 def _reason(body: bytes) -> str:
