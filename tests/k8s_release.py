@@ -15,7 +15,20 @@ from pathlib import Path
 
 from helmchart import MASTER, NAMESPACE, RELEASE, WORKER, render
 from k8s_standin import StandIn
-from support import BIN, REPO, Emulator, Proc, Procs, answers, aws_env, free_port, http_get, locust_cmd, start_emulator, wait_until
+from support import (
+    BIN,
+    REPO,
+    Emulator,
+    Proc,
+    Procs,
+    answers,
+    aws_env,
+    free_port,
+    http_get,
+    locust_cmd,
+    start_emulator,
+    wait_until,
+)
 
 TOKEN = "smload-test-token"
 
