@@ -33,9 +33,15 @@ def add_arguments(parser: Any) -> None:
         "SageMaker endpoint", "What to invoke and how (sagemaker-loadtest). Each option is also a LOCUST_* variable."
     )
 
-    def option(flag: str, **kwargs: Any) -> None:
+    def option(flag: str, is_required: bool = False, **kwargs: Any) -> None:
         env = "LOCUST_" + flag.lstrip("-").replace("-", "_").upper()
-        group.add_argument(flag, env_var=env, **kwargs)
+        action = group.add_argument(flag, env_var=env, **kwargs)
+        # what LocustArgumentParser.add_argument sets, which an argument group's add_argument does not:
+        # without it the option would not be among the web UI's custom parameters
+        action.include_in_web_ui = True
+        action.is_secret = False
+        action.is_required = is_required
+        action.is_multiple = False
 
     option("--endpoint-name", metavar="NAME", is_required=True,
            help="SageMaker endpoint to invoke (required)")

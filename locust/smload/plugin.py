@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import weakref
 from typing import Any
 
@@ -74,6 +75,7 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
         usage.exit_usage(err, PROG)
     if web_ui is not None:
         _check_swarm_form(web_ui, environment)
+    environment.events.quit.add_listener(lambda **_kw: _print_summary(environment))
 
 
 def _check_swarm_form(web_ui: Any, environment: Any) -> None:
@@ -119,10 +121,11 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
             gevent.spawn(runner.stop)
 
 
-@events.quitting.add_listener
-def _on_quitting(environment: Any, **_kwargs: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
-        return
+def _print_summary(environment: Any) -> None:
+    """At ``quit``, after Locust's own tables: the last thing on the terminal. With ``--json``
+    stdout belongs to Locust's JSON, so the summary goes to stderr."""
     text = summary.render(environment)
     if text:
-        print(text, flush=True)
+        stream = sys.stderr if getattr(environment.parsed_options, "json", False) else sys.stdout
+        stream.write(text)
+        stream.flush()

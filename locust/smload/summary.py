@@ -146,8 +146,8 @@ def _health_lines(environment: Any) -> list[str]:
     runner = environment.runner
     max_cpu = _of(environment).max_cpu
     warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
-    if not max_cpu and not warned:
-        return []
+    if not any(max_cpu.values()) and not warned:
+        return ["generator health: no CPU sample yet (Locust measures every 5 s)"]
     parts = [f"{process} {cpu:.0f}%" for process, cpu in sorted(max_cpu.items())]
     hot = [process for process, cpu in max_cpu.items() if cpu > CPU_WARNING_THRESHOLD]
     if hot or warned:
