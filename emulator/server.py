@@ -19,14 +19,13 @@ import sys
 import time
 from collections import deque
 from email.utils import formatdate
-from random import random as _random
 from urllib.parse import unquote
 
 import httptools
 from smload import errors
 
 from . import sigv4, wire
-from .capacity import DROP, VariantRuntime
+from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import Config, ErrorSpec
 from .stats import DROPPED, UNKNOWN, Stats
 
@@ -189,22 +188,13 @@ class App:
         self.config = config
         self.stats = Stats()
         self.region = config.region
-        self.endpoints: dict[bytes, tuple[str, list[VariantRuntime], list[float], float]] = {}
-        self.variants: dict[tuple[str, str], VariantRuntime] = {}
+        self.endpoints: dict[bytes, EndpointRuntime] = {}
         for endpoint in config.endpoints:
-            runtimes = []
-            for variant in endpoint.variants:
-                vstats = self.stats.variant(endpoint.name, variant.name, variant.slots)
-                runtime = VariantRuntime(endpoint.name, variant, vstats)
-                runtimes.append(runtime)
-                self.variants[endpoint.name, variant.name] = runtime
-            cumulative, total = [], 0.0
-            for variant in endpoint.variants:
-                total += variant.weight
-                cumulative.append(total)
-            self.endpoints[endpoint.name.encode()] = (endpoint.name, runtimes, cumulative, total)
+            runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots))
+                        for v in endpoint.variants]
+            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes)
         self.container_endpoint = config.endpoints[0].name.encode()
-        self.bodies = {id(r): _fixed_body(r.config) for rs in self.endpoints.values() for r in rs[1]}
+        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values() for v in e.variants}
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
         self._auth_cache: tuple[bytes, sigv4.AuthError | None] = (b"", sigv4.MISSING_TOKEN)
         self._request_prefix = os.urandom(10).hex()
@@ -309,11 +299,11 @@ class App:
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
 
     def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
-        entry = self.endpoints.get(raw_name)
+        endpoint = self.endpoints.get(raw_name)
         target = req.headers.get(b"x-amzn-sagemaker-target-variant")
         auth_error = self.authenticate(req)
-        if auth_error is not None or entry is None or unsupported:
-            name = entry[0] if entry else _decode_name(raw_name)
+        if auth_error is not None or endpoint is None or unsupported:
+            name = endpoint.name if endpoint else _decode_name(raw_name)
             vstats = self.stats.variant(name, target.decode("latin-1") if target else UNKNOWN)
             vstats.requests += 1
             if auth_error is not None:
@@ -324,17 +314,11 @@ class App:
                 message = unsupported or f"Endpoint {name} of account {wire.ACCOUNT} not found."
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
             return
-        name, runtimes, cumulative, total = entry
+        name = endpoint.name
         if target is None:
-            variant = runtimes[0]
-            if len(runtimes) > 1:
-                draw = _random() * total
-                for i, bound in enumerate(cumulative):
-                    if draw < bound:
-                        variant = runtimes[i]
-                        break
+            variant = endpoint.pick()
         else:
-            variant = self.variants.get((name, target.decode("latin-1")))
+            variant = endpoint.by_name.get(target.decode("latin-1"))
             if variant is None:
                 vstats = self.stats.variant(name, target.decode("latin-1"))
                 vstats.requests += 1
@@ -362,14 +346,7 @@ class App:
     def container_invoke(self, conn: Connection, req: Request) -> None:
         """``POST /invocations``: the model container's own contract, served by the first endpoint's
         variants. No SigV4, no front-end errors: a model error is the model's HTTP status."""
-        name, runtimes, cumulative, total = self.endpoints[self.container_endpoint]
-        variant = runtimes[0]
-        if len(runtimes) > 1:
-            draw = _random() * total
-            for i, bound in enumerate(cumulative):
-                if draw < bound:
-                    variant = runtimes[i]
-                    break
+        variant = self.endpoints[self.container_endpoint].pick()
         vstats = variant.stats
         vstats.requests += 1
         fault = variant.fault(_monotonic() - self.stats.reset_at)
