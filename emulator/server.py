@@ -19,6 +19,7 @@ import sys
 import time
 from collections import deque
 from email.utils import formatdate
+from random import random as _random
 from urllib.parse import unquote
 
 import httptools
@@ -26,7 +27,7 @@ from smload import errors
 
 from . import sigv4, wire
 from .capacity import DROP, EndpointRuntime, VariantRuntime
-from .config import Config, ErrorSpec
+from .config import STREAM_ERRORS, Config, ErrorSpec
 from .stats import DROPPED, UNKNOWN, Stats
 
 MAX_BODY = 6 * 1024 * 1024  # BodyBlob's max in the service model: 6 MiB
@@ -68,7 +69,7 @@ class Job:
         self.req = req
         self.variant = variant
         self.vstats = vstats
-        self.fault = fault  # None, or the ModelError this request ends in
+        self.fault = fault  # None, the ModelError this request ends in, or the error its stream breaks with
         self.stream = stream
         self.container = container  # the container API: plain HTTP errors, no AWS shapes
         self.started = 0.0  # nominal: when its slot became free (or it arrived, if one was free)
@@ -444,6 +445,12 @@ class App:
         body, content_type = self.response_body(variant, req)
         config = variant.config.stream
         parts = [wire.payload_part(p) for p in wire.split_parts(body, config.parts)]
+        broken = None
+        if config.error_rate and _random() < config.error_rate:  # the stream breaks halfway
+            broken = config.error
+            parts = parts[:len(parts) // 2] + [wire.stream_error(broken, "The model failed while streaming its "
+                                                                         "response (fault injected by the emulator).",
+                                                                 "ModelStreamError" if broken == "ModelStreamError" else None)]
         extra = (variant.name_header + b"X-Amzn-SageMaker-Content-Type: " + content_type + b"\r\n"
                  + b"Transfer-Encoding: chunked\r\n")
         custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
@@ -453,6 +460,7 @@ class App:
             _status_line(200), self.date, self.request_id(), extra, b"" if req.keep_alive else b"Connection: close\r\n")
         if not job.conn.closed:
             job.conn.transport.write(head)
+        job.fault = broken
         job.timer = (parts, 0, config.part_delay_ms / 1000.0, job.due)
         self.stream_next(job)
 
@@ -469,7 +477,10 @@ class App:
             return
         job.vstats.in_flight -= 1
         self.release(job.variant, due)
-        self.account_ok(job)
+        if job.fault is None:
+            self.account_ok(job)
+        else:  # HTTP said 200, but the client raises the stream's error event
+            job.vstats.answered("200", STREAM_ERRORS[job.fault], _monotonic() - job.req.received)
         conn.send(b"0\r\n\r\n", job.req.keep_alive)
 
     # --- failures
