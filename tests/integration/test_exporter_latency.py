@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import BIN, REPO, aws_env, free_port, http_get, http_post, locust_cmd, run_locust, wait_until
+from support import REPO, aws_env, free_port, http_get, http_post, locust_cmd, run_locust, wait_until
 
 from smload.histogram import Histogram
 
@@ -128,8 +128,8 @@ def test_two_tests_and_a_stats_reset_in_one_master(procs, tmp_path):
         wait_until(lambda: total(views()["test"]) > 300, 30, f"test {test} to record 300 requests")
         if test == 1:
             assert http_post(f"{web}/stats/reset")[0] == 200
-            before_reset = total(views()["lifetime"])
-            wait_until(lambda: total(views()["test"]) > before_reset + 100, 30, "requests after the reset")
+            after_reset = total(views()["lifetime"]) + 100
+            wait_until(lambda: total(views()["test"]) > after_reset, 30, "requests after the reset")  # noqa: B023
         assert http_post(f"{web}/stop")[0] == 200
         wait_until(lambda: views()["state"] == "stopped", 30, f"test {test} to stop")
         seen.append(views())

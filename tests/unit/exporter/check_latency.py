@@ -2,8 +2,8 @@
 
 import pytest
 from locust import User
-from locust.event import Events
 from locust.env import Environment
+from locust.event import Events
 from locust.rpc.protocol import Message
 from support import free_port
 
