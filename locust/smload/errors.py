@@ -120,7 +120,8 @@ def classify(exc: BaseException | str | None) -> str:
         return TIMEOUT
     if any(name in _CONNECTION_CLASSES for name in names):
         return CONNECTION_ERROR
-    return OTHER
+    text = str(exc).strip()  # e.g. Exception("ThrottlingException") raised by a custom locustfile
+    return text if _known(text) else OTHER
 
 
 # Class names (anywhere in an exception's MRO) of transport failures: builtins (OSError covers

@@ -2,7 +2,6 @@
 lands in the closed set, and the failure exception reads exactly as its type in Locust's table."""
 
 import pickle
-import socket
 import ssl
 
 import botocore.exceptions as bx
@@ -38,7 +37,7 @@ def client_error(code, status, **extra):
     (bx.ConnectTimeoutError(endpoint_url="http://x"), "Timeout"),
     (bx.EndpointConnectionError(endpoint_url="http://x"), "ConnectionError"),
     (bx.ConnectionClosedError(endpoint_url="http://x"), "ConnectionError"),
-    (socket.timeout("timed out"), "Timeout"),
+    (TimeoutError("timed out"), "Timeout"),
     (gevent.Timeout(1), "Timeout"),
     (ConnectionRefusedError(111, "refused"), "ConnectionError"),
     (ConnectionResetError(104, "reset"), "ConnectionError"),
@@ -50,6 +49,7 @@ def client_error(code, status, **extra):
     ("HTTPError(418)", "HTTPError(418)"),
     ("something else", errors.OTHER),
     (ValueError("custom check"), errors.OTHER),
+    (Exception("ThrottlingException"), "ThrottlingException"),
 ])
 def test_classify(exc, expected):
     assert classify(exc) == expected
