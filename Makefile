@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean helm-dashboards
+.PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,10 +72,15 @@ bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core 
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
 
+clean: ## Remove the virtual environment, tools and caches
+	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
+
+# ---- Helm chart (README "Kubernetes (Helm)") --------------------------------------------------
+.PHONY: helm-dashboards helm-docs
 helm-dashboards: ## Copy the Grafana dashboards (docker/grafana/dashboards, the one source) into the Helm chart
 	rm -f helm/sagemaker-loadtest/dashboards/*.json
 	mkdir -p helm/sagemaker-loadtest/dashboards
 	cp docker/grafana/dashboards/*.json helm/sagemaker-loadtest/dashboards/
 
-clean: ## Remove the virtual environment, tools and caches
-	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
+helm-docs: venv ## Regenerate the Helm chart's values table (helm/sagemaker-loadtest/README.md) from its schema
+	$(BIN)/python scripts/helm_values_table.py

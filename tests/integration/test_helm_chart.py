@@ -14,8 +14,10 @@ import pytest
 from helmchart import (
     FULLNAME,
     MASTER,
+    MATRIX,
     NAMESPACE,
     RELEASE,
+    ROLE_ARN,
     WORKER,
     container,
     env,
@@ -29,51 +31,6 @@ from helmchart import (
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 
 K8S_VERSIONS = ["1.29.0", latest_version()]
-ROLE_ARN = "arn:aws:iam::123456789012:role/loadtest"
-
-# The values matrix of the issue, and the other features, each on its own.
-MATRIX = {
-    "defaults": {},
-    "hpa": {"worker": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 30}}},
-    "job": {"mode": "job", "locust": {"runTime": "10m", "users": 200, "spawnRate": 20, "checks": ["p95 < 250ms"]}, "worker": {"replicas": 4}},
-    "job-persistence": {"mode": "job", "locust": {"runTime": "90s"}, "reports": {"persistence": {"enabled": True, "storageClass": "gp3"}},
-                        "job": {"ttlSecondsAfterFinished": 3600, "activeDeadlineSeconds": 1800}},
-    "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}}},
-    "irsa": {"serviceAccount": {"roleArn": ROLE_ARN}},
-    "pod-identity": {"serviceAccount": {"name": "loadtest-runner"}},
-    "existing-secret": {"aws": {"existingSecret": "aws-credentials"}, "serviceAccount": {"create": False}},
-    "locustfile-configmap": {"locustfile": {"existingConfigMap": "my-locustfile"}},
-    "locustfile-content": {"locustfile": {"content": "from smload import SageMakerUser\n\nclass U(SageMakerUser):\n    pass\n"}},
-    "networkpolicy": {"networkPolicy": {"enabled": True, "webFrom": [{"podSelector": {"matchLabels": {"app": "ingress"}}}]}},
-    "ingress": {"ingress": {"enabled": True, "className": "nginx", "host": "loadtest.example.com", "basicAuthSecret": "loadtest-htpasswd",
-                            "tls": [{"hosts": ["loadtest.example.com"], "secretName": "loadtest-tls"}]}},
-    "payload-files": {"payload": {"files": {"request.json": '{"inputs": "hello"}'}, "binaryFiles": {"cat.jpg": "/9j/4AAQSkZJRg=="}},
-                      "request": {"contentType": "application/x-image"}},
-    "payload-configmap": {"payload": {"existingConfigMap": "my-payloads", "order": "round-robin", "seed": 42, "file": "bodies.jsonl"}},
-    "payload-example": {"payload": {"example": "rows.csv"}, "request": {"contentType": "text/csv"}},
-    "dashboards": {"metrics": {"grafanaDashboards": {"enabled": True, "namespace": "monitoring"}}},
-    "rbac": {"rbac": {"create": True, "subjects": [{"kind": "Group", "name": "loadtesters", "apiGroup": "rbac.authorization.k8s.io"}]}},
-    "web-login": {"web": {"login": True}, "master": {"podDisruptionBudget": {"enabled": True}}},
-    "everything": {
-        "endpoint": {"url": "https://runtime.sagemaker.us-east-1.amazonaws.com", "targetVariant": "variant-b", "customAttributes": "a=b"},
-        "request": {"timeout": 30, "connectTimeout": 2.5, "client": "boto3", "stream": True, "roleArn": ROLE_ARN, "accept": "application/json"},
-        "image": {"repository": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sagemaker-loadtest", "tag": "1.2.3"},
-        "imagePullSecrets": [{"name": "regcred"}],
-        "locust": {"runTime": "30m", "checks": ["p99 < 1s", "error_rate < 1%"], "extraArgs": ["--loglevel", "DEBUG"], "stopTimeout": 5},
-        "master": {"nodeSelector": {"pool": "loadtest"}, "tolerations": [{"key": "loadtest", "operator": "Exists", "effect": "NoSchedule"}],
-                   "priorityClassName": "high", "extraEnv": [{"name": "TZ", "value": "UTC"}]},
-        "worker": {"replicas": 8, "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
-                                                "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "worker"}}}}]}},
-                   "extraArgs": ["--loglevel", "DEBUG"]},
-        "metrics": {"serviceMonitor": {"enabled": True}, "grafanaDashboards": {"enabled": True}},
-        "networkPolicy": {"enabled": True},
-        "ingress": {"enabled": True, "host": "lt.example.com"},
-        "service": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}},
-    },
-}
-
-
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
     return {case: render(values) for case, values in MATRIX.items()}

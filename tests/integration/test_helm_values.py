@@ -4,8 +4,14 @@ schema can say, the chart's own ``fail`` for the rest (mutually exclusive source
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
-from helmchart import render, render_error
+import yaml
+from helmchart import CHART, render, render_error
+from support import REPO
 
 SCHEMA_HEADER = "values don't meet the specifications of the schema"
 
@@ -76,3 +82,26 @@ def test_chart_rejects(case):
 def test_no_endpoint_is_fine_with_a_custom_locustfile():
     objects = render({"endpoint": {"name": ""}, "locustfile": {"existingConfigMap": "mine"}})
     assert any(o["kind"] == "Deployment" for o in objects)
+
+
+def test_values_reference_is_up_to_date_and_complete():
+    """helm/sagemaker-loadtest/README.md's table is generated from the schema (make helm-docs)."""
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "helm_values_table.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    sys.path.insert(0, str(REPO / "scripts"))
+    import helm_values_table
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    rows = helm_values_table.rows(schema, values)
+    assert [key for key, _, _, description in rows if not description] == []
+    documented = {key for key, *_ in rows}
+
+    def leaves(node, path):
+        if isinstance(node, dict) and node and ".".join(path) not in documented:
+            for key, child in node.items():
+                yield from leaves(child, [*path, key])
+        else:
+            yield ".".join(path)
+
+    assert set(leaves(values, [])) <= documented

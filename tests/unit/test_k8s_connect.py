@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from smload.k8s.connect import connect, kubeconfig_path
 from smload.usage import UsageError
 
