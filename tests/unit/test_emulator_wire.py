@@ -6,7 +6,6 @@ import json
 
 import pytest
 from botocore.eventstream import EventStreamBuffer
-
 from smload.emulator import wire
 from smload.emulator.server import json_body
 
