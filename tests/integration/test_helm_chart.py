@@ -150,7 +150,7 @@ def test_defaults(rendered):
     assert menv["LOCUST_PAYLOAD"] == "/opt/smload/payloads/small.json"  # an example of the image (--payload is required)
     assert "LOCUST_CONTENT_TYPE" not in menv  # the load generator takes it from the file's extension
     # Web UI mode: the test starts from the UI or `smload k8s run`, not when N workers are there.
-    for headless_only in ("LOCUST_EXPECT_WORKERS", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_HTML"):
+    for headless_only in ("LOCUST_EXPECT_WORKERS", "LOCUST_HEADLESS", "LOCUST_RUN_TIME", "LOCUST_HTML", "LOCUST_REPORT"):
         assert headless_only not in menv
     assert {p["name"]: p["containerPort"] for p in m["ports"]} == {"web": 8089, "master": 5557, "metrics": 9646}
     assert m["readinessProbe"]["httpGet"] == {"path": "/", "port": "web"}
@@ -201,9 +201,11 @@ def test_job_mode(rendered):
     assert menv["LOCUST_EXPECT_WORKERS"] == "4"
     assert menv["LOCUST_EXPECT_WORKERS_MAX_WAIT"] == "300"
     assert (menv["LOCUST_RUN_TIME"], menv["LOCUST_USERS"], menv["LOCUST_SPAWN_RATE"]) == ("10m", "200", "20")
-    assert (menv["LOCUST_HTML"], menv["LOCUST_CSV"]) == ("/var/lib/smload/report.html", "/var/lib/smload/report")
+    assert menv["LOCUST_REPORT"] == "/var/lib/smload"  # smload's report.html and report.json
+    assert (menv["LOCUST_HTML"], menv["LOCUST_CSV"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust")
+    assert menv["LOCUST_CHECK"] == "p95 < 250ms"
     assert m["args"] == ["--enable-rebalancing", "--metrics-host", "0.0.0.0", "--metrics-port", "9646",
-                         "--json-file", "/var/lib/smload/report.json", "--check", "p95 < 250ms"]
+                         "--json-file", "/var/lib/smload/locust.json"]
     assert "livenessProbe" not in m and m["readinessProbe"]["tcpSocket"] == {"port": "master"}
     assert "web" not in {p["name"] for p in m["ports"]}
     volumes = {v["name"]: v for v in pod_spec(master)["volumes"]}
@@ -377,7 +379,8 @@ def test_everything(rendered):
     assert (menv["LOCUST_REQUEST_TIMEOUT"], menv["LOCUST_CONNECT_TIMEOUT"], menv["LOCUST_CLIENT"]) == ("30", "2.5", "boto3")
     assert (menv["LOCUST_STREAM"], menv["LOCUST_ROLE_ARN"], menv["LOCUST_STOP_TIMEOUT"]) == ("true", ROLE_ARN, "5")
     assert menv["LOCUST_RUN_TIME"] == "30m" and menv["TZ"] == "UTC"
-    assert m["args"][-6:] == ["--check", "p99 < 1s", "--check", "error_rate < 1%", "--loglevel", "DEBUG"]
+    assert menv["LOCUST_CHECK"] == "p99 < 1s; error_rate < 1%"
+    assert m["args"][-2:] == ["--loglevel", "DEBUG"]
     assert w["args"] == ["--loglevel", "DEBUG"]
     assert pod_spec(master)["nodeSelector"] == {"pool": "loadtest"} and "nodeSelector" not in pod_spec(worker)
     assert pod_spec(master)["priorityClassName"] == "high"

@@ -74,12 +74,14 @@ def test_values_land_on_their_options(rendered_containers):
     assert (m["request_timeout"], m["connect_timeout"], m["client"], m["stream"]) == (30.0, 2.5, "boto3", True)
     assert m["role_arn"] == "arn:aws:iam::123456789012:role/loadtest"
     assert m["payload"] == "/opt/smload/payloads/small.json"
-    assert m["check"] == ["p99 < 1s", "error_rate < 1%"]
+    assert m["check"] == "p99 < 1s; error_rate < 1%"  # the checks split it at ';'
+
     assert m["loglevel"] == "DEBUG"
 
     assert (w["worker"], w["master"], w["master_host"], w["master_port"]) == (True, False, MASTER, 5557)
     assert w["endpoint_name"] is None  # the master sends the test's options with every spawn message
 
     assert (jm["headless"], jm["expect_workers"], jm["expect_workers_max_wait"], jm["run_time"]) == (True, 4, 300, "10m")
-    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/report.html", "/var/lib/smload/report", "/var/lib/smload/report.json")
+    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust.json")
+    assert jm["report"] == "/var/lib/smload"
     assert jw["worker"] is True and jw["master_host"] == MASTER
