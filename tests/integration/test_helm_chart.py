@@ -313,6 +313,20 @@ def test_pods_roll_when_what_they_mount_changes():
         assert locustfile_changed[role]["checksum/payloads"] == before[role]["checksum/payloads"]
 
 
+def test_workers_restart_with_the_master():
+    """A restarted master ignores the old workers' heartbeats (locust/runners.py: "unknown worker") until
+    they give up after 60 s; so a change to the master's pod (test settings) restarts the workers too."""
+    def annotations(values):
+        objects = render(values)
+        return [find(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"] for name in (MASTER, WORKER)]
+
+    _, worker = annotations({})
+    _, worker_after = annotations({"locust": {"users": 50}})
+    assert worker_after["checksum/master"] != worker["checksum/master"]
+    _, worker_scaled = annotations({"worker": {"replicas": 7}})
+    assert worker_scaled["checksum/master"] == worker["checksum/master"]  # scaling the workers touches no one
+
+
 def test_network_policy(rendered):
     objects = rendered["networkpolicy"]
     master_policy = find(objects, "NetworkPolicy", MASTER)
