@@ -78,7 +78,7 @@ def test_job_mode(standin, tmp_path):
 
 def test_master_not_answering(standin, tmp_path):
     """The Service has no ready endpoint (the stand-in has no backend): the API server answers 503."""
-    fails(smload_k8s(standin.kubeconfig_path, tmp_path, "status", "--release", RELEASE), 2,
+    fails(smload_k8s(standin.kubeconfig_path, tmp_path, "status", "--release", RELEASE), 1,
           f"the master of '{RELEASE}' does not answer (is its pod ready?")
 
 

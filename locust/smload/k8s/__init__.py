@@ -18,7 +18,7 @@ from pathlib import Path
 from ..usage import EXIT_USAGE, UsageError
 from .api import Api, ApiError
 from .connect import connect
-from .master import RUNNING_STATES, Master, aggregated, connected_workers
+from .master import RUNNING_STATES, Master, MasterUnavailable, aggregated, connected_workers
 from .release import Release, ReleaseError, find_release
 
 EXIT_FAILED = 1
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(error), EXIT_USAGE)
     except ReleaseError as error:
         return _error(str(error), EXIT_USAGE)
+    except MasterUnavailable as error:
+        return _error(str(error), EXIT_FAILED)
     except ApiError as error:
         hint = " (allowed by the chart's rbac.create=true and rbac.subjects)" if error.status == 403 else ""
         return _error(f"Kubernetes API: {error}{hint}", EXIT_FAILED)

@@ -11,6 +11,10 @@ from .release import Release, ReleaseError
 RUNNING_STATES = ("spawning", "running")
 
 
+class MasterUnavailable(Exception):
+    """The master could not be asked (not ready, not allowed, an error): the cluster's doing, exit 1."""
+
+
 class Master:
     def __init__(self, api: Api, release: Release):
         self.api = api
@@ -25,13 +29,13 @@ class Master:
         if status in (301, 302, 303) or (status == 200 and accept == "application/json" and body.lstrip()[:1] == b"<"):
             raise ReleaseError("the master's web UI asks for a login (web.login): smload k8s needs it without")
         if status == 503:
-            raise ReleaseError(f"the master of {self.release.name!r} does not answer (is its pod ready? kubectl -n "
+            raise MasterUnavailable(f"the master of {self.release.name!r} does not answer (is its pod ready? kubectl -n "
                                f"{self.release.namespace} get pods -l app.kubernetes.io/instance={self.release.name})")
         if status == 403:
-            raise ReleaseError(f"not allowed to reach the master through the API server ({body[:200].decode(errors='replace')}): "
+            raise MasterUnavailable(f"not allowed to reach the master through the API server ({body[:200].decode(errors='replace')}): "
                                "install the chart with rbac.create=true and rbac.subjects naming you")
         if not 200 <= status < 300:
-            raise ReleaseError(f"{method} {path} on the master answered {status}: {body[:200].decode(errors='replace')}")
+            raise MasterUnavailable(f"{method} {path} on the master answered {status}: {body[:200].decode(errors='replace')}")
         return body
 
     def stats(self) -> dict:
