@@ -27,6 +27,7 @@ from helmchart import (
     notes,
     pod_spec,
     render,
+    template,
 )
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 
@@ -43,11 +44,17 @@ def test_lint_strict(case):
     assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
 
 
+@pytest.fixture(scope="module")
+def rendered_for() -> dict[tuple[str, str], list[dict]]:
+    """Rendered for each Kubernetes version (helm template --kube-version: Chart.yaml's kubeVersion holds)."""
+    return {(case, version): render(values, "--kube-version", version) for case, values in MATRIX.items() for version in K8S_VERSIONS}
+
+
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("case", MATRIX)
-def test_every_object_validates_strictly(rendered, case, version):
+def test_every_object_validates_strictly(rendered_for, case, version):
     unvalidated = []
-    for obj in rendered[case]:
+    for obj in rendered_for[(case, version)]:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except SchemaNotFoundError:
@@ -434,3 +441,9 @@ def test_notes_tell_how_to_use_it():
     text = notes({"mode": "job", "locust": {"runTime": "5m"}, "reports": {"persistence": {"enabled": True}}})
     assert f"cp {RELEASE}-reports:/var/lib/smload ./reports" in text
     assert f"kubectl -n {NAMESPACE} get hpa {WORKER}" in notes({"worker": {"autoscaling": {"enabled": True}}})
+
+
+def test_kubernetes_older_than_1_29_is_refused():
+    """Chart.yaml's kubeVersion: the oldest version the objects are validated against."""
+    result = template({}, "--kube-version", "1.28.0", check=False)
+    assert result.returncode != 0 and "chart requires kubeVersion: >=1.29.0-0" in result.stderr
