@@ -22,7 +22,7 @@ def release(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("k8s")
     procs = Procs(tmp)
     try:
-        deployed = deploy(procs, tmp, workers=1)
+        deployed = deploy(procs, tmp, workers=1, values={"locust": {"users": 4, "spawnRate": 4, "checks": ["error_rate<1%", "p99<10s"]}})
         yield deployed
         deployed.standin.stop()
     finally:
@@ -97,6 +97,24 @@ def test_run_a_test(release, tmp_path):
     done = re.search(r"^done: (\d+) requests, (\d+) failed; report (.+)$", result.stdout, re.MULTILINE)
     assert done and int(done[1]) > 0 and done[2] == "0" and done[3] == str(report)
     assert int(done[1]) == release.emulator.stats()["requests"] == release.stats()["stats"][-1]["num_requests"]
+    # The release's checks (locust.checks), evaluated by the master on the merged results.
+    assert result.stdout.rstrip().endswith("2 of 2 checks passed"), result.stdout
+    (checks,) = release.standin.requests("GET", contains="/proxy/smload/checks")
+    assert checks.query["check"] == ["error_rate<1%", "p99<10s"]
+
+
+def test_run_with_a_failing_check_exits_3(release, tmp_path):
+    result = release.smload_k8s("run", "--release", RELEASE, "--run-time", "3s", "--interval", "1", "--check", "rps>=1000000",
+                                "--report", str(tmp_path / "r.html"))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert re.search(r"^rps >= 1000000/s +[\d.]+/s +FAIL$", result.stdout, re.MULTILINE), result.stdout
+    assert "0 of 1 checks passed, 1 failed" in result.stdout
+
+
+def test_run_refuses_a_bad_check_before_any_load(release):
+    result = release.smload_k8s("run", "--release", RELEASE, "--run-time", "3s", "--check", "p95<300")
+    assert result.returncode == 2 and result.stderr.startswith("smload k8s: error: --check: 'p95<300'"), result.stderr
+    assert release.standin.requests("POST") == [] and release.standin.requests(contains="/proxy/") == []
 
 
 def test_stop_a_running_test(release):
@@ -136,16 +154,19 @@ def test_run_needs_workers(release):
 
 
 def test_run_with_failed_requests_exits_1(tmp_path):
-    """Every request fails (ModelError): the run says so and exits 1, like a headless Locust run."""
+    """Every request fails (ModelError): without checks the run exits 1, like a headless Locust run."""
     procs = Procs(tmp_path)
     try:
         failing = deploy(procs, tmp_path, workers=1, variant="name=variant-a,weight=1,instances=1,concurrency=4,latency_ms=5,ModelError=1.0",
                          values={"locust": {"users": 2, "spawnRate": 2, "runTime": "3s"}})
         result = failing.smload_k8s("run", "--release", RELEASE, "--interval", "1")  # users, rate and time: the release's
-        failing.standin.stop()
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stdout.startswith("started: 2 users at 2/s for 3s on 1 workers\n")
         done = re.search(r"^done: (\d+) requests, (\d+) failed", result.stdout, re.MULTILINE)
         assert done and done[1] == done[2] and int(done[1]) == failing.emulator.stats()["requests"] > 0
+        # With checks, the checks alone say what is acceptable (as in a headless run).
+        result = failing.smload_k8s("run", "--release", RELEASE, "--interval", "1", "--check", "error_rate<=100%")
+        assert result.returncode == 0 and "1 of 1 checks passed" in result.stdout, result.stdout + result.stderr
+        failing.standin.stop()
     finally:
         procs.stop_all()

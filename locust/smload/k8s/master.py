@@ -4,6 +4,7 @@ the master Service: no port-forward, and the same RBAC as everything else."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from .api import Api, service_proxy_path
 from .release import Release, ReleaseError
@@ -51,6 +52,16 @@ class Master:
 
     def stop(self) -> None:
         self._call("POST", "stop")
+
+    def checks(self, expressions: list[str]) -> dict:
+        """The checks evaluated by the master on the test that just ran (smload.web_checks)."""
+        try:
+            return json.loads(self._call("GET", "smload/checks?" + urlencode([("check", e) for e in expressions])))
+        except MasterUnavailable as error:
+            if " answered 404" in str(error):
+                raise MasterUnavailable("the master does not evaluate checks (/smload/checks): its locustfile does not "
+                                        "load smload (from smload import SageMakerUser does)") from None
+            raise
 
     def report(self) -> bytes:
         """The HTML report of the current (or last) test, without the web UI's download link."""
