@@ -20,6 +20,7 @@ Import it at module level (before Locust fires ``init``), never lazily inside a 
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class LatencyPlumbing:
         self.pending: dict[Key, Series] = {}  # recorded here, not yet sent or folded in
         self.lifetime: dict[Key, Series] = {}
         self.test: dict[Key, Series] = {}
+        self.test_started_at: float | None = None  # unix time of the current test's test_start
         self.reports = 0  # worker reports merged (master)
 
     # --- every runner -------------------------------------------------------------------------
@@ -150,6 +152,7 @@ class LatencyPlumbing:
             return  # a worker keeps its pending data: it belongs to the lifetime counters
         self.fold_pending()  # requests fired before the start belong to the test before
         self.test = {}
+        self.test_started_at = time.time()
 
 
 _plumbing: weakref.WeakKeyDictionary[Environment, LatencyPlumbing] = weakref.WeakKeyDictionary()
@@ -209,6 +212,11 @@ def test_histograms(environment: Environment) -> dict[Key, Histogram]:
     return {key: series.histogram.copy() for key, series in test_series(environment).items()}
 
 
+def test_start_time(environment: Environment) -> float | None:
+    """Unix time at which the current test started; None before the first test."""
+    return _aggregating(environment).test_started_at
+
+
 def test_failures(environment: Environment) -> dict[Key, dict[str, int]]:
     """Failures per ``(request_type, name)`` and error type (``ModelError(500)``, ``Timeout``, ...)
     since the current test started. Use :func:`smload.errors.base_type` to group by type."""
@@ -216,4 +224,5 @@ def test_failures(environment: Environment) -> dict[Key, dict[str, int]]:
 
 
 # pytest would collect these as tests wherever a test module imports them by name.
-test_series.__test__ = test_histograms.__test__ = test_failures.__test__ = False  # type: ignore[attr-defined]
+for _view in (test_series, test_histograms, test_failures, test_start_time):
+    _view.__test__ = False  # type: ignore[attr-defined]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,3 +235,65 @@ def runtime_client(endpoint_url: str, **kwargs: Any):
     }
     options.update(kwargs)
     return boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, **options)
+
+
+@dataclass
+class Prometheus:
+    """A real Prometheus server (Debian's ``prometheus``) started by a test, scraping our targets."""
+
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """An instant query; the result vector (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+        status, body = http_get(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}")
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", f"{expr}: {body[:500]!r}"
+        return answer["data"]["result"]
+
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        """The single value of a query that returns one series, None when it returns none."""
+        result = self.query(expr, at)
+        assert len(result) <= 1, f"{expr}: {len(result)} series, expected one"
+        return float(result[0]["value"][1]) if result else None
+
+    def targets_up(self) -> bool:
+        status, body = http_get(f"{self.url}/api/v1/targets")
+        active = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+        return bool(active) and all(t["health"] == "up" for t in active)
+
+
+def prometheus_config(jobs: dict[str, str], scrape_interval: str = "1s") -> str:
+    """A prometheus.yml scraping each ``job: host:port`` at ``scrape_interval``."""
+    lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}",
+             "scrape_configs:"]
+    for job, target in jobs.items():
+        lines += [f"  - job_name: {job}", f"    static_configs: [{{targets: ['{target}']}}]"]
+    return "\n".join(lines) + "\n"
+
+
+def start_prometheus(procs: Procs, config: str, timeout: float = 30.0) -> Prometheus:
+    """``prometheus`` on 127.0.0.1 with ``config`` (YAML text) and its data in the test's tmp dir;
+    returns once it answers. A missing binary is a failure that says how to install it."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not installed: run `make tools` (Debian: apt-get install prometheus)"
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=procs.log_dir))
+    (workdir / "prometheus.yml").write_text(config)
+    proc = procs.start("prometheus", [binary, f"--config.file={workdir / 'prometheus.yml'}",
+                                      f"--storage.tsdb.path={workdir / 'data'}",
+                                      f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"])
+    prometheus = Prometheus(proc, port)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"prometheus exited with {proc.popen.returncode}:\n{proc.log()}")
+        return answers(f"{prometheus.url}/-/ready")
+
+    wait_until(ready, timeout, "prometheus to be ready")
+    return prometheus
