@@ -23,8 +23,7 @@ from .buckets import LE_LABELS, cumulative_counts
 from .latency import Key, Series
 
 OVERFLOW_NAME = "(other)"
-OTHER_ERROR = getattr(errors, "OTHER", "Other")
-ERROR_LABELS = (*errors.ERROR_TYPES, OTHER_ERROR)
+ERROR_LABELS = (*errors.ERROR_TYPES, errors.OTHER)
 DEFAULT_MAX_NAMES = 50
 
 _HEADERS = {
@@ -51,7 +50,7 @@ def label_value(value: str) -> str:
 def error_label(error: str) -> str:
     """``ModelError(500)`` -> ``ModelError``; anything outside the closed set -> ``Other``."""
     base = errors.base_type(error)
-    return base if base in ERROR_LABELS else OTHER_ERROR
+    return base if base in ERROR_LABELS else errors.OTHER
 
 
 def _header(family: str) -> str:

@@ -29,20 +29,12 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from smload import errors
+from smload.errors import classify
 from smload.histogram import Histogram
 
 Key = tuple[str, str]  # (request_type, name)
 
 REPORT_FIELD = "smload_latency"  # our field in Locust's worker report (a msgpack-friendly list)
-
-
-def _classify_fallback(exception: BaseException | str) -> str:
-    return str(exception)
-
-
-# The core's smload.errors.classify maps any exception to the closed set of error types.
-classify = getattr(errors, "classify", _classify_fallback)
 
 
 @dataclass
@@ -52,7 +44,7 @@ class Series:
     requests: int = 0  # every request, timed or not (Locust counts a None response time too)
     histogram: Histogram = field(default_factory=Histogram)  # ms, the timed requests
     response_bytes: int = 0
-    failures: dict[str, int] = field(default_factory=dict)  # error type as classified -> count
+    failures: dict[str, int] = field(default_factory=dict)  # smload.errors.classify(exception) -> count
 
     @property
     def failure_count(self) -> int:

@@ -81,7 +81,7 @@ def _on_init(environment: Environment, runner: Any = None, **_kwargs: Any) -> No
     if options.cloudwatch:
         from .cloudwatch import CloudWatchPoller
 
-        poller = CloudWatchPoller.from_options(options)
+        poller = CloudWatchPoller.from_options(options, environment)
         poller.start()
         collectors.append(poller)
     if options.metrics_port:

@@ -296,6 +296,14 @@ class Prometheus:
         assert status == 200 and answer["status"] == "success", f"{expr}: {body[:500]!r}"
         return answer["data"]["result"]
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """A range query; the result matrix (``[{"metric": {...}, "values": [[t, "v"], ...]}, ...]``)."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        status, body = http_get(f"{self.url}/api/v1/query_range?{urllib.parse.urlencode(params)}")
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", f"{expr}: {body[:500]!r}"
+        return answer["data"]["result"]
+
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The single value of a query that returns one series, None when it returns none."""
         result = self.query(expr, at)
