@@ -14,6 +14,7 @@ whether the last poll worked. Credentials, region and ``--role-arn`` are the loa
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,6 +80,22 @@ HELP = {
 Sample = tuple[str, dict[str, str], float]  # family, labels, value
 
 
+def describe(err: Exception) -> tuple[str, str]:
+    """An AWS error as (kind, one line): botocore's error code and message; from a body it could not
+    parse (an HTML page, another protocol's XML) the code and message found in it, else its text."""
+    response = getattr(err, "response", None)  # botocore's ClientError
+    if not isinstance(response, dict):
+        return type(err).__name__, (str(err).splitlines() or [""])[0][:300]
+    error = response.get("Error", {})
+    kind, message = str(error.get("Code") or type(err).__name__), str(error.get("Message") or err)
+    if "<" in message:
+        code = re.search(r"<Code>([^<]+)</Code>", message)
+        text = re.search(r"<Message>([^<]+)</Message>", message)
+        kind = code.group(1) if code else kind
+        message = text.group(1) if text else " ".join(re.sub(r"<[^>]+>", " ", message).split())
+    return kind, message[:300].rstrip(".")
+
+
 class CloudWatchPoller(Collector):
     """Polls in a greenlet of the master; :meth:`collect` exports the last poll's values."""
 
@@ -131,47 +148,44 @@ class CloudWatchPoller(Collector):
     def poll(self, now: datetime | None = None) -> None:
         """One round: never raises; what failed is logged (once) and left without series."""
         self.polls += 1
-        try:
-            if self._clients is None:
-                self._clients = self._make_clients()
-        except Exception as err:  # noqa: BLE001 - no credentials, no region, ...: say so, keep the test going
-            self._failed("setup", err)
+        clients = self._clients = self._clients or self._call("setup", self._make_clients)
+        if clients is None:  # no credentials, no region, ...: said so; the test goes on
             self.samples, self.up = [], 0
             return
-        sagemaker, cloudwatch = self._clients
-        samples: list[Sample] = []
-        ok = True
-        variants = set(self.known_variants())
-        try:
-            described = sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
-            self._worked("DescribeEndpoint")
-            for variant in described.get("ProductionVariants", []):
-                variants.add(variant["VariantName"])
-                if "CurrentInstanceCount" in variant:  # serverless variants have none
-                    samples.append(("sagemaker_instances", self._labels(variant["VariantName"]),
-                                    float(variant["CurrentInstanceCount"])))
-        except Exception as err:  # noqa: BLE001
-            ok = False
-            self._failed("DescribeEndpoint", err)
+        sagemaker, cloudwatch = clients
         now = now or datetime.now(UTC)
-        if variants:
-            try:
-                samples += self._metric_data(cloudwatch, sorted(variants), STATISTICS, now)
-                self._worked("GetMetricData")
-            except Exception as err:  # noqa: BLE001
-                ok = False
-                self._failed("GetMetricData", err)
-            try:  # p99 "where available": a failure here loses the p99 series only
-                samples += self._metric_data(cloudwatch, sorted(variants), PERCENTILES, now)
-                self._worked("GetMetricData (percentiles)")
-            except Exception as err:  # noqa: BLE001
-                self._failed("GetMetricData (percentiles)", err)
-        self.samples, self.up = samples, int(ok)
+        samples: list[Sample] = []
+        variants = set(self.known_variants())
+        described = self._call("DescribeEndpoint", lambda: sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+        for variant in (described or {}).get("ProductionVariants", []):
+            variants.add(variant["VariantName"])
+            if "CurrentInstanceCount" in variant:  # serverless variants have none
+                samples.append(("sagemaker_instances", self._labels(variant["VariantName"]),
+                                float(variant["CurrentInstanceCount"])))
+        statistics = self._call("GetMetricData", lambda: self._metric_data(cloudwatch, sorted(variants), STATISTICS, now))
+        if statistics is not None:
+            samples += statistics
+            # p99 "where available": in a call of its own, whose failure loses the p99 series only
+            samples += self._call("GetMetricData (percentiles)",
+                                  lambda: self._metric_data(cloudwatch, sorted(variants), PERCENTILES, now)) or []
+        self.samples, self.up = samples, int(described is not None and statistics is not None)
+
+    def _call(self, operation: str, call: Callable[[], Any]) -> Any:
+        """``call()``, or None when it raised: logged once per kind of failure, and once when it works again."""
+        try:
+            result = call()
+        except Exception as err:  # noqa: BLE001 - whatever AWS or botocore raises, the load test goes on
+            self._failed(operation, err)
+            return None
+        self._worked(operation)
+        return result
 
     def _labels(self, variant: str) -> dict[str, str]:
         return {"endpoint": self.endpoint_name, "variant": variant}
 
     def _metric_data(self, cloudwatch: Any, variants: list[str], wanted_queries: list[Query], now: datetime) -> list[Sample]:
+        if not variants:
+            return []
         wanted: dict[str, tuple[Query, str]] = {}
         queries = []
         for v, variant in enumerate(variants):
@@ -202,17 +216,15 @@ class CloudWatchPoller(Collector):
 
     # --- errors: once per kind --------------------------------------------------------------------------
     def _failed(self, operation: str, err: Exception) -> None:
-        response = getattr(err, "response", None)  # botocore's ClientError
-        kind = (response.get("Error", {}).get("Code") if isinstance(response, dict) else None) or type(err).__name__
+        kind, message = describe(err)
         if self._failing.get(operation) == kind:
             return
         self._failing[operation] = kind
         need = "sagemaker:DescribeEndpoint" if operation == "DescribeEndpoint" else "cloudwatch:GetMetricData"
-        hint = f" (the poller needs {need})" if need and "denied" in f"{kind} {err}".lower() else ""
-        message = (str(err).splitlines() or [kind])[0][:300]
-        logger.error("CloudWatch poller: %s for endpoint %r failed: %s%s. The load test goes on; the sagemaker_* "
+        hint = f" (the poller needs {need})" if "denied" in f"{kind} {message}".lower() or "403" in kind else ""
+        logger.error("CloudWatch poller: %s for endpoint %r failed: %s: %s%s. The load test goes on; the sagemaker_* "
                      "metrics it feeds stay empty until it works (logged once).", operation, self.endpoint_name,
-                     message, hint)
+                     kind, message, hint)
 
     def _worked(self, operation: str) -> None:
         if self._failing.pop(operation, None) is not None:

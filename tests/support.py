@@ -345,3 +345,71 @@ def start_prometheus(procs: Procs, config: str, timeout: float = 30.0) -> Promet
 
     wait_until(ready, timeout, "prometheus to be ready")
     return prometheus
+
+
+@dataclass
+class Moto:
+    """moto in server mode on 127.0.0.1: a local emulation of AWS APIs (CloudWatch, the SageMaker
+    control plane, IAM), because no AWS account can be reached from here."""
+
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment that points botocore's CloudWatch and SageMaker clients at this moto."""
+        return {"AWS_ENDPOINT_URL_CLOUDWATCH": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url}
+
+    def client(self, service: str, key: str = TEST_ACCESS_KEY, secret: str = TEST_SECRET_KEY):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=secret)
+
+    def create_endpoint(self, name: str, instances: dict[str, int]) -> None:
+        sagemaker = self.client("sagemaker")
+        sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
+                               PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"})
+        sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[
+            {"VariantName": variant, "ModelName": f"{name}-model", "InitialInstanceCount": count,
+             "InstanceType": "ml.g4dn.xlarge", "InitialVariantWeight": 1.0} for variant, count in instances.items()])
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+
+    def put_metrics(self, endpoint: str, data: dict[str, list[tuple[str, str, str, list[float]]]]) -> None:
+        """``{variant: [(namespace, metric, unit, values), ...]}``, timestamped two minutes ago."""
+        import datetime
+
+        cloudwatch = self.client("cloudwatch")
+        at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
+        for variant, metrics in data.items():
+            dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+            for namespace, metric, unit, values in metrics:
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
+                    {"MetricName": metric, "Dimensions": dimensions, "Value": v, "Unit": unit, "Timestamp": at}
+                    for v in values])
+
+    def user_allowed(self, *actions: str) -> tuple[str, str]:
+        """An IAM user allowed ``actions`` only; its access key and secret."""
+        iam = self.client("iam")
+        name = f"user{len(iam.list_users()['Users'])}"
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def enforce_iam(self) -> None:
+        """From now on moto checks every request against IAM (its INITIAL_NO_AUTH_ACTION_COUNT = 0)."""
+        status, body = http_post(f"{self.url}/moto-api/reset-auth", b"0", {"Content-Type": "text/plain"})
+        assert status == 200, body
+
+
+def start_moto(procs: Procs, timeout: float = 30.0) -> Moto:
+    port = free_port()
+    proc = procs.start("moto", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)])
+    moto = Moto(proc, port)
+    wait_until(lambda: answers(f"{moto.url}/moto-api/"), timeout, "moto to answer")
+    return moto

@@ -24,24 +24,21 @@ from __future__ import annotations
 import math
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from dashboards import load, metric_names, queries, resolve_variables, substitute
 from prometheus_client.parser import text_string_to_metric_families
 from support import (
-    BIN,
     LOCUSTFILE,
     REPO,
     Procs,
-    answers,
     aws_env,
     free_port,
     http_get,
     locust_cmd,
     prometheus_config,
     start_emulator,
+    start_moto,
     start_prometheus,
     wait_until,
 )
@@ -88,46 +85,6 @@ CLOUDWATCH = {
 }
 
 
-class Moto:
-    """moto in server mode on 127.0.0.1: a local emulation of AWS APIs (no AWS account is reachable here)."""
-
-    def __init__(self, procs: Procs):
-        self.port = free_port()
-        self.proc = procs.start("moto", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(self.port)], env=aws_env())
-        wait_until(lambda: answers(f"{self.url}/moto-api/"), 30, "moto to answer")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL_CLOUDWATCH": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url}
-
-    def client(self, service: str, **credentials: str):
-        env = aws_env()
-        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id=credentials.get("key", env["AWS_ACCESS_KEY_ID"]),
-                            aws_secret_access_key=credentials.get("secret", env["AWS_SECRET_ACCESS_KEY"]))
-
-    def create_endpoint(self, name: str, instances: dict[str, int]) -> None:
-        sagemaker = self.client("sagemaker")
-        sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
-                               PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"})
-        sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[
-            {"VariantName": variant, "ModelName": f"{name}-model", "InitialInstanceCount": count,
-             "InstanceType": "ml.g4dn.xlarge", "InitialVariantWeight": 1.0} for variant, count in instances.items()])
-        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-
-    def put_metrics(self, endpoint: str, data: dict) -> None:
-        cloudwatch = self.client("cloudwatch")
-        at = datetime.now(UTC) - timedelta(minutes=2)
-        for variant, metrics in data.items():
-            dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
-            for namespace, metric, unit, values in metrics:
-                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
-                    {"MetricName": metric, "Dimensions": dimensions, "Value": v, "Unit": unit, "Timestamp": at} for v in values])
-
-
 def exposition(url: str) -> dict[str, float]:
     """Every sample of a /metrics page: ``name{sorted labels}`` -> value."""
     status, body = http_get(url)
@@ -150,7 +107,7 @@ def run(tmp_path_factory):
     procs = Procs(tmp)
     record: dict = {"tmp": tmp}
     try:
-        moto = Moto(procs)
+        moto = start_moto(procs)
         moto.create_endpoint("ab", {"variant-a": 2, "variant-b": 1})
         moto.put_metrics("ab", CLOUDWATCH)
         (tmp / "ab.yaml").write_text(EMULATOR_CONFIG)
