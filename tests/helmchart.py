@@ -61,7 +61,7 @@ MATRIX = {
             {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
                                                 "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "worker"}}}}]}},
                    "extraArgs": ["--loglevel", "DEBUG"]},
-        "metrics": {"serviceMonitor": {"enabled": True}, "grafanaDashboards": {"enabled": True}},
+        "metrics": {"serviceMonitor": {"enabled": True}, "grafanaDashboards": {"enabled": True}, "cloudwatch": {"enabled": True, "interval": 30}},
         "networkPolicy": {"enabled": True},
         "ingress": {"enabled": True, "host": "lt.example.com"},
         "service": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}},

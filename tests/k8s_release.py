@@ -92,10 +92,8 @@ def deploy(procs: Procs, tmp: Path, workers: int = 1, variant: str = "name=varia
     env = aws_env(**{e["name"]: e["value"] for e in container["env"] if "value" in e})
     # What differs from the pod: the example payload's path on this checkout, and 127.0.0.1 only.
     env.update(LOCUST_PAYLOAD=str(REPO / "locust" / "payloads" / "small.json"), LOCUST_WEB_HOST="127.0.0.1",
-               LOCUST_MASTER_BIND_HOST="127.0.0.1")
-    # The container's args, with the metrics server on 127.0.0.1 (the container test covers 0.0.0.0).
-    args = [a if a != "0.0.0.0" else "127.0.0.1" for a in container["args"]]
-    master = procs.start("master", locust_cmd(*args), env=env)
+               LOCUST_MASTER_BIND_HOST="127.0.0.1", LOCUST_METRICS_HOST="127.0.0.1")
+    master = procs.start("master", locust_cmd(*container["args"]), env=env)
     wait_until(lambda: answers(f"http://127.0.0.1:{web_port}/stats/requests") or not master.alive(), 60, "the master's web UI")
     assert master.alive(), master.log()
 

@@ -146,9 +146,10 @@ def test_defaults(rendered):
     m = container(master)
     assert m["image"] == "sagemaker-loadtest:0.1.0"
     assert "command" not in m  # the image's entrypoint runs locust with the bundled locustfile
-    assert m["args"][:1] == ["--enable-rebalancing"]
-    assert m["args"][1:5] == ["--metrics-host", "0.0.0.0", "--metrics-port", "9646"]
+    assert m["args"] == ["--enable-rebalancing"]
     menv = env(m)
+    assert (menv["LOCUST_METRICS_HOST"], menv["LOCUST_METRICS_PORT"]) == ("0.0.0.0", "9646")  # the exporter, for Prometheus
+    assert "LOCUST_CLOUDWATCH" not in menv
     assert menv["LOCUST_MODE_MASTER"] == "true"
     assert (menv["LOCUST_MASTER_BIND_PORT"], menv["LOCUST_WEB_PORT"]) == ("5557", "8089")
     assert (menv["LOCUST_USERS"], menv["LOCUST_SPAWN_RATE"]) == ("10", "1")
@@ -211,8 +212,7 @@ def test_job_mode(rendered):
     assert menv["LOCUST_REPORT"] == "/var/lib/smload"  # smload's report.html and report.json
     assert (menv["LOCUST_HTML"], menv["LOCUST_CSV"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust")
     assert menv["LOCUST_CHECK"] == "p95 < 250ms"
-    assert m["args"] == ["--enable-rebalancing", "--metrics-host", "0.0.0.0", "--metrics-port", "9646",
-                         "--json-file", "/var/lib/smload/locust.json"]
+    assert m["args"] == ["--enable-rebalancing", "--json-file", "/var/lib/smload/locust.json"]
     assert "livenessProbe" not in m and m["readinessProbe"]["tcpSocket"] == {"port": "master"}
     assert "web" not in {p["name"] for p in m["ports"]}
     volumes = {v["name"]: v for v in pod_spec(master)["volumes"]}
@@ -399,6 +399,7 @@ def test_everything(rendered):
     assert (menv["LOCUST_TARGET_VARIANT"], menv["LOCUST_CUSTOM_ATTRIBUTES"], menv["LOCUST_ACCEPT"]) == ("variant-b", "a=b", "application/json")
     assert (menv["LOCUST_REQUEST_TIMEOUT"], menv["LOCUST_CONNECT_TIMEOUT"], menv["LOCUST_CLIENT"]) == ("30", "2.5", "boto3")
     assert (menv["LOCUST_STREAM"], menv["LOCUST_ROLE_ARN"], menv["LOCUST_STOP_TIMEOUT"]) == ("true", ROLE_ARN, "5")
+    assert (menv["LOCUST_CLOUDWATCH"], menv["LOCUST_CLOUDWATCH_INTERVAL"]) == ("true", "30")
     assert menv["LOCUST_RUN_TIME"] == "30m" and menv["TZ"] == "UTC"
     assert menv["LOCUST_CHECK"] == "p99 < 1s; error_rate < 1%"
     assert m["args"][-2:] == ["--loglevel", "DEBUG"]
@@ -425,7 +426,7 @@ def test_ports_follow_values():
     m = container(find(objects, "Deployment", MASTER))
     assert {p["name"]: p["containerPort"] for p in m["ports"]} == {"web": 18089, "master": 15557, "metrics": 19646}
     assert (env(m)["LOCUST_WEB_PORT"], env(m)["LOCUST_MASTER_BIND_PORT"]) == ("18089", "15557")
-    assert m["args"][3:5] == ["--metrics-port", "19646"]
+    assert env(m)["LOCUST_METRICS_PORT"] == "19646"
     assert env(container(find(objects, "Deployment", WORKER)))["LOCUST_MASTER_NODE_PORT"] == "15557"
     assert [p["port"] for p in find(objects, "Service")["spec"]["ports"]] == [18089, 15557, 19646]
 

@@ -77,6 +77,7 @@ def test_values_land_on_their_options(rendered_containers):
     assert m["check"] == "p99 < 1s; error_rate < 1%"  # the checks split it at ';'
 
     assert m["loglevel"] == "DEBUG"
+    assert (m["cloudwatch"], m["cloudwatch_interval"]) == (True, 30.0)
 
     assert (w["worker"], w["master"], w["master_host"], w["master_port"]) == (True, False, MASTER, 5557)
     assert w["endpoint_name"] is None  # the master sends the test's options with every spawn message
