@@ -126,8 +126,9 @@ class Container:
 
     def top_users(self) -> set[str]:
         """The numeric UIDs of every process in the container."""
-        out = self.docker("top", self.id, "-o", "uid").stdout.split()
-        return set(out[1:])
+        # dockerd needs a pid column to map ps's rows to the container ("Couldn't find PID field" without it)
+        rows = self.docker("top", self.id, "-o", "pid,uid").stdout.splitlines()[1:]
+        return {row.split()[1] for row in rows if row.strip()}
 
 
 @dataclass

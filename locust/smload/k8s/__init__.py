@@ -22,6 +22,7 @@ from .master import RUNNING_STATES, Master, MasterUnavailable, aggregated, conne
 from .release import Release, ReleaseError, find_release
 
 EXIT_FAILED = 1
+READY_TIMEOUT = 60.0  # seconds for workers to be ready, and for a started test to run
 WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
 EXIT_CHECK_FAILED = 3
 
@@ -155,11 +156,18 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     before = master.stats()
     if before.get("state") in RUNNING_STATES:
         raise ReleaseError(f"a test is already {before['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
-    if not connected_workers(before):
+    workers = connected_workers(before)
+    if not workers:
         raise ReleaseError(f"no worker is connected to the master of {release.name!r}: smload k8s scale --release {release.name} --workers N")
+    if before.get("worker_count", 0) < workers:
+        # After a test, a Locust worker rests --stop-timeout seconds before it takes the next one.
+        _say(f"waiting for the {workers} workers to be ready (after a test they rest for the stop timeout)")
+        ready = _wait(lambda: master.stats().get("worker_count", 0), lambda n: n >= workers, READY_TIMEOUT, lambda n: None)
+        if ready < workers:
+            raise MasterUnavailable(f"only {ready} of {workers} workers became ready in {READY_TIMEOUT:g}s")
 
     master.swarm(users, spawn_rate, run_time)
-    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {connected_workers(before)} workers")
+    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
     started = time.monotonic()
     deadline = started + _seconds(run_time) + max(60.0, users / spawn_rate)
     stats: dict = {}
@@ -172,6 +180,9 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
             _say(f"  {time.monotonic() - started:5.0f}s {_progress(stats)}")
             if seen_running and stats.get("state") not in RUNNING_STATES:
                 break
+            if not seen_running and time.monotonic() - started > READY_TIMEOUT:
+                raise MasterUnavailable(f"the master accepted the test but did not start it in {READY_TIMEOUT:g}s "
+                                        f"(kubectl -n {release.namespace} logs deployment/{release.master['metadata']['name']})")
             if time.monotonic() > deadline:
                 master.stop()
                 _say("the test did not stop by itself at its run time: stopped it")
