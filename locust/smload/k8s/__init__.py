@@ -142,6 +142,32 @@ def scale(api: Api, release: Release, args: argparse.Namespace) -> int:
 def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     if release.mode == "job":
         raise ReleaseError(f"release {release.name!r} runs its test as Jobs (mode=job): wait for job/{release.master['metadata']['name']} instead")
+    users, spawn_rate, run_time, checks = _run_settings(release, args)
+    master = Master(api, release)
+    workers = _ready_workers(master, release)
+
+    master.swarm(users, spawn_rate, run_time)
+    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
+    stats = _follow(master, release, _seconds(run_time) + max(60.0, users / spawn_rate), args.interval)
+    if stats is None:
+        return EXIT_FAILED
+    stats = _final(master, stats)
+
+    report = Path(args.report or f"{release.name}-report.html")
+    report.write_bytes(master.report())
+    total = aggregated(stats)
+    _say(f"done: {total.get('num_requests', 0)} requests, {total.get('num_failures', 0)} failed; report {report}")
+    if checks:
+        verdict = master.checks(checks)
+        for line in verdict["table"]:
+            _say(line)
+        # As a headless run's verdict (smload.verdict): with checks, they alone say what is acceptable.
+        return 0 if verdict["passed"] else EXIT_CHECK_FAILED
+    return EXIT_FAILED if total.get("num_failures") else 0
+
+
+def _run_settings(release: Release, args: argparse.Namespace) -> tuple[int, float, str, list[str]]:
+    """Users, spawn rate, run time and checks: the options, else what the release configured."""
     defaults = release.master_env
     users = args.users if args.users is not None else int(defaults.get("LOCUST_USERS", 0))
     spawn_rate = args.spawn_rate if args.spawn_rate is not None else float(defaults.get("LOCUST_SPAWN_RATE", 1))
@@ -150,9 +176,11 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
         raise UsageError("--run-time", "required: the release sets no locust.runTime (a test here always ends by itself)")
     if not users:
         raise UsageError("--users", "required: the release sets no locust.users")
-    checks = _checks(args.check or [defaults.get("LOCUST_CHECK", "")])
-    master = Master(api, release)
+    return users, spawn_rate, run_time, _checks(args.check or [defaults.get("LOCUST_CHECK", "")])
 
+
+def _ready_workers(master: Master, release: Release) -> int:
+    """The connected workers, once all of them can take a test; refuses when a test runs."""
     before = master.stats()
     if before.get("state") in RUNNING_STATES:
         raise ReleaseError(f"a test is already {before['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
@@ -165,45 +193,33 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
         ready = _wait(lambda: master.stats().get("worker_count", 0), lambda n: n >= workers, READY_TIMEOUT, lambda n: None)
         if ready < workers:
             raise MasterUnavailable(f"only {ready} of {workers} workers became ready in {READY_TIMEOUT:g}s")
+    return workers
 
-    master.swarm(users, spawn_rate, run_time)
-    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
+
+def _follow(master: Master, release: Release, limit: float, interval: float) -> dict | None:
+    """Progress every ``interval`` seconds until the test stops by itself (its run time); the last
+    stats, or None when it had to be stopped after ``limit`` seconds."""
     started = time.monotonic()
-    deadline = started + _seconds(run_time) + max(60.0, users / spawn_rate)
-    stats: dict = {}
+    seen_running = False
     try:
-        seen_running = False
         while True:
-            time.sleep(args.interval)
+            time.sleep(interval)
             stats = master.stats()
             seen_running = seen_running or stats.get("state") in RUNNING_STATES
             _say(f"  {time.monotonic() - started:5.0f}s {_progress(stats)}")
             if seen_running and stats.get("state") not in RUNNING_STATES:
-                break
+                return stats
             if not seen_running and time.monotonic() - started > READY_TIMEOUT:
                 raise MasterUnavailable(f"the master accepted the test but did not start it in {READY_TIMEOUT:g}s "
                                         f"(kubectl -n {release.namespace} logs deployment/{release.master['metadata']['name']})")
-            if time.monotonic() > deadline:
+            if time.monotonic() - started > limit:
                 master.stop()
                 _say("the test did not stop by itself at its run time: stopped it")
-                return EXIT_FAILED
+                return None
     except KeyboardInterrupt:
         master.stop()
         _say("interrupted: test stopped")
         raise
-
-    stats = _final(master, stats)
-    report = Path(args.report or f"{release.name}-report.html")
-    report.write_bytes(master.report())
-    total = aggregated(stats)
-    _say(f"done: {total.get('num_requests', 0)} requests, {total.get('num_failures', 0)} failed; report {report}")
-    if checks:
-        verdict = master.checks(checks)
-        for line in verdict["table"]:
-            _say(line)
-        # As a headless run's verdict (smload.verdict): with checks, they alone say what is acceptable.
-        return 0 if verdict["passed"] else EXIT_CHECK_FAILED
-    return EXIT_FAILED if total.get("num_failures") else 0
 
 
 def stop(api: Api, release: Release, args: argparse.Namespace) -> int:
