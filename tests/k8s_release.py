@@ -56,6 +56,12 @@ class Deployed:
     def connected(self) -> int:
         return sum(1 for w in self.stats()["workers"] if w["state"] != "missing")
 
+    def wait_ready(self) -> None:
+        """Until every worker can take a test: after one, Locust's workers rest for the stop timeout
+        (out of the master's list) and a /swarm in that time starts nothing."""
+        alive = len([w for w in self.workers if w.alive()])
+        wait_until(lambda: self.stats()["worker_count"] == alive, 60, f"{alive} workers ready")
+
     def scale_to(self, replicas: int) -> None:
         """The Deployment controller's part: as many worker processes as replicas."""
         self.workers = [w for w in self.workers if w.alive()]

@@ -118,6 +118,7 @@ def test_run_refuses_a_bad_check_before_any_load(release):
 
 
 def test_stop_a_running_test(release):
+    release.wait_ready()
     status, body = http_post(f"{release.web}/swarm", b"user_count=2&spawn_rate=2&run_time=120s",
                              {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200 and json.loads(body)["success"], body
@@ -129,6 +130,7 @@ def test_stop_a_running_test(release):
 
 
 def test_run_refuses_while_a_test_runs(release):
+    release.wait_ready()
     status, body = http_post(f"{release.web}/swarm", b"user_count=1&spawn_rate=1&run_time=120s",
                              {"Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200, body
@@ -148,7 +150,7 @@ def test_run_needs_workers(release):
     try:
         result = release.smload_k8s("run", "--release", RELEASE, "--run-time", "5s")
         assert result.returncode == 2, result.stdout + result.stderr
-        assert f"no worker is connected to the master of '{RELEASE}'" in result.stderr
+        assert f"no worker pod of '{RELEASE}' is ready: smload k8s scale --release {RELEASE} --workers N" in result.stderr
     finally:
         assert release.smload_k8s("scale", "--release", RELEASE, "--workers", "1").returncode == 0
 

@@ -180,20 +180,22 @@ def _run_settings(release: Release, args: argparse.Namespace) -> tuple[int, floa
 
 
 def _ready_workers(master: Master, release: Release) -> int:
-    """The connected workers, once all of them can take a test; refuses when a test runs."""
-    before = master.stats()
-    if before.get("state") in RUNNING_STATES:
-        raise ReleaseError(f"a test is already {before['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
-    workers = connected_workers(before)
-    if not workers:
-        raise ReleaseError(f"no worker is connected to the master of {release.name!r}: smload k8s scale --release {release.name} --workers N")
-    if before.get("worker_count", 0) < workers:
-        # After a test, a Locust worker rests --stop-timeout seconds before it takes the next one.
-        _say(f"waiting for the {workers} workers to be ready (after a test they rest for the stop timeout)")
-        ready = _wait(lambda: master.stats().get("worker_count", 0), lambda n: n >= workers, READY_TIMEOUT, lambda n: None)
-        if ready < workers:
-            raise MasterUnavailable(f"only {ready} of {workers} workers became ready in {READY_TIMEOUT:g}s")
-    return workers
+    """The worker pods Kubernetes reports ready, once the master counts all of them ready for a test
+    (after a test, a Locust worker rests --stop-timeout seconds, out of the master's list, before
+    it takes the next one). Refuses while a test runs."""
+    stats = master.stats()
+    if stats.get("state") in RUNNING_STATES:
+        raise ReleaseError(f"a test is already {stats['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
+    pods = release.worker_ready
+    if not pods:
+        raise ReleaseError(f"no worker pod of {release.name!r} is ready: smload k8s scale --release {release.name} --workers N")
+    if stats.get("worker_count", 0) < pods:
+        _say(f"waiting for the master to count the {pods} ready worker pods as ready workers")
+        ready = _wait(lambda: master.stats().get("worker_count", 0), lambda n: n >= pods, READY_TIMEOUT, lambda n: None)
+        if ready < pods:
+            raise MasterUnavailable(f"the master counts {ready} ready workers after {READY_TIMEOUT:g}s, not the {pods} ready "
+                                    f"worker pods (kubectl -n {release.namespace} logs deployment/{release.worker['metadata']['name']})")
+    return pods
 
 
 def _follow(master: Master, release: Release, limit: float, interval: float) -> dict | None:
