@@ -75,7 +75,7 @@ def test_values_land_on_their_options(rendered_containers):
     assert (m["request_timeout"], m["connect_timeout"], m["client"], m["stream"]) == (30.0, 2.5, "boto3", True)
     assert m["role_arn"] == "arn:aws:iam::123456789012:role/loadtest"
     assert m["payload"] == "/opt/smload/payloads/small.json"
-    assert m["check"] == "p99 < 1s; error_rate < 1%"  # the checks split it at ';'
+    assert m["check"] == ["p99 < 1s; error_rate < 1%"]  # one value, which the checks split at ';'
 
     assert m["loglevel"] == "DEBUG"
     assert (m["cloudwatch"], m["cloudwatch_interval"]) == (True, 30.0)
