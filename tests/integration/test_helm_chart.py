@@ -212,7 +212,7 @@ def test_job_mode(rendered):
     assert menv["LOCUST_REPORT"] == "/var/lib/smload"  # smload's report.html and report.json
     assert (menv["LOCUST_HTML"], menv["LOCUST_CSV"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust")
     assert menv["LOCUST_CHECK"] == "p95 < 250ms"
-    assert m["args"] == ["--enable-rebalancing", "--json-file", "/var/lib/smload/locust.json"]
+    assert m["args"] == ["--enable-rebalancing", "--json-file", "/var/lib/smload/locust"]  # Locust adds .json
     assert "livenessProbe" not in m and m["readinessProbe"]["tcpSocket"] == {"port": "master"}
     assert "web" not in {p["name"] for p in m["ports"]}
     volumes = {v["name"]: v for v in pod_spec(master)["volumes"]}

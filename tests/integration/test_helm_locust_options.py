@@ -85,6 +85,6 @@ def test_values_land_on_their_options(rendered_containers):
 
     assert (jm["headless"], jm["expect_workers"], jm["expect_workers_max_wait"]) == (True, 4, 300)
     assert jm["run_time"] in ("10m", 600)
-    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust.json")
+    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust")
     assert jm["report"] == "/var/lib/smload"
     assert jw["worker"] is True and jw["master_host"] == MASTER
