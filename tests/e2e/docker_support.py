@@ -127,8 +127,8 @@ class Container:
 
     def top_users(self) -> set[str]:
         """The numeric UIDs of every process in the container."""
-        out = self.docker("top", self.id, "-o", "uid").stdout.split()
-        return set(out[1:])
+        rows = self.docker("top", self.id, "-o", "pid,uid").stdout.splitlines()[1:]  # docker top needs the pid
+        return {row.split()[1] for row in rows}
 
 
 @dataclass

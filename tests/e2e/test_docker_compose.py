@@ -36,8 +36,9 @@ REAL_ENDPOINT = {
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory):
-    """``docker compose ARGS`` through the CLI plugin, with a clean environment plus ``env``."""
+def compose(docker, tmp_path_factory):
+    """``docker compose ARGS`` through the CLI plugin, with a clean environment plus ``env``.
+    (``docker``: the session's engine setup installs the docker CLI where it is missing.)"""
     config_dir = compose_plugin_config(tmp_path_factory.mktemp("docker-config"))
     docker = shutil.which("docker")
     assert docker, "the docker CLI is missing: apt-get install docker.io (make e2e installs it)"
@@ -264,3 +265,64 @@ def test_grafana_provisioning_and_dashboards(compose):
 
     home = host_path(env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     assert home.is_file() and home in dashboard_files
+
+
+def run_local_config(compose_env: dict[str, str], *make_args: str) -> dict:
+    """What `make run-local ARGS` would start: its compose invocation with ``config`` instead of ``up``."""
+    result = subprocess.run(
+        ["make", "-s", "-o", "image", "run-local", "COMPOSE_UP=config --format json", *make_args],
+        cwd=REPO, env=compose_env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stack, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
+    assert "Locust web UI  http://127.0.0.1:8089" in result.stdout  # and it prints the URLs
+    return stack
+
+
+@pytest.fixture
+def make_env(compose, tmp_path):
+    """The environment `make` runs in: cleaned like the compose fixture's, HOME in tmp_path."""
+    config_dir = compose_plugin_config(tmp_path / "docker-config")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_", "SMLOAD_", "DOCKER_", "COMPOSE_"))}
+    env.update(DOCKER_CONFIG=str(config_dir), HOME=str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    return env
+
+
+def test_make_run_local_mounts_your_payloads_and_locustfile(make_env, tmp_path):
+    bodies = tmp_path / "bodies"
+    bodies.mkdir()
+    (bodies / "rows.jsonl").write_text('{"x": 1}\n')
+    mine = tmp_path / "tests" / "my_locustfile.py"
+    mine.parent.mkdir()
+    mine.write_text("")
+    stack = run_local_config(make_env, "WORKERS=3", f"PAYLOADS={bodies}/rows.jsonl", f"LOCUSTFILE={mine}")
+    for name in LOAD_SERVICES:
+        service = stack["services"][name]
+        assert mounts(service)["/mnt/payloads"]["source"] == str(bodies)
+        assert mounts(service)["/mnt/locust"]["source"] == str(mine.parent)
+        assert service["environment"]["LOCUST_PAYLOAD"] == "/mnt/payloads/rows.jsonl"
+        assert service["environment"]["LOCUST_LOCUSTFILE"] == "/mnt/locust/my_locustfile.py"
+        assert service["user"] == f"{os.getuid()}:{os.getgid()}"  # can write ./reports, read your files
+    assert mounts(stack["services"]["master"])["/var/lib/smload"]["source"] == str(REPO / "reports")
+
+    stack = run_local_config(make_env, f"PAYLOADS={bodies}")  # a directory: every file one body
+    assert stack["services"]["worker"]["environment"]["LOCUST_PAYLOAD"] == "/mnt/payloads"
+
+
+def test_make_run_local_real_endpoint(make_env, tmp_path):
+    bodies = tmp_path / "bodies"
+    bodies.mkdir()
+    env = {**make_env, "SAGEMAKER_ENDPOINT_NAME": "my-endpoint", "AWS_REGION": "eu-west-1"}
+    stack = run_local_config(env, f"PAYLOADS={bodies}")
+    assert "emulator" not in stack["services"]
+    master = stack["services"]["master"]
+    assert master["environment"]["LOCUST_ENDPOINT_NAME"] == "my-endpoint"
+    assert master["environment"]["AWS_REGION"] == "eu-west-1"
+    # No ~/.aws in this HOME: an empty directory is mounted, nothing is created on the host.
+    assert mounts(master)["/mnt/aws"]["source"] == str(REPO / "docker" / "no-aws-config")
+    assert not (tmp_path / "home" / ".aws").exists()
+
+    (tmp_path / "home" / ".aws").mkdir()
+    stack = run_local_config(env, f"PAYLOADS={bodies}")
+    assert mounts(stack["services"]["worker"])["/mnt/aws"]["source"] == str(tmp_path / "home" / ".aws")

@@ -11,8 +11,9 @@ import subprocess
 from dataclasses import dataclass
 
 from docker_support import TEST_AWS_ENV, Container, Containers
-from smload.errors import base_type
 from support import answers, free_port, http_get, read_locust_csv, wait_until
+
+from smload.errors import base_type
 
 AB_TEST = "/opt/smload/emulator/ab-test.yaml"
 PAYLOAD = "/opt/smload/payloads/small.json"
