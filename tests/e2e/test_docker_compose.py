@@ -110,6 +110,7 @@ def test_default_stack_targets_the_emulator(compose):
         assert mounts(service)["/mnt/payloads"]["read_only"] is True
     assert master["environment"]["LOCUST_AUTOSTART"] == "true"
     assert master["environment"]["LOCUST_RUN_TIME"] == "30m"  # every test stops by itself
+    assert master["environment"]["LOCUST_STOP_TIMEOUT"] == "10"  # and counts the requests in flight
     assert "LOCUST_RUN_TIME" not in worker["environment"]  # Locust refuses --run-time on workers
     assert mounts(master)["/var/lib/smload"]["source"] == str(REPO / "reports")
     assert master["depends_on"]["emulator"]["condition"] == "service_healthy"
