@@ -57,6 +57,7 @@ ifdef LOCUSTFILE
 run-local: export SMLOAD_LOCUST_DIR = $(abspath $(dir $(LOCUSTFILE)))
 run-local: export LOCUST_LOCUSTFILE = /mnt/locust/$(notdir $(LOCUSTFILE))
 endif
+run-local: export LOCUST_EXPECT_WORKERS ?= $(WORKERS)
 # No ~/.aws (credentials from AWS_* variables only): mount an empty directory instead.
 run-local: export SMLOAD_AWS_DIR ?= $(if $(wildcard $(HOME)/.aws/.),$(HOME)/.aws,$(CURDIR)/docker/no-aws-config)
 

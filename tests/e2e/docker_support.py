@@ -198,3 +198,17 @@ def compose_plugin_config(directory: Path) -> Path:
     if not link.exists():
         link.symlink_to(binary)
     return directory
+
+
+def private_aws_dir(tmp_path, owner: int) -> Path:
+    """A host ~/.aws as the AWS CLI leaves it: a profile, its keys, an SSO token cache; private to ``owner``."""
+    aws = tmp_path / "aws"
+    (aws / "sso" / "cache").mkdir(parents=True)
+    (aws / "config").write_text("[profile load]\nregion = eu-west-1\n")
+    (aws / "credentials").write_text(
+        "[load]\naws_access_key_id = AKIDFROMPROFILE00001\naws_secret_access_key = profile-secret-value\n")
+    (aws / "sso" / "cache" / "token.json").write_text('{"accessToken": "cached-sso-token"}')
+    for path in [aws, *aws.rglob("*")]:
+        os.chown(path, owner, owner)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return aws

@@ -149,6 +149,7 @@ def test_real_endpoint_stack(compose):
         assert env["LOCUST_ENDPOINT_NAME"] == "my-endpoint"
         assert env["LOCUST_ENDPOINT_URL"] == ""  # not given: AWS's own runtime URL
         assert env["AWS_PROFILE"] == "load-tester" and env["AWS_REGION"] == "eu-west-1"
+        assert env["LOCUST_REGION"] == "eu-west-1"  # AWS_REGION beats the profile's region
         # Not set on the host: not set in the container (None = passed through only if present).
         assert env.get("AWS_ACCESS_KEY_ID") is None and env.get("AWS_SECRET_ACCESS_KEY") is None
         assert env.get("AWS_DEFAULT_REGION") is None and env.get("AWS_EC2_METADATA_DISABLED") is None
@@ -227,8 +228,8 @@ def test_grafana_provisioning_and_dashboards(compose):
     def host_path(container_path: str) -> Path:
         """Where a file the container reads lives in the repository, through the bind mounts."""
         for target, volume in volumes.items():
-            if volume["type"] == "bind" and container_path.startswith(target + "/"):
-                return Path(volume["source"]) / container_path[len(target) + 1:]
+            if volume["type"] == "bind" and (container_path + "/").startswith(target + "/"):
+                return Path(volume["source"]) / container_path[len(target):].lstrip("/")
         raise AssertionError(f"{container_path} is not mounted into grafana")
 
     provisioning = host_path("/etc/grafana/provisioning/datasources").parent
@@ -306,6 +307,7 @@ def test_make_run_local_mounts_your_payloads_and_locustfile(make_env, tmp_path):
         assert service["environment"]["LOCUST_LOCUSTFILE"] == "/mnt/locust/my_locustfile.py"
         assert service["user"] == f"{os.getuid()}:{os.getgid()}"  # can write ./reports, read your files
     assert mounts(stack["services"]["master"])["/var/lib/smload"]["source"] == str(REPO / "reports")
+    assert stack["services"]["master"]["environment"]["LOCUST_EXPECT_WORKERS"] == "3"  # autostart waits for all
 
     stack = run_local_config(make_env, f"PAYLOADS={bodies}")  # a directory: every file one body
     assert stack["services"]["worker"]["environment"]["LOCUST_PAYLOAD"] == "/mnt/payloads"

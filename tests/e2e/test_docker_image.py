@@ -1,12 +1,10 @@
 """The image itself: metadata, contents, entrypoint dispatch, non-root + read-only, clean SIGTERM."""
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
-from docker_support import TEST_AWS_ENV
+from docker_support import TEST_AWS_ENV, private_aws_dir
 from support import answers, free_port, http_get, wait_until
 
 CUSTOM_LOCUSTFILE = """\
@@ -115,13 +113,14 @@ def test_bundled_locustfile_is_the_default_and_a_mounted_one_overrides_it(contai
 def test_sigterm_stops_every_role_cleanly(containers):
     """``docker stop`` sends SIGTERM to PID 1 (dumb-init), which forwards it: each process stops
     by itself with exit code 0 long before docker's SIGKILL (exit code 137)."""
-    web_port, master_port, emulator_port = free_port(), free_port(), free_port()
+    web_port, master_port, metrics_port, emulator_port = free_port(), free_port(), free_port(), free_port()
     emulator = containers.start("emulator", "emulator", "--host", "127.0.0.1", "--port", emulator_port,
                                 "--config", "/opt/smload/emulator/ab-test.yaml")
     master = containers.start("master", "--master", "--web-host", "127.0.0.1", "--web-port", web_port,
                               "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
+                              "--metrics-host", "127.0.0.1", "--metrics-port", metrics_port,
                               "--endpoint-name", "ab-test", "--endpoint-url", f"http://127.0.0.1:{emulator_port}",
-                              env=TEST_AWS_ENV)
+                              "--payload", "/opt/smload/payloads/small.json", env=TEST_AWS_ENV)
     worker = containers.start("worker", "--worker", "--master-host", "127.0.0.1", "--master-port", master_port,
                               env=TEST_AWS_ENV)
     wait_until(lambda: answers(f"http://127.0.0.1:{emulator_port}/ping"), 60, "the emulator container")
@@ -133,20 +132,6 @@ def test_sigterm_stops_every_role_cleanly(containers):
         code, took = container.stop(timeout=30)
         assert code == 0, f"{container.name} exited {code} after SIGTERM:\n{container.logs()}"
         assert took < 15, f"{container.name} took {took:.1f} s to stop"
-
-
-def private_aws_dir(tmp_path, owner: int) -> Path:
-    """A host ~/.aws as the AWS CLI leaves it: a profile, its keys, an SSO token cache; private to ``owner``."""
-    aws = tmp_path / "aws"
-    (aws / "sso" / "cache").mkdir(parents=True)
-    (aws / "config").write_text("[profile load]\nregion = eu-west-1\n")
-    (aws / "credentials").write_text(
-        "[load]\naws_access_key_id = AKIDFROMPROFILE00001\naws_secret_access_key = profile-secret-value\n")
-    (aws / "sso" / "cache" / "token.json").write_text('{"accessToken": "cached-sso-token"}')
-    for path in [aws, *aws.rglob("*")]:
-        os.chown(path, owner, owner)
-        path.chmod(0o700 if path.is_dir() else 0o600)
-    return aws
 
 
 def test_host_aws_config_through_a_private_writable_copy(containers, tmp_path):
