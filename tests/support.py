@@ -249,32 +249,43 @@ def distributed_args(workers: int = 2) -> list[str]:
 
 @dataclass
 class LocustResults:
-    """Locust's final stats as written by ``--csv PREFIX``: requests and failures per (type, name)."""
+    """Locust's final stats, from a run with ``--json``: requests per (request_type, name) from the
+    JSON Locust prints on stdout at shutdown (``--csv`` is rewritten once a second and misses the
+    end; ``--json-file`` suppresses the error report), failures per (request_type, name) and error
+    text from the "Error report" Locust logs (stderr) after it."""
 
     requests: dict[tuple[str, str], int]
     failures: dict[tuple[str, str], dict[str, int]]
-    rows: dict[tuple[str, str], dict[str, str]]
+    entries: dict[tuple[str, str], dict[str, Any]]
 
     def requests_named(self, prefix: str) -> dict[str, int]:
         """Requests per name (any request type) for names starting with ``prefix``."""
         return {name: n for (_, name), n in self.requests.items() if name.startswith(prefix)}
 
 
-def read_locust_csv(prefix: Path | str) -> LocustResults:
-    import csv
-
-    requests, rows, failures = {}, {}, {}
-    with open(f"{prefix}_stats.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Name"] == "Aggregated":
-                continue
-            key = (row["Type"], row["Name"])
-            requests[key] = int(row["Request Count"])
-            rows[key] = row
-    with open(f"{prefix}_failures.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            failures.setdefault((row["Method"], row["Name"]), {})[row["Error"]] = int(row["Occurrences"])
-    return LocustResults(requests, failures, rows)
+def locust_results(result: subprocess.CompletedProcess) -> LocustResults:
+    """The final stats of a run with ``--json`` (its stdout is only that JSON)."""
+    # with --processes the forked workers print their (emptied) stats too: "[]"
+    decoder, text, documents, at = json.JSONDecoder(), result.stdout, [], 0
+    while text[at:].strip():
+        document, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        documents.append(document)
+        at = end
+    master = [d for d in documents if d]
+    assert len(master) <= 1, f"more than one process printed stats: {text[:2000]}"
+    entries = {(e["method"], e["name"]): e for e in (master[0] if master else [])}
+    failures: dict[tuple[str, str], dict[str, int]] = {}
+    lines = result.stderr.splitlines()
+    if "Error report" in lines:
+        for line in lines[lines.index("Error report") + 3:]:
+            if line.startswith("---") or not line.strip():
+                break
+            count, _, rest = line.strip().partition(" ")
+            method, _, name_and_error = rest.strip().partition(" ")
+            name, _, error = name_and_error.rpartition(": ")
+            failures.setdefault((method, name), {})[error.strip()] = int(count)
+    requests = {key: e["num_requests"] for key, e in entries.items()}
+    return LocustResults(requests, failures, entries)
 
 
 @dataclass
