@@ -215,3 +215,20 @@ def run_locust(*args: str, env: dict[str, str] | None = None, timeout: float = 1
         timeout=timeout,
         start_new_session=True,
     )
+
+
+def runtime_client(endpoint_url: str, **kwargs: Any):
+    """A boto3 ``sagemaker-runtime`` client for the emulator: test credentials, no retries (a retry
+    would hide the very errors a test counts), short timeouts. ``kwargs`` go to ``boto3.client``."""
+    import boto3
+    from botocore.config import Config
+
+    env = aws_env()
+    options: dict[str, Any] = {
+        "region_name": env["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+    }
+    options.update(kwargs)
+    return boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, **options)

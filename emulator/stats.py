@@ -1,0 +1,139 @@
+"""Ground truth: exact counts per endpoint, variant, status and error type, and server-side latency
+(receipt of the whole request to the last byte written, queue wait included) in a 1%-accurate
+:class:`smload.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
+format (``/metrics``), both built from the same counters."""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+
+from smload.histogram import Histogram
+
+UNKNOWN = "unknown"  # the variant of a request that reached none and named none
+DROPPED = "dropped"  # the status of a request whose connection was closed without an answer
+
+# Prometheus histogram buckets, seconds (exact counts: each request is placed by bisect, not by sketch).
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class VariantStats:
+    __slots__ = ("requests", "status", "errors", "latency", "model_latency", "buckets", "seconds_sum",
+                 "seconds_count", "in_flight", "queued", "slots")
+
+    def __init__(self, slots: int = 0) -> None:
+        self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
+        self.in_flight = 0  # received, not yet answered (queued or in a slot): live, never reset
+        self.queued = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.status: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.latency = Histogram()  # 200s only, ms
+        self.model_latency = Histogram()  # 200s only, ms: time in a slot (what the model took)
+        self.buckets = [0] * (len(BUCKETS_S) + 1)  # every answered request, by duration
+        self.seconds_sum = 0.0
+        self.seconds_count = 0
+
+    def answered(self, status: str, error: str | None, seconds: float) -> None:
+        counts = self.status
+        counts[status] = counts.get(status, 0) + 1
+        if error is not None:
+            self.errors[error] = self.errors.get(error, 0) + 1
+        self.buckets[bisect_left(BUCKETS_S, seconds)] += 1
+        self.seconds_sum += seconds
+        self.seconds_count += 1
+
+    def to_json(self) -> dict:
+        out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
+               "latency_ms": _summary(self.latency)}
+        out["model_latency_ms"] = _summary(self.model_latency)
+        return out
+
+
+def _summary(h: Histogram) -> dict:
+    return {
+        "count": h.count, "mean": round(h.mean, 3), "p50": round(h.quantile(0.5), 3), "p90": round(h.quantile(0.9), 3),
+        "p95": round(h.quantile(0.95), 3), "p99": round(h.quantile(0.99), 3), "max": round(h.max, 3),
+    }
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.reset_at = self.started
+        self.endpoints: dict[str, dict[str, VariantStats]] = {}
+
+    def variant(self, endpoint: str, variant: str, slots: int = 0) -> VariantStats:
+        variants = self.endpoints.setdefault(endpoint, {})
+        vs = variants.get(variant)
+        if vs is None:
+            vs = variants[variant] = VariantStats(slots)
+        return vs
+
+    def reset(self) -> None:
+        self.reset_at = time.monotonic()
+        for variants in self.endpoints.values():
+            for vs in variants.values():
+                vs.reset()
+
+    def to_json(self) -> dict:
+        now = time.monotonic()
+        endpoints = {}
+        for name, variants in self.endpoints.items():
+            per_variant = {v: vs.to_json() for v, vs in variants.items()}
+            endpoints[name] = {"requests": sum(v["requests"] for v in per_variant.values()), "variants": per_variant}
+        return {
+            "uptime_s": round(now - self.started, 3),
+            "since_reset_s": round(now - self.reset_at, 3),
+            "requests": sum(e["requests"] for e in endpoints.values()),
+            "endpoints": endpoints,
+        }
+
+    def prometheus(self) -> str:
+        """The Prometheus text exposition (version 0.0.4) of every counter."""
+        lines: list[str] = []
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        rows = [(_esc(e), _esc(v), vs) for e, variants in self.endpoints.items() for v, vs in variants.items()]
+        family("sagemaker_emulator_requests_total", "counter",
+               "Requests answered, by endpoint, variant and HTTP status (dropped: closed without an answer).")
+        for e, v, vs in rows:
+            for status, n in sorted(vs.status.items()):
+                lines.append(f'sagemaker_emulator_requests_total{{endpoint="{e}",variant="{v}",status="{status}"}} {n}')
+        family("sagemaker_emulator_errors_total", "counter",
+               "Failed requests by error type, as the load generator classifies them.")
+        for e, v, vs in rows:
+            for error, n in sorted(vs.errors.items()):
+                lines.append(f'sagemaker_emulator_errors_total{{endpoint="{e}",variant="{v}",error_type="{error}"}} {n}')
+        family("sagemaker_emulator_request_duration_seconds", "histogram",
+               "Server-side duration of every answered request, from receipt to the last byte (queue wait included).")
+        for e, v, vs in rows:
+            labels = f'endpoint="{e}",variant="{v}"'
+            running = 0
+            for bound, n in zip(BUCKETS_S, vs.buckets[:-1], strict=True):
+                running += n
+                lines.append(f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="{bound}"}} {running}')
+            lines.append(f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="+Inf"}} {vs.seconds_count}')
+            lines.append(f"sagemaker_emulator_request_duration_seconds_sum{{{labels}}} {vs.seconds_sum!r}")
+            lines.append(f"sagemaker_emulator_request_duration_seconds_count{{{labels}}} {vs.seconds_count}")
+        family("sagemaker_emulator_in_flight", "gauge", "Requests received and not yet answered (queued or being served).")
+        for e, v, vs in rows:
+            lines.append(f'sagemaker_emulator_in_flight{{endpoint="{e}",variant="{v}"}} {vs.in_flight}')
+        family("sagemaker_emulator_queue_depth", "gauge", "Requests waiting for a free slot.")
+        for e, v, vs in rows:
+            lines.append(f'sagemaker_emulator_queue_depth{{endpoint="{e}",variant="{v}"}} {vs.queued}')
+        family("sagemaker_emulator_capacity_slots", "gauge", "Concurrent requests a variant serves (instances x concurrency).")
+        for e, v, vs in rows:
+            if vs.slots:
+                lines.append(f'sagemaker_emulator_capacity_slots{{endpoint="{e}",variant="{v}"}} {vs.slots}')
+        return "\n".join(lines) + "\n"
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
