@@ -12,6 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,7 +48,23 @@ def _templates() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(fmt=_fmt, pct=_pct, version=__version__, chart_js_version=CHART_JS_VERSION)
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2)  # tojson would sort the keys
+    env.filters["setting"] = _setting
     return env
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    """``2025-01-31T12:00:00Z``, or None for a missing time."""
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return "; ".join(value)
+    return json.dumps(value)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
