@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean
 
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,38 @@ run: venv ## Demo: emulator + master + 2 workers for 30 s, summary per variant (
 
 test: venv tools ## Run the whole test suite: unit and integration tests with real processes
 	$(BIN)/pytest tests/unit tests/integration
+
+# ---- Docker (README "Run it locally (Docker)") -------------------------------------------------
+IMAGE ?= sagemaker-loadtest:dev
+BASE_IMAGE ?= python:3.12-slim
+WORKERS ?= 2
+# An engine without the default bridge network (like the test engine) builds on the host network.
+DOCKER_BUILD_NETWORK = $(shell docker network inspect bridge >/dev/null 2>&1 || echo --network host)
+# A real endpoint (SAGEMAKER_ENDPOINT_NAME=...) replaces the emulator with AWS: docker/compose.aws.yaml.
+COMPOSE = scripts/compose.sh -f docker/compose.yaml $(if $(SAGEMAKER_ENDPOINT_NAME),-f docker/compose.aws.yaml)
+
+image: ## Build the image sagemaker-loadtest:dev (IMAGE=name:tag, BASE_IMAGE=... e.g. smload/base:bookworm)
+	docker build $(DOCKER_BUILD_NETWORK) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		-t $(IMAGE) .
+
+run-local: image ## Local stack: emulator, master, WORKERS=2 workers, Prometheus, Grafana (SAGEMAKER_ENDPOINT_NAME=... AWS_REGION=... for a real endpoint)
+	mkdir -p reports
+	SMLOAD_IMAGE=$(IMAGE) SMLOAD_UID=$$(id -u) SMLOAD_GID=$$(id -g) $(COMPOSE) up --detach --scale worker=$(WORKERS)
+	@echo
+	@echo "  Locust web UI  http://127.0.0.1:$${SMLOAD_WEB_PORT:-8089}"
+	@echo "  Grafana        http://127.0.0.1:$${SMLOAD_GRAFANA_PORT:-3000}"
+	@echo "  Prometheus     http://127.0.0.1:$${SMLOAD_PROMETHEUS_PORT:-9090}"
+	@echo
+	@echo "  more workers: make run-local WORKERS=4   logs: scripts/compose.sh -f docker/compose.yaml logs -f   stop: make run-local-down"
+
+run-local-down: ## Stop the local stack and remove its containers (the reports in ./reports stay)
+	scripts/compose.sh -f docker/compose.yaml down --remove-orphans
+
+e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
+	$(BIN)/pytest --timeout 900 tests/e2e
 
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .

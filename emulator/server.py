@@ -102,6 +102,11 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.send_plain(400, b"upgrades are not supported\n", close=True)
+        except httptools.HttpParserCallbackError:  # our own bug: say so, then drop the connection
+            import traceback
+
+            traceback.print_exc()
+            self.close()
         except httptools.HttpParserError as exc:
             self.send_plain(400, f"malformed HTTP request: {exc}\n".encode(), close=True)
 
@@ -220,10 +225,12 @@ class App:
 
     def at(self, due: float, callback, arg) -> None:
         """Run ``callback(arg)`` at monotonic time ``due``. uvloop's timers tick in whole
-        milliseconds (libuv's clock is the same monotonic clock, truncated): aim at the tick nearest
-        the due time, so that latencies are unbiased (within +-0.5 ms plus scheduling delay)."""
+        milliseconds of the same monotonic clock, truncated, and libuv sleeps a whole number of
+        milliseconds from a point already inside the current one, so a timer fires on average half
+        a millisecond after its tick: aiming at the tick just before ``due`` makes latencies
+        unbiased (each within about +-1 ms, plus whatever delay a busy loop adds)."""
         if self._uv:
-            delay_ms = round(due * 1000.0) - math.floor(_monotonic() * 1000.0)
+            delay_ms = math.floor(due * 1000.0) - math.floor(_monotonic() * 1000.0)
             if delay_ms > 0:
                 self.loop.call_later(delay_ms / 1000.0, callback, arg)
             else:
@@ -286,7 +293,7 @@ class App:
         conn.send_plain(200, json.dumps(body).encode(), b"application/json", req.keep_alive)
 
     # --- the runtime API
-    def authenticate(self, req: Request, path: bytes) -> sigv4.AuthError | None:
+    def authenticate(self, req: Request) -> sigv4.AuthError | None:
         headers = req.headers
         if self.verifier is None:
             value = headers.get(b"authorization")
@@ -304,7 +311,7 @@ class App:
     def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
         entry = self.endpoints.get(raw_name)
         target = req.headers.get(b"x-amzn-sagemaker-target-variant")
-        auth_error = self.authenticate(req, raw_name)
+        auth_error = self.authenticate(req)
         if auth_error is not None or entry is None or unsupported:
             name = entry[0] if entry else _decode_name(raw_name)
             vstats = self.stats.variant(name, target.decode("latin-1") if target else UNKNOWN)
@@ -517,7 +524,7 @@ class App:
             vstats.answered(str(status), errors.HTTP_ERROR, _monotonic() - req.received)
             return
         if body is None:
-            body = wire.error_body(code, message)
+            body = wire.error_body(message)
         extra = b"x-amzn-ErrorType: " + code.encode() + b"\r\n" + variant_header
         conn.send(self.head(status, b"application/json", len(body), extra, req.keep_alive) + body, req.keep_alive)
         vstats.answered(str(status), error, _monotonic() - req.received)

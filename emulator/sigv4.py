@@ -68,8 +68,7 @@ def parse(value: str) -> Authorization | AuthError:
     """The parts of an ``Authorization`` header, or the error AWS gives a malformed one."""
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
-        return incomplete(f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
-                          f"Unsupported authorization type '{algorithm}': use {ALGORITHM}.")
+        return incomplete(f"Unsupported authorization type '{algorithm}': SageMaker accepts {ALGORITHM} only.")
     fields = dict(_FIELD.findall(rest))
     missing = [name for name in ("Credential", "SignedHeaders", "Signature") if not fields.get(name)]
     if missing:

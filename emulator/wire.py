@@ -52,17 +52,14 @@ _FAULT_MESSAGES = {
 }
 
 
-def log_group(region: str, endpoint: str) -> str:
-    return f"/aws/sagemaker/Endpoints/{endpoint}"
-
-
-def error_body(error: str, message: str) -> bytes:
+def error_body(message: str) -> bytes:
+    """The body of every error but ModelError: AWS's ``{"message": ...}`` (the code is in the header)."""
     return json.dumps({"message": message}).encode()
 
 
 def model_error_body(region: str, endpoint: str, original_status: int, original_message: str) -> bytes:
     kind = "client" if 400 <= original_status < 500 else "server"
-    group = log_group(region, endpoint)
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
     message = (
         f'Received {kind} error ({original_status}) from primary with message "{original_message}". '
         f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:group={group} "
