@@ -62,6 +62,13 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
+.PHONY: emulator bench-emulator
+emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
+	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
+
+bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_emulator.py
+
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
 

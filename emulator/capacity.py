@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -79,3 +80,24 @@ class VariantRuntime:
                 if draw < threshold:
                     return spec
         return None
+
+
+class EndpointRuntime:
+    """An endpoint's variants and its traffic split: by weight, unless the request names one."""
+
+    __slots__ = ("name", "variants", "by_name", "cumulative", "total")
+
+    def __init__(self, name: str, variants: list[VariantRuntime]) -> None:
+        self.name = name
+        self.variants = variants
+        self.by_name = {v.name: v for v in variants}
+        self.cumulative, self.total = [], 0.0
+        for variant in variants:
+            self.total += variant.config.weight
+            self.cumulative.append(self.total)
+
+    def pick(self) -> VariantRuntime:
+        if len(self.variants) == 1:
+            return self.variants[0]
+        index = bisect_right(self.cumulative, random.random() * self.total)
+        return self.variants[min(index, len(self.variants) - 1)]

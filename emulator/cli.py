@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action=_InOrder, metavar="KEY=VALUE,...",
                    help="a variant of the --endpoint before it: name, weight, instances, concurrency, latency_ms, "
                         "latency_p99_ms, per_kib_ms, max_queue, max_wait_ms, body, json_bytes, stream_parts, "
-                        "part_delay_ms, model_error_status, drop_rate, slow_rate, slow_ms, or an error type "
+                        "part_delay_ms, stream_error_rate, model_error_status, drop_rate, slow_rate, slow_ms, or an error type "
                         "(ModelError=0.01, ThrottlingException=0.005, ...) for its rate")
     return p
 

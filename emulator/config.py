@@ -28,6 +28,9 @@ LOGNORMAL_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VARIANT = "AllTraffic"  # SageMaker's name for an endpoint's only variant
 BUNDLED_EXAMPLE = Path(__file__).parent / "examples" / "ab-test.yaml"
+# Errors a response stream can break with after it began (event-stream exception events), and the
+# error type the load generator classifies each as.
+STREAM_ERRORS = {"ModelStreamError": errors.MODEL_ERROR, "InternalStreamFailure": errors.INTERNAL_FAILURE}
 
 # An error an endpoint answers with: a service error type, and for ModelError the status code the
 # model returned (``ModelError(503)``). Written as DESIGN.md names errors: ``ModelError(503)``.
@@ -74,6 +77,8 @@ class Response:
 class Stream:
     parts: int = 4
     part_delay_ms: float = 0.0
+    error_rate: float = 0.0  # probability that a stream breaks halfway with an error event
+    error: str = "ModelStreamError"  # or InternalStreamFailure (the stream's modelled exceptions)
 
 
 @dataclass
@@ -316,11 +321,15 @@ def _variant(doc: Any, path: str, reader: _Reader) -> Variant:
     if "response" in doc:
         v.response = _response(doc["response"], f"{path}.response", reader)
     if "stream" in doc:
-        s = reader.mapping(doc["stream"], f"{path}.stream", ("parts", "part_delay_ms"))
+        s = reader.mapping(doc["stream"], f"{path}.stream", ("parts", "part_delay_ms", "error_rate", "error"))
         v.stream = Stream(
             parts=reader.integer(s.get("parts", 4), f"{path}.stream.parts", 1),
             part_delay_ms=reader.number(s.get("part_delay_ms", 0), f"{path}.stream.part_delay_ms"),
+            error_rate=reader.number(s.get("error_rate", 0), f"{path}.stream.error_rate", maximum=1.0),
+            error=s.get("error", "ModelStreamError"),
         )
+        if v.stream.error not in STREAM_ERRORS:
+            raise reader.fail(f"{path}.stream.error", f"must be one of {', '.join(STREAM_ERRORS)}")
     if "faults" in doc:
         v.faults = _faults(doc["faults"], f"{path}.faults", reader)
     return v
@@ -473,6 +482,7 @@ VARIANT_FLAG_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "json_bytes": (("response", "json_bytes"), "int"),
     "stream_parts": (("stream", "parts"), "int"),
     "part_delay_ms": (("stream", "part_delay_ms"), "num"),
+    "stream_error_rate": (("stream", "error_rate"), "num"),
     "model_error_status": (("faults", "model_error_status"), "int"),
     "drop_rate": (("faults", "drop_rate"), "num"),
     "slow_rate": (("faults", "slow", "rate"), "num"),

@@ -26,8 +26,8 @@ import httptools
 from smload import errors
 
 from . import sigv4, wire
-from .capacity import DROP, VariantRuntime
-from .config import Config, ErrorSpec
+from .capacity import DROP, EndpointRuntime, VariantRuntime
+from .config import STREAM_ERRORS, Config, ErrorSpec
 from .stats import DROPPED, UNKNOWN, Stats
 
 MAX_BODY = 6 * 1024 * 1024  # BodyBlob's max in the service model: 6 MiB
@@ -69,7 +69,7 @@ class Job:
         self.req = req
         self.variant = variant
         self.vstats = vstats
-        self.fault = fault  # None, or the ModelError this request ends in
+        self.fault = fault  # None, the ModelError this request ends in, or the error its stream breaks with
         self.stream = stream
         self.container = container  # the container API: plain HTTP errors, no AWS shapes
         self.started = 0.0  # nominal: when its slot became free (or it arrived, if one was free)
@@ -189,22 +189,13 @@ class App:
         self.config = config
         self.stats = Stats()
         self.region = config.region
-        self.endpoints: dict[bytes, tuple[str, list[VariantRuntime], list[float], float]] = {}
-        self.variants: dict[tuple[str, str], VariantRuntime] = {}
+        self.endpoints: dict[bytes, EndpointRuntime] = {}
         for endpoint in config.endpoints:
-            runtimes = []
-            for variant in endpoint.variants:
-                vstats = self.stats.variant(endpoint.name, variant.name, variant.slots)
-                runtime = VariantRuntime(endpoint.name, variant, vstats)
-                runtimes.append(runtime)
-                self.variants[endpoint.name, variant.name] = runtime
-            cumulative, total = [], 0.0
-            for variant in endpoint.variants:
-                total += variant.weight
-                cumulative.append(total)
-            self.endpoints[endpoint.name.encode()] = (endpoint.name, runtimes, cumulative, total)
+            runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots))
+                        for v in endpoint.variants]
+            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes)
         self.container_endpoint = config.endpoints[0].name.encode()
-        self.bodies = {id(r): _fixed_body(r.config) for rs in self.endpoints.values() for r in rs[1]}
+        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values() for v in e.variants}
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
         self._auth_cache: tuple[bytes, sigv4.AuthError | None] = (b"", sigv4.MISSING_TOKEN)
         self._request_prefix = os.urandom(10).hex()
@@ -309,11 +300,11 @@ class App:
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
 
     def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
-        entry = self.endpoints.get(raw_name)
+        endpoint = self.endpoints.get(raw_name)
         target = req.headers.get(b"x-amzn-sagemaker-target-variant")
         auth_error = self.authenticate(req)
-        if auth_error is not None or entry is None or unsupported:
-            name = entry[0] if entry else _decode_name(raw_name)
+        if auth_error is not None or endpoint is None or unsupported:
+            name = endpoint.name if endpoint else _decode_name(raw_name)
             vstats = self.stats.variant(name, target.decode("latin-1") if target else UNKNOWN)
             vstats.requests += 1
             if auth_error is not None:
@@ -324,17 +315,11 @@ class App:
                 message = unsupported or f"Endpoint {name} of account {wire.ACCOUNT} not found."
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
             return
-        name, runtimes, cumulative, total = entry
+        name = endpoint.name
         if target is None:
-            variant = runtimes[0]
-            if len(runtimes) > 1:
-                draw = _random() * total
-                for i, bound in enumerate(cumulative):
-                    if draw < bound:
-                        variant = runtimes[i]
-                        break
+            variant = endpoint.pick()
         else:
-            variant = self.variants.get((name, target.decode("latin-1")))
+            variant = endpoint.by_name.get(target.decode("latin-1"))
             if variant is None:
                 vstats = self.stats.variant(name, target.decode("latin-1"))
                 vstats.requests += 1
@@ -362,14 +347,7 @@ class App:
     def container_invoke(self, conn: Connection, req: Request) -> None:
         """``POST /invocations``: the model container's own contract, served by the first endpoint's
         variants. No SigV4, no front-end errors: a model error is the model's HTTP status."""
-        name, runtimes, cumulative, total = self.endpoints[self.container_endpoint]
-        variant = runtimes[0]
-        if len(runtimes) > 1:
-            draw = _random() * total
-            for i, bound in enumerate(cumulative):
-                if draw < bound:
-                    variant = runtimes[i]
-                    break
+        variant = self.endpoints[self.container_endpoint].pick()
         vstats = variant.stats
         vstats.requests += 1
         fault = variant.fault(_monotonic() - self.stats.reset_at)
@@ -467,6 +445,12 @@ class App:
         body, content_type = self.response_body(variant, req)
         config = variant.config.stream
         parts = [wire.payload_part(p) for p in wire.split_parts(body, config.parts)]
+        broken = None
+        if config.error_rate and _random() < config.error_rate:  # the stream breaks halfway
+            broken = config.error
+            parts = parts[:len(parts) // 2] + [wire.stream_error(broken, "The model failed while streaming its "
+                                                                         "response (fault injected by the emulator).",
+                                                                 "ModelStreamError" if broken == "ModelStreamError" else None)]
         extra = (variant.name_header + b"X-Amzn-SageMaker-Content-Type: " + content_type + b"\r\n"
                  + b"Transfer-Encoding: chunked\r\n")
         custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
@@ -476,6 +460,7 @@ class App:
             _status_line(200), self.date, self.request_id(), extra, b"" if req.keep_alive else b"Connection: close\r\n")
         if not job.conn.closed:
             job.conn.transport.write(head)
+        job.fault = broken
         job.timer = (parts, 0, config.part_delay_ms / 1000.0, job.due)
         self.stream_next(job)
 
@@ -492,7 +477,10 @@ class App:
             return
         job.vstats.in_flight -= 1
         self.release(job.variant, due)
-        self.account_ok(job)
+        if job.fault is None:
+            self.account_ok(job)
+        else:  # HTTP said 200, but the client raises the stream's error event
+            job.vstats.answered("200", STREAM_ERRORS[job.fault], _monotonic() - job.req.received)
         conn.send(b"0\r\n\r\n", job.req.keep_alive)
 
     # --- failures

@@ -15,9 +15,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin: smload, locust, aws live next to python
@@ -232,6 +233,45 @@ def runtime_client(endpoint_url: str, **kwargs: Any):
     }
     options.update(kwargs)
     return boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, **options)
+
+
+def distributed_args(workers: int = 2) -> list[str]:
+    """Locust options for a master and ``workers`` forked worker processes on a free port. Both
+    ``--master-bind-port`` and ``--master-port``: the forked workers connect to ``--master-port``,
+    and the default 5557 would reach another test's master."""
+    port = str(free_port())
+    return ["--processes", str(workers), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-host", "127.0.0.1", "--master-port", port]
+
+
+@dataclass
+class LocustResults:
+    """Locust's final stats as written by ``--csv PREFIX``: requests and failures per (type, name)."""
+
+    requests: dict[tuple[str, str], int]
+    failures: dict[tuple[str, str], dict[str, int]]
+    rows: dict[tuple[str, str], dict[str, str]]
+
+    def requests_named(self, prefix: str) -> dict[str, int]:
+        """Requests per name (any request type) for names starting with ``prefix``."""
+        return {name: n for (_, name), n in self.requests.items() if name.startswith(prefix)}
+
+
+def read_locust_csv(prefix: Path | str) -> LocustResults:
+    import csv
+
+    requests, rows, failures = {}, {}, {}
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["Name"] == "Aggregated":
+                continue
+            key = (row["Type"], row["Name"])
+            requests[key] = int(row["Request Count"])
+            rows[key] = row
+    with open(f"{prefix}_failures.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            failures.setdefault((row["Method"], row["Name"]), {})[row["Error"]] = int(row["Occurrences"])
+    return LocustResults(requests, failures, rows)
 
 
 ARTIFACTS = REPO / "test-artifacts"  # screenshots and reports kept from test runs (git-ignored)

@@ -25,6 +25,10 @@ class UsageError(Exception):
         self.message = message
 
 
+class MissingOption(UsageError):
+    """A required option that was not given (which, unlike a wrong value, a web UI form can still supply)."""
+
+
 def validator(check: Check) -> Check:
     """Register ``check(parsed_options)``, which raises :class:`UsageError` on bad input."""
     if check not in _checks:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 from support import BIN, aws_env, http_get, http_post, runtime_client, start_emulator
 
 ERRORS_CONFIG = """
@@ -27,6 +27,9 @@ endpoints:
       - name: streamer
         latency: 1
         stream: {parts: 6, part_delay_ms: 1}
+      - name: breaks
+        latency: 1
+        stream: {parts: 6, error_rate: 1.0, error: ModelStreamError}
 """
 
 
@@ -142,6 +145,20 @@ def test_response_stream_is_read_by_boto3_as_payload_parts(errors_emulator):
     assert response["InvokedProductionVariant"] == "streamer"
     assert response["ContentType"] == "application/x-test"
     assert errors_emulator.stats()["endpoints"]["errors"]["variants"]["streamer"]["status"] == {"200": 1}
+
+
+def test_stream_that_breaks_halfway_raises_the_error_event(errors_emulator):
+    client = runtime_client(errors_emulator.url)
+    response = client.invoke_endpoint_with_response_stream(EndpointName="errors", Body=b"0123456789ab",
+                                                           TargetVariant="breaks")
+    parts = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in response["Body"]:
+            parts.append(event["PayloadPart"]["Bytes"])
+    assert parts == [b"01", b"23", b"45"]
+    assert caught.value.response["Error"]["Code"] == "ModelStreamError"
+    counted = errors_emulator.stats()["endpoints"]["errors"]["variants"]["breaks"]
+    assert counted["status"] == {"200": 1} and counted["errors"] == {"ModelError": 1}
 
 
 def test_stream_errors_before_the_stream_are_modelled(errors_emulator):

@@ -87,18 +87,15 @@ def test_weighted_split_and_target_variant(procs):
     assert Counter(variant for _, _, variant in targeted) == {"b": 200}
 
 
+def one_variant(procs, tmp_path, endpoint: str, variant_yaml: str):
+    """An emulator with one endpoint and one variant ``v`` described by ``variant_yaml`` (flow style)."""
+    config = tmp_path / f"{endpoint}.yaml"
+    config.write_text(f"endpoints: [{{name: {endpoint}, variants: [{{name: v, {variant_yaml}}}]}}]\n")
+    return start_emulator(procs, "--config", str(config))
+
+
 def test_full_queue_fails_like_an_overloaded_model(procs, tmp_path):
-    config = tmp_path / "small.yaml"
-    config.write_text("""
-endpoints:
-  - name: small
-    variants:
-      - name: v
-        concurrency: 2
-        latency: 200
-        queue: {max_depth: 3}
-""")
-    emulator = start_emulator(procs, "--config", str(config))
+    emulator = one_variant(procs, tmp_path, "small", "concurrency: 2, latency: 200, queue: {max_depth: 3}")
     results, _ = closed_loop(emulator.port, "/endpoints/small/invocations", callers=10, duration_s=30, max_requests=10)
     statuses = Counter(status for _, status, _ in results)
     assert statuses == {200: 5, 424: 5}, statuses  # 2 in slots + 3 queued; the rest: ModelError(503)
@@ -107,17 +104,8 @@ endpoints:
 
 
 def test_queue_wait_limit(procs, tmp_path):
-    config = tmp_path / "slow.yaml"
-    config.write_text("""
-endpoints:
-  - name: slow
-    variants:
-      - name: v
-        concurrency: 1
-        latency: 300
-        queue: {max_wait_ms: 100, on_timeout: ServiceUnavailable}
-""")
-    emulator = start_emulator(procs, "--config", str(config))
+    emulator = one_variant(procs, tmp_path, "slow",
+                           "concurrency: 1, latency: 300, queue: {max_wait_ms: 100, on_timeout: ServiceUnavailable}")
     results, _ = closed_loop(emulator.port, "/endpoints/slow/invocations", callers=3, duration_s=30, max_requests=3)
     assert Counter(status for _, status, _ in results) == {200: 1, 503: 2}
     metrics = emulator.metrics()
