@@ -53,6 +53,7 @@ class Check:
     name: str | None  # a request name, or None for all requests
     op: str
     threshold: float
+    unit: str = ""  # as written: "ms", "s", "%" or ""
 
     @property
     def is_latency(self) -> bool:
@@ -68,7 +69,11 @@ class Check:
     def describe(self) -> str:
         """A canonical spelling: ``p99[ab-test/variant-a] < 200 ms``."""
         target = f"[{self.name}]" if self.name is not None else ""
-        return f"{self.metric}{target} {self.op} {format_value(self.metric, self.threshold)}"
+        if self.unit == "s":
+            threshold = f"{_trim(self.threshold / 1000)} s"
+        else:
+            threshold = format_value(self.metric, self.threshold)
+        return f"{self.metric}{target} {self.op} {threshold}"
 
 
 def is_latency_metric(metric: str) -> bool:
@@ -150,7 +155,7 @@ def parse(text: str, option: str = OPTION) -> Check:
     pos = match.end()
     skip_spaces()
     unit = source[pos:].strip()
-    return Check(source, metric, name, op, _threshold(metric, number, unit, fail))
+    return Check(source, metric, name, op, _threshold(metric, number, unit, fail), unit)
 
 
 def parse_all(values: str | Iterable[str] | None, option: str = OPTION) -> list[Check]:

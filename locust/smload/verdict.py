@@ -23,6 +23,8 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
+from smload.exporter import latency  # at import time: it attaches to Locust's environment at init
+
 from . import checks, reports
 from .checks import Observed, Result
 from .histogram import Histogram
@@ -77,16 +79,12 @@ def writable_directory(option: str, path: str | None) -> None:
 
 def test_histograms(environment: Any) -> dict[tuple[str, str], Histogram]:
     """The exporter's latency histograms of the current test, merged from every worker (copies)."""
-    from smload.exporter.latency import test_histograms as merged
-
-    return merged(environment)
+    return latency.test_histograms(environment)
 
 
 def test_failures(environment: Any) -> dict[tuple[str, str], dict[str, int]]:
     """Failures per (request type, name) and classified error (``ModelError(500)``) of the current test."""
-    from smload.exporter.latency import test_failures as merged
-
-    return merged(environment)
+    return latency.test_failures(environment)
 
 
 def observer(environment: Any):
@@ -168,20 +166,31 @@ def _on_quit(exit_code: int, **_kwargs: Any) -> None:
 
 # --- the run report -------------------------------------------------------------------------------
 
-_timelines: dict[int, list[tuple[float, int]]] = {}
+class _RunLog:
+    """What the report needs that Locust does not keep: users over time, workers seen."""
+
+    def __init__(self, environment: Any):
+        self.environment = environment
+        self.users: list[tuple[float, int]] = [(time.time(), 0)]
+        self.workers = 0
 
 
-@events.spawning_complete.add_listener
-def _users_changed(user_count: int, **_kwargs: Any) -> None:
-    for timeline in _timelines.values():
-        timeline.append((time.time(), user_count))
+_run_logs: dict[int, _RunLog] = {}
 
 
 @events.test_start.add_listener
 def _test_started(environment: Any, **_kwargs: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
-        _timelines.clear()
-        _timelines[id(environment)] = [(time.time(), 0)]
+        _run_logs[id(environment)] = _RunLog(environment)
+
+
+@events.spawning_complete.add_listener
+def _users_changed(user_count: int, **_kwargs: Any) -> None:
+    for log in _run_logs.values():
+        log.users.append((time.time(), user_count))
+        runner = log.environment.runner
+        if isinstance(runner, MasterRunner):
+            log.workers = max(log.workers, runner.worker_count)
 
 
 def run_report(environment: Any, results: list[Result]) -> dict:
@@ -202,7 +211,8 @@ def run_report(environment: Any, results: list[Result]) -> dict:
     end = stats.last_request_timestamp or start
     per_second = sorted(stats.total.num_reqs_per_sec)
     seconds = list(range(int(start), int(end) + 1)) if per_second else []
-    users = [(round(t - start, 1), n) for t, n in _timelines.get(id(environment), [])]
+    log = _run_logs.get(id(environment)) or _RunLog(environment)
+    users = [(round(t - start, 1), n) for t, n in log.users]
     users.append((round(end - start, 1), runner.user_count))
     options = environment.parsed_options
     own = set(default_args_dict())
@@ -218,6 +228,6 @@ def run_report(environment: Any, results: list[Result]) -> dict:
                   "users": users},
         settings=settings, started_at=reports.iso_utc(stats.start_time), duration_s=round(end - start, 1),
         users=max([n for _t, n in users] or [0]),
-        workers=runner.worker_count if isinstance(runner, MasterRunner) else None,
+        workers=log.workers if isinstance(runner, MasterRunner) else None,
         endpoint=getattr(options, "endpoint_name", None),
     )

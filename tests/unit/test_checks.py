@@ -143,6 +143,13 @@ def test_table_shows_values_verdicts_and_a_summary():
     assert failing[2].endswith("FAIL") and failing[-1] == "0 of 1 checks passed, 1 failed"
 
 
+def test_describe_keeps_the_unit_written():
+    assert parse("max[a b]<=1.5s").describe() == "max[a b] <= 1.5 s"
+    assert parse("p99<1500ms").describe() == "p99 < 1500 ms"
+    assert parse("error_rate<0.5%").describe() == "error_rate < 0.5 %"
+    assert parse("rps>=100").describe() == "rps >= 100/s"
+
+
 def test_format_value():
     assert format_value("p99", 212.44) == "212.4 ms"
     assert format_value("max", 12_345.0) == "12.3 s"
