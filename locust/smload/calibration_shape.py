@@ -30,7 +30,7 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from . import calibration, checks, reports
 from .calibration import Instances, Search, Settings, Traffic, Window
 from .histogram import Histogram
-from .usage import UsageError, exit_usage, validator
+from .usage import UsageError, exit_usage, validate, validator
 
 logger = logging.getLogger("smload.calibration")
 console = logging.getLogger("locust.stats_logger")
@@ -103,7 +103,7 @@ def settings_from(options: Any) -> Settings:
             raise UsageError(flag, f"{value!r} is not a{'n integer' if integer else ' number'}") from None
         if integer and number != float(value) or not minimum <= number <= maximum:
             bound = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f"at least {minimum:g}"
-            raise UsageError(flag, f"{value!r} must be {bound}")
+            raise UsageError(flag, f"{value} must be {bound}")
         return number
 
     settings = Settings(
@@ -365,6 +365,7 @@ def _on_init(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     if options is None or not getattr(options, "calibrate", False) or isinstance(runner, WorkerRunner):
         return
     try:
+        validate(options)  # every part's checks first: DescribeEndpoint needs good endpoint options
         settings = settings_from(options)
         instances = instances_from(options)
     except UsageError as err:
