@@ -33,10 +33,7 @@ class ClosedLoopEndpoint:
             names[f"{self.endpoint}/{variant}"] = traffic(requests, round(requests * self.error_rate), rps * share, latency_ms)
         total = Traffic()
         for t in names.values():
-            total.requests += t.requests
-            total.failures += t.failures
-            total.rps += t.rps
-            total.histogram.merge(t.histogram)
+            total.add(t)
         return Window(users, started, started + 5, started + 5 + seconds, total, names,
                       {"ModelError(500)": total.failures} if total.failures else {}, self.cpu(users))
 

@@ -82,6 +82,14 @@ class Traffic:
     def error_rate(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
+    def add(self, other: Traffic) -> Traffic:
+        """Two selections together over the same window."""
+        self.requests += other.requests
+        self.failures += other.failures
+        self.rps += other.rps
+        self.histogram.merge(other.histogram)
+        return self
+
     def observed(self) -> Observed:
         return Observed(self.histogram, self.requests, self.failures, self.rps)
 

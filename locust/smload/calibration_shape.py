@@ -13,7 +13,8 @@ How a step is measured (the master only sees what the workers report, every ~3 s
 * Latency percentiles come from the exporter's merged histograms, as the difference of two
   snapshots: one taken once every worker has reported after ``a`` (so that nothing of the warm-up
   is in it), one at the step's end. Only this step's users are running in between.
-* Worker CPU: the highest any load generator process reported during the step.
+* Load generator CPU: the busiest process's, from the CPU time each worker sends with its reports
+  (Locust's own figure is sampled every 5 s: too coarse for a step of a few seconds).
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from locust import LoadTestShape, events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from . import calibration, checks, reports
 from .calibration import Instances, Search, Settings, Traffic, Window
+from .client import is_invocation_entry
 from .histogram import Histogram
 from .usage import UsageError, exit_usage, validate, validator
 
@@ -164,7 +167,37 @@ class _Step:
     a: int  # the measured seconds [a, b)
     b: int
     first: _Mark | None = None
-    cpu: list[float] = field(default_factory=list)
+
+
+# --- load generator CPU -------------------------------------------------------------------------
+# Each worker sends the CPU time it has used with every report (~3 s apart); a step's figure is the
+# busiest process's highest average over one such interval within the measured window (100% = one
+# core: all that a gevent process can use). A local runner samples itself at every tick.
+
+CPU_FIELD = "smload_cpu_seconds"
+MIN_CPU_INTERVAL_S = 0.5  # shorter intervals (an extra report when users stop) are mostly noise
+
+
+def process_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+@events.report_to_master.add_listener
+def _report_cpu(client_id: str, data: dict, **_kwargs: Any) -> None:
+    data[CPU_FIELD] = process_cpu_seconds()
+
+
+def busiest_cpu_percent(samples: dict[str, list[tuple[float, float]]], since: float, until: float) -> float | None:
+    """``samples``: per process, (when, CPU seconds used so far)."""
+    best = None
+    for series in samples.values():
+        inside = [(t, used) for t, used in series if since <= t <= until]
+        for (t0, used0), (t1, used1) in zip(inside, inside[1:], strict=False):
+            if t1 - t0 >= MIN_CPU_INTERVAL_S:
+                percent = 100.0 * (used1 - used0) / (t1 - t0)
+                best = percent if best is None else max(best, percent)
+    return best
 
 
 class CalibrationShape(LoadTestShape):
@@ -179,7 +212,8 @@ class CalibrationShape(LoadTestShape):
         self.instances = instances
         self.search = Search(settings)
         self.step: _Step | None = None
-        self.report_times: dict[str, float] = {}
+        self.last_report: dict[str, float] = {}  # worker -> when its last report arrived
+        self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> (when, CPU seconds used)
         self.started_wall = time.time()
         self.summary: dict | None = None
         self.completed = False  # the search ran to one of its stop rules
@@ -194,7 +228,9 @@ class CalibrationShape(LoadTestShape):
         self.started_wall = time.time()
 
     def _on_worker_report(self, client_id: str, data: dict, **_kwargs: Any) -> None:
-        self.report_times[client_id] = time.time()
+        now = self.last_report[client_id] = time.time()
+        if data.get(CPU_FIELD) is not None:
+            self.cpu_samples.setdefault(client_id, []).append((now, data[CPU_FIELD]))
 
     # --- tick --------------------------------------------------------------------------------
 
@@ -205,7 +241,8 @@ class CalibrationShape(LoadTestShape):
         step = self.step
         if step is None:
             return self._begin(self.search.next_users(), now)
-        self._sample_cpu(step)
+        if not isinstance(self.runner, MasterRunner):
+            self.cpu_samples.setdefault("local", []).append((now, process_cpu_seconds()))
         if step.first is None:
             if now >= step.a and self._reported_since(step.a, now):
                 step.first = self._mark()
@@ -224,6 +261,8 @@ class CalibrationShape(LoadTestShape):
             return None
         a = math.ceil(now + self.settings.warmup_s)
         previous = self.step.users if self.step else 0
+        for series in self.cpu_samples.values():  # only the current step's samples are ever read
+            series[:] = series[-2:]
         self.step = _Step(users, now, a, a + math.ceil(self.settings.measure_s))
         return users, float(max(1, abs(users - previous)))  # the whole step's users in one wave
 
@@ -238,19 +277,12 @@ class CalibrationShape(LoadTestShape):
 
     def _reported_since(self, boundary: float, now: float) -> bool:
         """Every worker has reported after ``boundary`` (a local runner records as it goes)."""
-        late = [w.id for w in self._workers() if self.report_times.get(w.id, 0) < boundary + REPORT_SLACK_S]
+        late = [w.id for w in self._workers() if self.last_report.get(w.id, 0) < boundary + REPORT_SLACK_S]
         if late and now - boundary > REPORT_WAIT_MAX_S:
             logger.warning("no report from worker(s) %s for %.0f s: measuring without waiting for them", late,
                            now - boundary)
             return True
         return not late
-
-    def _sample_cpu(self, step: _Step) -> None:
-        workers = self._workers()
-        if workers:
-            step.cpu.append(max(float(w.cpu_usage) for w in workers))
-        elif not isinstance(self.runner, MasterRunner):
-            step.cpu.append(float(self.runner.current_cpu_usage))
 
     # --- measuring ---------------------------------------------------------------------------
 
@@ -273,15 +305,17 @@ class CalibrationShape(LoadTestShape):
             failures = sum(e.num_fail_per_sec.get(t, 0) for e in entries for t in seconds)
             merged = Histogram()
             for now, before in histograms:
-                merged.merge(now.since(before) if before is not None else now.copy())
+                merged.merge(now.since(before) if before is not None else now)
             return Traffic(requests, failures, requests / span, merged)
 
-        names: dict[str, Traffic] = {}
-        for name in sorted({name for name, _method in stats.entries}):
+        names: dict[str, Traffic] = {}  # the invocations only: a stream's TTFB entries are not requests
+        for name in sorted({name for name, _method in stats.entries if is_invocation_entry(name)}):
             entries = [e for (n, _m), e in stats.entries.items() if n == name]
             pairs = [(h, first.histograms.get(key)) for key, h in last.histograms.items() if key[1] == name]
             names[name] = traffic(entries, pairs)
-        total = traffic([stats.total], [(h, first.histograms.get(key)) for key, h in last.histograms.items()])
+        total = Traffic()
+        for t in names.values():
+            total.add(t)
         errors: dict[str, int] = {}
         for key, (message, count) in last.errors.items():
             delta = count - first.errors.get(key, ("", 0))[1]
@@ -290,7 +324,7 @@ class CalibrationShape(LoadTestShape):
         origin = self.started_wall
         return Window(step.users, step.started - origin, step.a - origin, step.b - origin, total,
                       {n: t for n, t in names.items() if t.requests or t.histogram.count}, errors,
-                      max(step.cpu) if step.cpu else None)
+                      busiest_cpu_percent(self.cpu_samples, step.a, time.time()))
 
     def _log_step(self, step: calibration.Step) -> None:
         w = step.window

@@ -29,6 +29,7 @@ from .histogram import Histogram
 from .usage import UsageError
 
 OPTION = "--check"
+EXIT_CHECK_FAILED = 3  # distinct from Locust's 1 (a failed request, an error in user code) and 2 (bad options)
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
 OTHER_METRICS = ("error_rate", "rps")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -275,6 +276,17 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
+
+
+def exit_code(results: list[Result], current: int | None, user_code_failed: bool) -> int | None:
+    """The process exit code once checks were given: 3 if one failed; else 0 even if some requests
+    failed (the checks say what is acceptable), unless user code raised (Locust's own code stands)
+    or a code is already set (2 for bad options). Never lowers a code already set."""
+    if any(not r.passed for r in results):
+        return max(current or 0, EXIT_CHECK_FAILED)
+    if current is not None or user_code_failed:
+        return current
+    return 0
 
 
 def table(results: list[Result]) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from locust import events
@@ -27,10 +28,10 @@ from smload.exporter import latency  # at import time: it attaches to Locust's e
 
 from . import checks, reports
 from .checks import Observed, Result
+from .client import is_invocation_entry
 from .histogram import Histogram
 from .usage import UsageError, validator
 
-EXIT_CHECK_FAILED = 3
 EXIT_USAGE = 2
 
 logger = logging.getLogger("smload.verdict")
@@ -89,19 +90,15 @@ def test_failures(environment: Any) -> dict[tuple[str, str], dict[str, int]]:
 
 def observer(environment: Any):
     """``observe(name)`` for :func:`smload.checks.evaluate`: latencies from the merged histograms,
-    counts and throughput from Locust's stats; None for a name no request had."""
+    counts and throughput from Locust's stats; None for a name no request had. All requests (no
+    name) means the invocations: the extra entries of response streams (``... TTFB``) are not
+    requests of their own, though a check may name them."""
     stats = environment.runner.stats
     histograms = test_histograms(environment)
 
-    def observe(name: str | None) -> Observed | None:
-        if name is None:
-            histogram = Histogram()
-            for h in histograms.values():
-                histogram.merge(h)
-            total = stats.total
-            return Observed(histogram, total.num_requests, total.num_failures, total.total_rps)
-        entries = [e for (entry_name, _method), e in stats.entries.items() if entry_name == name]
-        named = [h for (_type, hist_name), h in histograms.items() if hist_name == name]
+    def gather(selected: Callable[[str], bool]) -> Observed | None:
+        entries = [e for (name, _method), e in stats.entries.items() if selected(name)]
+        named = [h for (_type, name), h in histograms.items() if selected(name)]
         if not entries and not named:
             return None
         histogram = Histogram()
@@ -109,6 +106,11 @@ def observer(environment: Any):
             histogram.merge(h)
         return Observed(histogram, sum(e.num_requests for e in entries), sum(e.num_failures for e in entries),
                         sum(e.total_rps for e in entries))
+
+    def observe(name: str | None) -> Observed | None:
+        if name is None:
+            return gather(is_invocation_entry) or Observed(Histogram(), 0, 0, 0.0)
+        return gather(lambda candidate: candidate == name)
 
     return observe
 
@@ -133,7 +135,7 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
     results = checks.evaluate(wanted, observer(environment)) if wanted else []
     _results[id(environment)] = results
     if wanted:
-        environment.process_exit_code = exit_code(results, environment.process_exit_code, bool(runner.exceptions))
+        environment.process_exit_code = checks.exit_code(results, environment.process_exit_code, bool(runner.exceptions))
     report_dir = getattr(options, "report", None)
     if report_dir and str(report_dir).strip():
         try:
@@ -141,15 +143,6 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
             logger.info("run report: %s", os.path.abspath(str(paths[-1])))
         except OSError as err:
             logger.error("--report: cannot write %s: %s", report_dir, err)
-
-
-def exit_code(results: list[Result], current: int | None, user_code_failed: bool) -> int | None:
-    """3 if a check failed; else 0, unless user code raised (Locust's own code) or a higher code is set."""
-    if any(not r.passed for r in results):
-        return max(current or 0, EXIT_CHECK_FAILED)
-    if current is not None or user_code_failed:
-        return current
-    return 0
 
 
 @events.quit.add_listener
@@ -160,7 +153,7 @@ def _on_quit(exit_code: int, **_kwargs: Any) -> None:
             console.info("=== Checks ===")
             for line in checks.table(results):
                 console.info(line)
-            console.info(f"exit code {exit_code}" + (" (a check failed)" if exit_code == EXIT_CHECK_FAILED else ""))
+            console.info(f"exit code {exit_code}" + (" (a check failed)" if exit_code == checks.EXIT_CHECK_FAILED else ""))
     _results.clear()
 
 
@@ -200,11 +193,8 @@ def run_report(environment: Any, results: list[Result]) -> dict:
     names = [reports.NameStats(method, name, e.num_requests, e.num_failures, e.total_rps,
                                histograms.get((method, name), Histogram()))
              for (name, method), e in stats.entries.items()]
-    total_histogram = Histogram()
-    for h in histograms.values():
-        total_histogram.merge(h)
-    total = reports.NameStats("", "all", stats.total.num_requests, stats.total.num_failures, stats.total.total_rps,
-                              total_histogram)
+    everything = observer(environment)(None)
+    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram)
     failures = [(name, error, count) for (_type, name), by_error in test_failures(environment).items()
                 for error, count in by_error.items()]
     start = stats.start_time or time.time()

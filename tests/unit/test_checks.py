@@ -2,7 +2,7 @@
 
 import pytest
 
-from smload.checks import Observed, evaluate, format_value, parse, parse_all, split_values, table
+from smload.checks import Observed, evaluate, exit_code, format_value, parse, parse_all, split_values, table
 from smload.histogram import Histogram
 from smload.usage import UsageError
 
@@ -156,3 +156,13 @@ def test_format_value():
     assert format_value("error_rate", 0.0231) == "2.31 %"
     assert format_value("rps", 153.0) == "153/s"
     assert format_value("p50", None) == "n/a"
+
+
+def test_exit_code():
+    passed = evaluate(parse_all("rps>=1"), lambda name: observed([1.0], rps=2.0))
+    failed = evaluate(parse_all("rps>=10"), lambda name: observed([1.0], rps=2.0))
+    assert exit_code(failed, None, False) == 3
+    assert exit_code(failed, 2, False) == 3 and exit_code(failed, 4, False) == 4  # never lowered
+    assert exit_code(passed, None, False) == 0  # failed requests do not matter: the checks decide
+    assert exit_code(passed, None, True) is None  # an exception in user code: Locust's own exit code
+    assert exit_code(passed, 2, False) == 2

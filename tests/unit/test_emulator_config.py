@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from smload.emulator import config as cfg
 from smload.emulator.cli import build_parser, load
 from smload.usage import UsageError

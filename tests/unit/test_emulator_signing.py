@@ -12,6 +12,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
 from smload.emulator import sigv4
 from smload.emulator.config import AccessKey
 

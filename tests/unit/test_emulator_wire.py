@@ -6,6 +6,7 @@ import json
 
 import pytest
 from botocore.eventstream import EventStreamBuffer
+
 from smload.emulator import wire
 from smload.emulator.server import json_body
 
