@@ -23,6 +23,7 @@ from random import random as _random
 from urllib.parse import unquote
 
 import httptools
+
 from smload import errors
 
 from . import sigv4, wire

@@ -20,6 +20,7 @@ Import it at module level (before Locust fires ``init``), never lazily inside a 
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,20 +29,12 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from smload import errors
+from smload.errors import classify
 from smload.histogram import Histogram
 
 Key = tuple[str, str]  # (request_type, name)
 
 REPORT_FIELD = "smload_latency"  # our field in Locust's worker report (a msgpack-friendly list)
-
-
-def _classify_fallback(exception: BaseException | str) -> str:
-    return str(exception)
-
-
-# The core's smload.errors.classify maps any exception to the closed set of error types.
-classify = getattr(errors, "classify", _classify_fallback)
 
 
 @dataclass
@@ -51,7 +44,7 @@ class Series:
     requests: int = 0  # every request, timed or not (Locust counts a None response time too)
     histogram: Histogram = field(default_factory=Histogram)  # ms, the timed requests
     response_bytes: int = 0
-    failures: dict[str, int] = field(default_factory=dict)  # error type as classified -> count
+    failures: dict[str, int] = field(default_factory=dict)  # smload.errors.classify(exception) -> count
 
     @property
     def failure_count(self) -> int:
@@ -92,7 +85,7 @@ class LatencyPlumbing:
         self.pending: dict[Key, Series] = {}  # recorded here, not yet sent or folded in
         self.lifetime: dict[Key, Series] = {}
         self.test: dict[Key, Series] = {}
-        self.reports = 0  # worker reports merged (master)
+        self.test_started_at: float | None = None  # unix time of the current test's test_start
 
     # --- every runner -------------------------------------------------------------------------
     def on_request(self, request_type, name, response_time, response_length, exception=None, **_kwargs) -> None:
@@ -127,14 +120,14 @@ class LatencyPlumbing:
         environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
         try:
             runner.send_message("stats", data)
-        except Exception:  # noqa: BLE001 - master gone: nothing to report to; Locust logs it itself
-            pass
+        except Exception:  # noqa: BLE001 - no master right now: keep ours for the next report
+            for request_type, name, wire in data.get(REPORT_FIELD, ()):
+                _merge_into(self.pending, (request_type, name), Series.from_wire(wire))
 
     # --- master ---------------------------------------------------------------------------------
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         for request_type, name, wire in data.get(REPORT_FIELD, ()):
             self._add((request_type, name), Series.from_wire(wire))
-        self.reports += 1
 
     # --- master and local runner ----------------------------------------------------------------
     def _add(self, key: Key, series: Series) -> None:
@@ -150,6 +143,7 @@ class LatencyPlumbing:
             return  # a worker keeps its pending data: it belongs to the lifetime counters
         self.fold_pending()  # requests fired before the start belong to the test before
         self.test = {}
+        self.test_started_at = time.time()
 
 
 _plumbing: weakref.WeakKeyDictionary[Environment, LatencyPlumbing] = weakref.WeakKeyDictionary()
@@ -209,6 +203,11 @@ def test_histograms(environment: Environment) -> dict[Key, Histogram]:
     return {key: series.histogram.copy() for key, series in test_series(environment).items()}
 
 
+def test_start_time(environment: Environment) -> float | None:
+    """Unix time at which the current test started; None before the first test."""
+    return _aggregating(environment).test_started_at
+
+
 def test_failures(environment: Environment) -> dict[Key, dict[str, int]]:
     """Failures per ``(request_type, name)`` and error type (``ModelError(500)``, ``Timeout``, ...)
     since the current test started. Use :func:`smload.errors.base_type` to group by type."""
@@ -216,4 +215,5 @@ def test_failures(environment: Environment) -> dict[Key, dict[str, int]]:
 
 
 # pytest would collect these as tests wherever a test module imports them by name.
-test_series.__test__ = test_histograms.__test__ = test_failures.__test__ = False  # type: ignore[attr-defined]
+for _view in (test_series, test_histograms, test_failures, test_start_time):
+    _view.__test__ = False  # type: ignore[attr-defined]

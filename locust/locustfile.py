@@ -9,6 +9,7 @@ parameter; ``locust -f locust/locustfile.py --help`` lists them under "SageMaker
 from locust import task
 
 import smload.exporter  # noqa: F401 - the Prometheus exporter plugin (serves /metrics from the master)
+import smload.exporter.latency  # noqa: F401 - exact merged histograms: the summary's percentiles
 from smload import SageMakerUser
 
 

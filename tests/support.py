@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,34 +247,188 @@ def distributed_args(workers: int = 2) -> list[str]:
             "--master-host", "127.0.0.1", "--master-port", port]
 
 
+def exporter_args() -> list[str]:
+    """The exporter's /metrics server (on by default, port 9646) on a free port of 127.0.0.1."""
+    return ["--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())]
+
+
 @dataclass
 class LocustResults:
-    """Locust's final stats as written by ``--csv PREFIX``: requests and failures per (type, name)."""
+    """Locust's final stats, from a run with ``--json``: requests per (request_type, name) from the
+    JSON Locust prints on stdout at shutdown (``--csv`` is rewritten once a second and misses the
+    end; ``--json-file`` suppresses the error report), failures per (request_type, name) and error
+    text from the "Error report" Locust logs (stderr) after it."""
 
     requests: dict[tuple[str, str], int]
     failures: dict[tuple[str, str], dict[str, int]]
-    rows: dict[tuple[str, str], dict[str, str]]
+    entries: dict[tuple[str, str], dict[str, Any]]
 
     def requests_named(self, prefix: str) -> dict[str, int]:
         """Requests per name (any request type) for names starting with ``prefix``."""
         return {name: n for (_, name), n in self.requests.items() if name.startswith(prefix)}
 
 
-def read_locust_csv(prefix: Path | str) -> LocustResults:
-    import csv
+def locust_results(result: subprocess.CompletedProcess) -> LocustResults:
+    """The final stats of a run with ``--json`` (its stdout is only that JSON)."""
+    # with --processes the forked workers print their (emptied) stats too: "[]"
+    decoder, text, documents, at = json.JSONDecoder(), result.stdout, [], 0
+    while text[at:].strip():
+        document, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        documents.append(document)
+        at = end
+    master = [d for d in documents if d]
+    assert len(master) <= 1, f"more than one process printed stats: {text[:2000]}"
+    entries = {(e["method"], e["name"]): e for e in (master[0] if master else [])}
+    failures: dict[tuple[str, str], dict[str, int]] = {}
+    lines = result.stderr.splitlines()
+    if "Error report" in lines:
+        for line in lines[lines.index("Error report") + 3:]:
+            if line.startswith("---") or not line.strip():
+                break
+            count, _, rest = line.strip().partition(" ")
+            method, _, name_and_error = rest.strip().partition(" ")
+            name, _, error = name_and_error.rpartition(": ")
+            failures.setdefault((method, name), {})[error.strip()] = int(count)
+    requests = {key: e["num_requests"] for key, e in entries.items()}
+    return LocustResults(requests, failures, entries)
 
-    requests, rows, failures = {}, {}, {}
-    with open(f"{prefix}_stats.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if row["Name"] == "Aggregated":
-                continue
-            key = (row["Type"], row["Name"])
-            requests[key] = int(row["Request Count"])
-            rows[key] = row
-    with open(f"{prefix}_failures.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            failures.setdefault((row["Method"], row["Name"]), {})[row["Error"]] = int(row["Occurrences"])
-    return LocustResults(requests, failures, rows)
+
+@dataclass
+class Prometheus:
+    """A real Prometheus server (Debian's ``prometheus``) started by a test, scraping our targets."""
+
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """An instant query; the result vector (``[{"metric": {...}, "value": [t, "v"]}, ...]``)."""
+        params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+        status, body = http_get(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}")
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", f"{expr}: {body[:500]!r}"
+        return answer["data"]["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """A range query; the result matrix (``[{"metric": {...}, "values": [[t, "v"], ...]}, ...]``)."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        status, body = http_get(f"{self.url}/api/v1/query_range?{urllib.parse.urlencode(params)}")
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", f"{expr}: {body[:500]!r}"
+        return answer["data"]["result"]
+
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        """The single value of a query that returns one series, None when it returns none."""
+        result = self.query(expr, at)
+        assert len(result) <= 1, f"{expr}: {len(result)} series, expected one"
+        return float(result[0]["value"][1]) if result else None
+
+    def targets_up(self) -> bool:
+        status, body = http_get(f"{self.url}/api/v1/targets")
+        active = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+        return bool(active) and all(t["health"] == "up" for t in active)
+
+
+def prometheus_config(jobs: dict[str, str], scrape_interval: str = "1s") -> str:
+    """A prometheus.yml scraping each ``job: host:port`` at ``scrape_interval``."""
+    lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}",
+             "scrape_configs:"]
+    for job, target in jobs.items():
+        lines += [f"  - job_name: {job}", f"    static_configs: [{{targets: ['{target}']}}]"]
+    return "\n".join(lines) + "\n"
+
+
+def start_prometheus(procs: Procs, config: str, timeout: float = 30.0) -> Prometheus:
+    """``prometheus`` on 127.0.0.1 with ``config`` (YAML text) and its data in the test's tmp dir;
+    returns once it answers. A missing binary is a failure that says how to install it."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not installed: run `make tools` (Debian: apt-get install prometheus)"
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=procs.log_dir))
+    (workdir / "prometheus.yml").write_text(config)
+    proc = procs.start("prometheus", [binary, f"--config.file={workdir / 'prometheus.yml'}",
+                                      f"--storage.tsdb.path={workdir / 'data'}",
+                                      f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"])
+    prometheus = Prometheus(proc, port)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"prometheus exited with {proc.popen.returncode}:\n{proc.log()}")
+        return answers(f"{prometheus.url}/-/ready")
+
+    wait_until(ready, timeout, "prometheus to be ready")
+    return prometheus
+
+
+@dataclass
+class Moto:
+    """moto in server mode on 127.0.0.1: a local emulation of AWS APIs (CloudWatch, the SageMaker
+    control plane, IAM), because no AWS account can be reached from here."""
+
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment that points botocore's CloudWatch and SageMaker clients at this moto."""
+        return {"AWS_ENDPOINT_URL_CLOUDWATCH": self.url, "AWS_ENDPOINT_URL_SAGEMAKER": self.url}
+
+    def client(self, service: str, key: str = TEST_ACCESS_KEY, secret: str = TEST_SECRET_KEY):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=key, aws_secret_access_key=secret)
+
+    def create_endpoint(self, name: str, instances: dict[str, int]) -> None:
+        sagemaker = self.client("sagemaker")
+        sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
+                               PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"})
+        sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[
+            {"VariantName": variant, "ModelName": f"{name}-model", "InitialInstanceCount": count,
+             "InstanceType": "ml.g4dn.xlarge", "InitialVariantWeight": 1.0} for variant, count in instances.items()])
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+
+    def put_metrics(self, endpoint: str, data: dict[str, list[tuple[str, str, str, list[float]]]]) -> None:
+        """``{variant: [(namespace, metric, unit, values), ...]}``, timestamped two minutes ago."""
+        import datetime
+
+        cloudwatch = self.client("cloudwatch")
+        at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
+        for variant, metrics in data.items():
+            dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+            for namespace, metric, unit, values in metrics:
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
+                    {"MetricName": metric, "Dimensions": dimensions, "Value": v, "Unit": unit, "Timestamp": at}
+                    for v in values])
+
+    def user_allowed(self, *actions: str) -> tuple[str, str]:
+        """An IAM user allowed ``actions`` only; its access key and secret."""
+        iam = self.client("iam")
+        name = f"user{len(iam.list_users()['Users'])}"
+        iam.create_user(UserName=name)
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
+        iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def enforce_iam(self) -> None:
+        """From now on moto checks every request against IAM (its INITIAL_NO_AUTH_ACTION_COUNT = 0)."""
+        status, body = http_post(f"{self.url}/moto-api/reset-auth", b"0", {"Content-Type": "text/plain"})
+        assert status == 200, body
+
+
+def start_moto(procs: Procs, timeout: float = 30.0) -> Moto:
+    port = free_port()
+    proc = procs.start("moto", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)])
+    moto = Moto(proc, port)
+    wait_until(lambda: answers(f"{moto.url}/moto-api/"), timeout, "moto to answer")
+    return moto
 
 
 ARTIFACTS = REPO / "test-artifacts"  # screenshots and reports kept from test runs (git-ignored)

@@ -116,5 +116,5 @@ class Histogram:
         hist = cls()
         hist.count, hist.sum, low, hist.max, indices, counts = wire
         hist.min = low if hist.count else math.inf
-        hist.counts = dict(zip(indices, counts))
+        hist.counts = dict(zip(indices, counts, strict=True))
         return hist

@@ -22,6 +22,7 @@ import weakref
 from typing import Any
 
 import gevent
+import psutil
 from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
@@ -69,13 +70,24 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
         usage.validate(options)
     except usage.MissingOption as err:
         if _auto_start(options) or web_ui is None:
-            usage.exit_usage(err, PROG)
+            _refuse(err, options)
         logger.info("%s: fill it in the web UI's custom parameters before starting", err)
     except usage.UsageError as err:
-        usage.exit_usage(err, PROG)
+        _refuse(err, options)
     if web_ui is not None:
         _check_swarm_form(web_ui, environment)
-    environment.events.quit.add_listener(lambda **_kw: _print_summary(environment))
+    _summary_at_exit(environment)
+
+
+def _refuse(err: usage.UsageError, options: Any) -> None:
+    """Exit 2 with one line. With ``--processes`` the workers were already forked (Locust forks
+    before ``init``) and would outlive us for a minute (Locust's own clean-up forgets them): they
+    have done nothing yet, so they go first, silently."""
+    if getattr(options, "processes", None):
+        for child in psutil.Process().children():
+            child.kill()
+    logging.disable()  # what Locust's greenlets still log on the way out would bury the one line
+    usage.exit_usage(err, PROG)
 
 
 def _check_swarm_form(web_ui: Any, environment: Any) -> None:
@@ -121,11 +133,20 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
             gevent.spawn(runner.stop)
 
 
-def _print_summary(environment: Any) -> None:
-    """At ``quit``, after Locust's own tables: the last thing on the terminal. With ``--json``
-    stdout belongs to Locust's JSON, so the summary goes to stderr."""
-    text = summary.render(environment)
-    if text:
-        stream = sys.stderr if getattr(environment.parsed_options, "json", False) else sys.stdout
-        stream.write(text)
-        stream.flush()
+def _summary_at_exit(environment: Any) -> None:
+    """Rendered at ``quitting`` (after the master's final worker reports, before ``--json`` prints
+    Locust's stats, which empties them), printed at ``quit``: after Locust's own tables, the last
+    thing on the terminal. With ``--json`` stdout belongs to Locust's JSON: the summary goes to stderr."""
+    rendered: list[str] = []
+
+    def render(**_kwargs: Any) -> None:
+        rendered.append(summary.render(environment))
+
+    def show(**_kwargs: Any) -> None:
+        if rendered and rendered[-1]:
+            stream = sys.stderr if getattr(environment.parsed_options, "json", False) else sys.stdout
+            stream.write(rendered[-1])
+            stream.flush()
+
+    environment.events.quitting.add_listener(render)
+    environment.events.quit.add_listener(show)

@@ -10,6 +10,7 @@ all workers) when the exporter is there, else from Locust's stats (rounded to 2 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -62,13 +63,12 @@ def test_started(environment: Any) -> None:
 
 
 def _histograms(environment: Any) -> dict | None:
-    try:
-        from smload.exporter.latency import test_histograms
-    except ImportError:
+    latency = sys.modules.get("smload.exporter.latency")  # only when the locustfile enabled it
+    if latency is None:
         return None
     try:
-        return test_histograms(environment)
-    except Exception:  # the exporter not enabled in this locustfile: Locust's stats will do
+        return latency.test_histograms(environment)
+    except RuntimeError:  # not attached to this environment: Locust's stats will do
         return None
 
 

@@ -16,11 +16,11 @@ from support import (
     REPO,
     aws_env,
     distributed_args,
-    free_port,
-    read_locust_csv,
+    exporter_args,
+    locust_results,
     render_in_chromium,
     start_emulator,
-    wait_until,
+    start_moto,
 )
 
 PAYLOAD = str(REPO / "locust" / "payloads" / "small.json")
@@ -38,7 +38,7 @@ def calibrate(emulator, tmp_path, *args, workers=1, env=None, timeout=400):
     out = tmp_path / "out"
     cmd = [str(BIN / "smload"), "calibrate", "--endpoint-name", "ep", "--endpoint-url", emulator.url,
            "--region", "us-east-1", "--payload", PAYLOAD, "--output", str(out), "--stop-timeout", "10",
-           "--csv", str(tmp_path / "locust"), *distributed_args(workers), *args]
+           "--json", *exporter_args(), *distributed_args(workers), *args]
     result = subprocess.run(cmd, env=env or aws_env(), capture_output=True, text=True, timeout=timeout,
                             cwd=tmp_path, start_new_session=True)
     summary = json.loads((out / "calibration.json").read_text()) if (out / "calibration.json").exists() else None
@@ -83,7 +83,7 @@ def test_knee_within_10_percent_of_the_known_capacity(procs, tmp_path, request, 
 
     # nothing lost: every request the emulator answered is in Locust's count, and each step's
     # window is within it
-    total = read_locust_csv(tmp_path / "locust").requests[("InvokeEndpoint", "ep/AllTraffic")]
+    total = locust_results(result).requests[("InvokeEndpoint", "ep/AllTraffic")]
     assert emulator.stats()["requests"] == total
     assert sum(step["requests"] for step in summary["steps"]) < total
     for step in summary["steps"]:
@@ -127,37 +127,11 @@ def test_an_endpoint_failing_5_percent_fires_the_error_rate_stop(procs, tmp_path
     assert step["reasons"][0].startswith("error rate ") and step["reasons"][0].endswith("> 1 %")
 
 
-@pytest.fixture
-def moto_sagemaker(procs):
-    """moto's SageMaker control plane with endpoint ``ep``: variant AllTraffic on 2 instances."""
-    import boto3
-
-    port = free_port()
-    procs.start("moto", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    env = aws_env()
-    client = boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
-    def up():
-        try:
-            client.list_endpoints()
-            return True
-        except Exception:
-            return False
-
-    wait_until(up, 30, "moto_server")
-    client.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
-                        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1"})
-    client.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
-    client.create_endpoint(EndpointName="ep", EndpointConfigName="c")
-    return url
-
-
-def test_instances_from_describe_endpoint(procs, tmp_path, moto_sagemaker):
+def test_instances_from_describe_endpoint(procs, tmp_path):
     emulator = start_emulator(procs, *variant(2, 4, 25))
-    env = aws_env(AWS_ENDPOINT_URL_SAGEMAKER=moto_sagemaker)
+    moto = start_moto(procs)  # the SageMaker control plane, endpoint "ep": AllTraffic on 2 instances
+    moto.create_endpoint("ep", {"AllTraffic": 2})
+    env = aws_env(AWS_ENDPOINT_URL_SAGEMAKER=moto.url)
     result, summary = calibrate(emulator, tmp_path, "--max-steps", "2", *FAST_STEPS, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert summary["instances_source"] == "DescribeEndpoint" and summary["instances"] == 2

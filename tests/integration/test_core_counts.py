@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from support import distributed_args, read_locust_csv, run_locust, start_emulator
+from support import distributed_args, locust_results, run_locust, start_emulator
 
 from smload.errors import base_type
 
@@ -28,15 +28,14 @@ endpoints:
 def run_against(emulator, tmp_path, *args: str, users: int = 8, seconds: int = 8):
     """Locust headless with the bundled locustfile; --stop-timeout lets in-flight requests finish
     (and be counted) when the run time is up, instead of being killed mid-request."""
-    prefix = tmp_path / "locust"
     result = run_locust(
         "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
         "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "payloads"), "--csv", str(prefix), "--exit-code-on-error", "0",
+        "--payload", str(tmp_path / "payloads"), "--json", "--exit-code-on-error", "0",
         *distributed_args(), *args,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return read_locust_csv(prefix), result
+    return locust_results(result), result
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def test_counts_match_the_emulator_exactly_per_variant(procs, tmp_path, payloads
     assert abs(share - 0.7) < 5 * math.sqrt(0.7 * 0.3 / total), (share, total)
 
     # the summary table shows the same counts per variant
-    summary = run.stdout[run.stdout.index("SageMaker load test summary"):]
+    summary = run.stderr[run.stderr.index("SageMaker load test summary"):]  # --json: the summary goes to stderr
     for name, n in ours.items():
         line = next(line for line in summary.splitlines() if line.startswith(name))
         assert line.split()[1] == str(n)

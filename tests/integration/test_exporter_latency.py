@@ -12,7 +12,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import REPO, aws_env, free_port, http_get, http_post, locust_cmd, run_locust, wait_until
+from support import (
+    REPO,
+    aws_env,
+    distributed_args,
+    free_port,
+    http_get,
+    http_post,
+    locust_cmd,
+    run_locust,
+    wait_until,
+)
 
 from smload.histogram import Histogram
 
@@ -58,10 +68,8 @@ def assert_view_is(view: dict[str, list], expected: dict[str, dict]) -> None:
 def run_headless(tmp_path: Path, *args: str) -> tuple[dict, list[dict]]:
     out = tmp_path / "out"
     out.mkdir()
-    port = str(free_port())  # --processes workers connect to --master-port: never let them find 5557
     result = run_locust("--headless", "-u", "6", "-r", "6", "--run-time", "4s", "--only-summary",
-                        "--exit-code-on-error", "0", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-                        "--master-host", "127.0.0.1", "--master-port", port, *args,
+                        "--exit-code-on-error", "0", *args,
                         env=env_for(out), locustfile=SYNTHETIC, timeout=90)
     assert result.returncode == 0, result.stderr[-4000:]
     (master,) = load(out, "master")
@@ -69,7 +77,7 @@ def run_headless(tmp_path: Path, *args: str) -> tuple[dict, list[dict]]:
 
 
 def test_processes_workers_merge_exactly_into_the_master(tmp_path):
-    master, workers = run_headless(tmp_path, "--processes", "2")
+    master, workers = run_headless(tmp_path, *distributed_args(2))
     assert len(workers) == 2
     fired = truth([w["fired_lifetime"] for w in workers])
     assert_view_is(master["lifetime"], fired)

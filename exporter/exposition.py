@@ -1,0 +1,126 @@
+"""The request metrics in Prometheus's text format (0.0.4), rendered by hand.
+
+``locust_requests_total``, ``locust_request_failures_total``, ``locust_response_bytes_total`` and
+the ``locust_request_duration_seconds`` histogram, per ``(request_type, name)``, from the
+plumbing's lifetime view (counts that only grow). Why by hand: 50 names x 460 buckets is 23,000
+samples, and prometheus_client renders them in about 200 ms where this takes about 5 ms
+(``bench/bench_exporter.py``); the small families (runner gauges, process, CloudWatch) still go
+through prometheus_client.
+
+Bounded cardinality: the first ``max_names`` names (in the order they were first seen) get their own
+series; later ones are summed into ``name="(other)"``. ``error_type`` is the closed set of
+``smload.errors`` (plus ``Other``), every value present from the start at 0, so that ``rate()``
+and ``increase()`` see a failure type's first occurrences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from smload import errors
+
+from .buckets import LE_LABELS, cumulative_counts
+from .latency import Key, Series
+
+OVERFLOW_NAME = "(other)"
+ERROR_LABELS = (*errors.ERROR_TYPES, errors.OTHER)
+DEFAULT_MAX_NAMES = 50
+
+_HEADERS = {
+    "locust_requests_total": (
+        "counter",
+        "Requests completed, successes and failures, from every worker since the master started",
+    ),
+    "locust_request_failures_total": (
+        "counter",
+        "Failed requests by error type (smload.errors: ModelError, ThrottlingException, Timeout, ...)",
+    ),
+    "locust_response_bytes_total": ("counter", "Response body bytes received"),
+    "locust_request_duration_seconds": (
+        "histogram",
+        "Request latency to the last byte, measured by the workers, merged exactly on the master",
+    ),
+}
+
+
+def label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def error_label(error: str) -> str:
+    """``ModelError(500)`` -> ``ModelError``; anything outside the closed set -> ``Other``."""
+    base = errors.base_type(error)
+    return base if base in ERROR_LABELS else errors.OTHER
+
+
+def _header(family: str) -> str:
+    kind, help_text = _HEADERS[family]
+    return f"# HELP {family} {help_text}\n# TYPE {family} {kind}\n"
+
+
+class RequestMetrics:
+    """Renders the request families; keeps per-name label strings between scrapes."""
+
+    def __init__(self, max_names: int = DEFAULT_MAX_NAMES):
+        self.max_names = max_names
+        self._tracked: set[Key] = set()  # names with their own series, for the life of the process
+        self._labels: dict[Key, str] = {}
+        self._bucket_prefixes: dict[Key, list[str]] = {}
+
+    def _capped(self, lifetime: Mapping[Key, Series]) -> dict[Key, Series]:
+        """Names beyond the cap, summed per request type into ``(other)``: counts still only grow."""
+        out: dict[Key, Series] = {}
+        overflow: dict[Key, Series] = {}
+        for key, series in lifetime.items():
+            if key not in self._tracked and len(self._tracked) < self.max_names:
+                self._tracked.add(key)
+            if key in self._tracked:
+                out[key] = series
+            else:
+                other = (key[0], OVERFLOW_NAME)
+                overflow.setdefault(other, Series()).merge(series)
+        out.update(overflow)
+        return out
+
+    def _labels_of(self, key: Key) -> str:
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels[key] = f'request_type="{label_value(key[0])}",name="{label_value(key[1])}"'
+        return labels
+
+    def _prefixes(self, key: Key) -> list[str]:
+        prefixes = self._bucket_prefixes.get(key)
+        if prefixes is None:
+            labels = self._labels_of(key)
+            prefixes = [f'locust_request_duration_seconds_bucket{{{labels},le="{le}"}} ' for le in LE_LABELS]
+            self._bucket_prefixes[key] = prefixes
+        return prefixes
+
+    def render(self, lifetime: Mapping[Key, Series]) -> str:
+        view = self._capped(lifetime)
+        requests, failures, response_bytes, durations = [], [], [], []
+        for key, series in view.items():
+            labels = self._labels_of(key)
+            requests.append(f"locust_requests_total{{{labels}}} {series.requests}\n")
+            by_type = dict.fromkeys(ERROR_LABELS, 0)
+            for error, n in series.failures.items():
+                by_type[error_label(error)] += n
+            failures.extend(
+                f'locust_request_failures_total{{{labels},error_type="{error_type}"}} {n}\n'
+                for error_type, n in by_type.items()
+            )
+            response_bytes.append(f"locust_response_bytes_total{{{labels}}} {series.response_bytes}\n")
+            histogram = series.histogram
+            durations.extend(
+                [f"{prefix}{count}\n" for prefix, count in zip(self._prefixes(key), cumulative_counts(histogram), strict=True)]
+            )
+            durations.append(f"locust_request_duration_seconds_sum{{{labels}}} {histogram.sum / 1000.0!r}\n")
+            durations.append(f"locust_request_duration_seconds_count{{{labels}}} {histogram.count}\n")
+        return "".join(
+            [
+                _header("locust_requests_total"), *requests,
+                _header("locust_request_failures_total"), *failures,
+                _header("locust_response_bytes_total"), *response_bytes,
+                _header("locust_request_duration_seconds"), *durations,
+            ]
+        )

@@ -1,0 +1,66 @@
+"""Gauges of the Locust runner itself (a prometheus_client collector, read at each scrape):
+``locust_users``, ``locust_workers{state}``, ``locust_runner_state{state}``,
+``locust_worker_cpu_usage_percent{worker}`` and ``locust_test_start_time_seconds``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from locust.env import Environment
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import latency
+
+# Every state a runner or a worker can be in ("ready" is Locust's STATE_INIT): each one always has
+# a series, 0 when nothing is in it, so that a panel never mistakes "no data" for "none".
+STATES = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING, STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED, STATE_MISSING)
+LOCAL_WORKER = "local"
+
+
+class RunnerCollector(Collector):
+    def __init__(self, environment: Environment):
+        self.environment = environment
+
+    def collect(self) -> Iterator[Metric]:
+        runner = self.environment.runner
+        users = GaugeMetricFamily("locust_users", "Users running now (on the master: as the workers last reported)")
+        users.add_metric([], runner.user_count)
+        yield users
+
+        if isinstance(runner, MasterRunner):
+            workers = [(node.id, node.state, node.cpu_usage) for node in runner.clients.values()]
+        else:  # a local runner is its own single worker
+            workers = [(LOCAL_WORKER, runner.state, runner.current_cpu_usage)]
+        by_state = GaugeMetricFamily("locust_workers", "Workers by state (missing: no heartbeat for 3 s)", labels=["state"])
+        for state in STATES:
+            by_state.add_metric([state], sum(1 for _, s, _ in workers if s == state))
+        yield by_state
+
+        runner_state = GaugeMetricFamily("locust_runner_state", "1 for the runner's current state", labels=["state"])
+        for state in STATES:
+            runner_state.add_metric([state], 1 if runner.state == state else 0)
+        yield runner_state
+
+        cpu = GaugeMetricFamily(
+            "locust_worker_cpu_usage_percent", "CPU use of each worker process, as its last heartbeat said", labels=["worker"]
+        )
+        for worker, _, usage in workers:
+            cpu.add_metric([worker], usage)
+        yield cpu
+
+        started = latency.test_start_time(self.environment)
+        if started is not None:
+            start = GaugeMetricFamily("locust_test_start_time_seconds", "Unix time at which the current test started")
+            start.add_metric([], started)
+            yield start

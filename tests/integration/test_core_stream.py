@@ -1,0 +1,58 @@
+"""``--stream``: InvokeEndpointWithResponseStream with both clients against the emulator's event
+streams. Exact counts; a stream that breaks halfway is a failure of the stream's error type; the
+time to the first part and the time between parts are their own Locust entries."""
+
+from __future__ import annotations
+
+import pytest
+from support import distributed_args, locust_results, run_locust, start_emulator
+
+STREAM_CONFIG = """
+endpoints:
+  - name: gen
+    variants:
+      - {name: ok, weight: 2, concurrency: 16, latency: 20, stream: {parts: 5, part_delay_ms: 10}}
+      - {name: broken, concurrency: 16, latency: 20, stream: {parts: 6, part_delay_ms: 5, error_rate: 1.0}}
+      - name: failing
+        concurrency: 16
+        latency: 20
+        stream: {parts: 6, part_delay_ms: 5, error_rate: 1.0, error: InternalStreamFailure}
+"""
+OP = "InvokeEndpointWithResponseStream"
+
+
+@pytest.mark.parametrize("client", ["fast", "boto3"])
+def test_stream_counts_errors_and_part_timing(procs, tmp_path, client):
+    config = tmp_path / "stream.yaml"
+    config.write_text(STREAM_CONFIG)
+    emulator = start_emulator(procs, "--config", str(config))
+    (tmp_path / "prompt.json").write_text('{"inputs": "Tell me a story about a load test.", "parameters": {}}')
+    result = run_locust(
+        "--headless", "-u", "6", "-r", "6", "-t", "5s", "--stop-timeout", "10", "--exit-code-on-error", "0",
+        "--endpoint-name", "gen", "--endpoint-url", emulator.url, "--region", "us-east-1", "--stream",
+        "--payload", str(tmp_path / "prompt.json"), "--client", client, "--json", *distributed_args(),
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    ours = locust_results(result)
+    server = emulator.stats()["endpoints"]["gen"]["variants"]
+
+    for variant, failure in (("ok", None), ("broken", "ModelError"), ("failing", "InternalFailure")):
+        n = server[variant]["requests"]
+        assert n > 10 and ours.requests[(OP, f"gen/{variant}")] == n, (variant, n, ours.requests)
+        # every stream's first part arrived before it ended or broke
+        assert ours.requests[(OP, f"gen/{variant} TTFB")] == n
+        if failure:
+            assert ours.failures[(OP, f"gen/{variant}")] == {failure: n}
+            assert server[variant]["errors"] == {failure: n}
+        else:
+            assert (OP, f"gen/{variant}") not in ours.failures and server[variant]["errors"] == {}
+
+    def mean_ms(name):
+        entry = ours.entries[(OP, name)]
+        return entry["total_response_time"] / entry["num_requests"]
+
+    # 20 ms to the first of 5 parts, then one part every 10 ms: ~20 ms TTFB, ~60 ms in all
+    assert 18 <= mean_ms("gen/ok TTFB") < mean_ms("gen/ok") - 30
+    assert 9 <= mean_ms("gen/ok per-part") <= 25
+    assert ours.requests[(OP, "gen/ok per-part")] == ours.requests[(OP, "gen/ok")]
+    assert ours.entries[(OP, "gen/ok")]["total_content_length"] > 0
