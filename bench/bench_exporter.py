@@ -56,7 +56,7 @@ def live(args, exporter: bool) -> dict:
     master_port, web_port, metrics_port = free_port(), free_port(), free_port()
     env = {**os.environ, "BENCH_NAMES": str(args.names), "BENCH_RATE": str(args.rate), "BENCH_USERS": str(args.users)}
     cmd = [BIN / "locust", "-f", REPO / "bench" / "exporter_load.py", "--headless", "-u", str(args.users),
-           "-r", str(args.users), "--run-time", f"{args.warmup + args.duration + 30}s",
+           "-r", str(args.users), "--run-time", f"{int(args.warmup + args.duration) + 30}s",
            "--processes", str(args.workers), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
            "--master-host", "127.0.0.1", "--master-port", str(master_port), "--web-port", str(web_port),
            "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port if exporter else 0), "--only-summary"]
@@ -64,8 +64,11 @@ def live(args, exporter: bool) -> dict:
     proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     master = psutil.Process(proc.pid)
     url = f"http://127.0.0.1:{metrics_port}/metrics"
+    log_path = Path(log.name)
     try:
         time.sleep(args.warmup)
+        if proc.poll() is not None:
+            raise SystemExit(f"locust exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
         if exporter:
             first = total_requests(get(url))
         cpu0, t0 = master.cpu_times(), time.monotonic()
@@ -145,7 +148,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="requests/s in total (default 2000)")
     parser.add_argument("--names", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--users", type=int, default=80)
     args = parser.parse_args()
 
     on = live(args, exporter=True)

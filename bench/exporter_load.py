@@ -11,7 +11,7 @@ import smload.exporter  # noqa: F401 - the plugin under test
 from smload.errors import RequestFailure
 
 NAMES = [f"bench-endpoint/variant-{i:02d}" for i in range(int(os.environ.get("BENCH_NAMES", "50")))]
-USERS = int(os.environ.get("BENCH_USERS", "40"))
+USERS = int(os.environ.get("BENCH_USERS", "80"))
 RATE = float(os.environ.get("BENCH_RATE", "2000"))  # requests/s, all users together
 
 
