@@ -251,11 +251,6 @@ def distributed_args(workers: int = 2) -> list[str]:
             "--master-host", "127.0.0.1", "--master-port", port]
 
 
-def exporter_args() -> list[str]:
-    """The exporter's /metrics server (on by default, port 9646) on a free port of 127.0.0.1."""
-    return ["--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())]
-
-
 @dataclass
 class LocustResults:
     """Locust's final stats, from a run with ``--json``: requests per (request_type, name) from the

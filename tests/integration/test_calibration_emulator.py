@@ -16,7 +16,6 @@ from support import (
     REPO,
     aws_env,
     distributed_args,
-    exporter_args,
     locust_results,
     render_in_chromium,
     start_emulator,
@@ -38,7 +37,7 @@ def calibrate(emulator, tmp_path, *args, workers=1, env=None, timeout=400):
     out = tmp_path / "out"
     cmd = [str(BIN / "smload"), "calibrate", "--endpoint-name", "ep", "--endpoint-url", emulator.url,
            "--region", "us-east-1", "--payload", PAYLOAD, "--output", str(out), "--stop-timeout", "10",
-           "--json", *exporter_args(), *distributed_args(workers), *args]
+           "--json", *distributed_args(workers), *args]
     result = subprocess.run(cmd, env=env or aws_env(), capture_output=True, text=True, timeout=timeout,
                             cwd=tmp_path, start_new_session=True)
     summary = json.loads((out / "calibration.json").read_text()) if (out / "calibration.json").exists() else None

@@ -17,7 +17,6 @@ from support import (
     answers,
     aws_env,
     distributed_args,
-    exporter_args,
     free_port,
     http_get,
     http_post,
@@ -56,7 +55,7 @@ def endpoint_args(emulator) -> list[str]:
 
 def headless(emulator, *args, users=4, seconds=4, env=None, **kwargs):
     return run_locust("--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
-                      *endpoint_args(emulator), *exporter_args(), *args, env=env, **kwargs)
+                      *endpoint_args(emulator), *args, env=env, **kwargs)
 
 
 def check_rows(output: str) -> dict[str, str]:
@@ -160,7 +159,7 @@ def test_checks_set_in_the_web_ui_decide_the_exit_code(procs, emulator):
     SIGTERM (as a container is stopped) and exits with the checks' verdict."""
     web = free_port()
     master = procs.start("locust", locust_cmd("--web-host", "127.0.0.1", "--web-port", str(web),
-                                              *endpoint_args(emulator), *exporter_args(), *distributed_args(1)))
+                                              *endpoint_args(emulator), *distributed_args(1)))
     base = f"http://127.0.0.1:{web}"
     wait_until(lambda: master.alive() and answers(f"{base}/"), 30, "the web UI")
     wait_until(lambda: json.loads(http_get(f"{base}/stats/requests")[1])["worker_count"] == 1, 30, "the worker")
