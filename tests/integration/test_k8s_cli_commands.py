@@ -11,7 +11,7 @@ import re
 import pytest
 from helmchart import MASTER, NAMESPACE, RELEASE, WORKER
 from k8s_release import deploy
-from support import Procs, http_post, wait_until
+from support import Procs, http_get, http_post, wait_until
 
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/part-of=sagemaker-loadtest"
 PROXY = f"/api/v1/namespaces/{NAMESPACE}/services/{MASTER}:web/proxy/"
@@ -172,3 +172,15 @@ def test_run_with_failed_requests_exits_1(tmp_path):
         failing.standin.stop()
     finally:
         procs.stop_all()
+
+
+def test_checks_route_answers_like_the_verdict(release):
+    """/smload/checks on the master itself: results as the headless verdict reports them, 400 for nonsense."""
+    status, body = http_get(f"{release.web}/smload/checks?check=p95%3C300")
+    assert status == 400 and json.loads(body)["error"].startswith("--check: 'p95<300'"), body
+    status, body = http_get(f"{release.web}/smload/checks?check=error_rate%3C1%25&check=p99%5Bno%2Fsuch%5D%3C1s")
+    answer = json.loads(body)
+    assert status == 200 and answer["passed"] is False
+    (rate, unknown) = answer["results"]
+    assert rate["check"] == "error_rate<1%" and rate["passed"] is True
+    assert unknown["passed"] is False and unknown["note"] == "no request named 'no/such'"
