@@ -34,6 +34,7 @@ def test_image_metadata(docker, image):
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["LOCUST_LOCUSTFILE"] == "/opt/smload/locustfile.py"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["LOCUST_METRICS_HOST"] == "0.0.0.0"  # reachable through -p, like the web UI
     labels = config["Labels"]
     for key in ("title", "description", "source", "licenses", "version", "revision", "created"):
         assert labels.get(f"org.opencontainers.image.{key}"), f"OCI label {key} missing"
