@@ -47,7 +47,7 @@ def test_image_contents(containers):
         " ls /opt/smload/payloads | grep -q .; test -d /mnt/payloads; test -d /mnt/locust;"
         " for p in /src /wheels /opt/smload/venv/bin/pip /opt/smload/tests /opt/smload/.git; do"
         "   if [ -e $p ]; then echo unexpected $p; exit 1; fi; done;"
-        " find / -xdev \\( -name .venv -o -name .git -o -name .tools -o -name conftest.py \\) -print | grep . && exit 1;"
+        " find / -xdev \\( -name .venv -o -name .git -o -name .tools -o -name .aws -o -name conftest.py \\) -print | grep . && exit 1;"
         " echo contents-ok"
     )
     code, out = containers.run("contents", "sh", "-c", script)
