@@ -27,8 +27,8 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import calibration_shape, summary, usage, verdict  # noqa: F401 - --check/--report and --calibrate, for every SageMakerUser
 from . import options as smload_options
-from . import summary, usage
 from .client import Runtime
 
 logger = logging.getLogger("smload")
