@@ -29,7 +29,7 @@ def run_against(emulator, tmp_path, *args: str, users: int = 8, seconds: int = 8
     """Locust headless with the bundled locustfile; --stop-timeout lets in-flight requests finish
     (and be counted) when the run time is up, instead of being killed mid-request."""
     result = run_locust(
-        "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
+        "--headless", "--metrics-port", "0", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
         "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
         "--payload", str(tmp_path / "payloads"), "--json", "--exit-code-on-error", "0",
         *distributed_args(), *args,

@@ -95,7 +95,7 @@ def capture(recorder: Recorder, tmp_path, client: str, stream: bool):
     (tmp_path / "body.csv").write_text("1.5,2.5,3.5\n")
     extra = ["--stream"] if stream else ["--target-model", "model-a.tar.gz"]
     result = run_locust(
-        "--headless", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5", "--endpoint-name", "same-ep",
+        "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5", "--endpoint-name", "same-ep",
         "--endpoint-url", recorder.url, "--region", "eu-west-1", "--payload", str(tmp_path / "body.csv"),
         "--client", client, *OPTIONS, *extra,
     )

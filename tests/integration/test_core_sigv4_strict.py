@@ -20,7 +20,7 @@ def run(emulator, tmp_path, client: str, env: dict, *extra: str, seconds: int = 
     body = tmp_path / "body.json"
     body.write_text('{"inputs": [0.5, 1.5]}')
     result = run_locust(
-        "--headless", "-u", "4", "-r", "4", "-t", f"{seconds}s", "--stop-timeout", "10", "--exit-code-on-error", "0",
+        "--headless", "--metrics-port", "0", "-u", "4", "-r", "4", "-t", f"{seconds}s", "--stop-timeout", "10", "--exit-code-on-error", "0",
         "--endpoint-name", "strict", "--endpoint-url", emulator.url, "--region", "eu-west-1",
         "--payload", str(body), "--client", client, "--json", *extra, env=env,
     )

@@ -28,7 +28,7 @@ def test_stream_counts_errors_and_part_timing(procs, tmp_path, client):
     emulator = start_emulator(procs, "--config", str(config))
     (tmp_path / "prompt.json").write_text('{"inputs": "Tell me a story about a load test.", "parameters": {}}')
     result = run_locust(
-        "--headless", "-u", "6", "-r", "6", "-t", "5s", "--stop-timeout", "10", "--exit-code-on-error", "0",
+        "--headless", "--metrics-port", "0", "-u", "6", "-r", "6", "-t", "5s", "--stop-timeout", "10", "--exit-code-on-error", "0",
         "--endpoint-name", "gen", "--endpoint-url", emulator.url, "--region", "us-east-1", "--stream",
         "--payload", str(tmp_path / "prompt.json"), "--client", client, "--json", *distributed_args(),
     )
