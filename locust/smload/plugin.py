@@ -116,7 +116,6 @@ def _check_swarm_form(web_ui: Any, environment: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     runner = environment.runner
-    summary.test_started(environment)
     if isinstance(runner, MasterRunner):
         return
     try:

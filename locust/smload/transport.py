@@ -71,6 +71,16 @@ def _error_answer(status: int, headers: Any, body: bytes) -> tuple[str, str]:
     return errors.from_error_code(code, status, original if isinstance(original, int) else None), str(detail)
 
 
+class _Headers(dict):
+    """Response headers, lower-cased names: all we look up is a few names. geventhttpclient's own
+    Headers keeps original case and repeated fields, at several times the cost per header."""
+
+    __slots__ = ()
+
+    def add(self, name: str, value: str) -> None:
+        self[name.lower()] = value
+
+
 class _StreamDecoder:
     """Counts the PayloadParts of an event stream as they arrive and keeps the first error event."""
 
@@ -215,7 +225,7 @@ class FastTransport:
         try:
             if settings.stream:
                 return self._read_stream(sock, pool, start)
-            response = HTTPSocketPoolResponse(sock, pool, block_size=_BLOCK, method="POST")
+            response = HTTPSocketPoolResponse(sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers)
             data = response.read()
             elapsed = (time.perf_counter() - start) * 1000
         except Exception as err:
@@ -229,7 +239,7 @@ class FastTransport:
 
     def _read_stream(self, sock: Any, pool: ConnectionPool, start: float) -> Outcome:
         decoder = _StreamDecoder(start)
-        response = _StreamResponse(sock, pool, decoder, block_size=_BLOCK, method="POST")
+        response = _StreamResponse(sock, pool, decoder, block_size=_BLOCK, method="POST", headers_type=_Headers)
         data = response.read()  # drives the parser (and so the decoder) to the end of the answer
         elapsed = (time.perf_counter() - start) * 1000
         status = response.status_code

@@ -76,3 +76,6 @@ def test_counts_match_the_emulator_exactly_per_variant(procs, tmp_path, payloads
     for name, n in ours.items():
         line = next(line for line in summary.splitlines() if line.startswith(name))
         assert line.split()[1] == str(n)
+    # generator health: the CPU each worker reported (Locust samples every 5 s; the run is longer)
+    health = next(line for line in summary.splitlines() if line.startswith("generator health:"))
+    assert "worker 0 " in health and "worker 1 " in health, health

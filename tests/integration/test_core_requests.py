@@ -15,7 +15,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from support import TEST_ACCESS_KEY, TEST_SECRET_KEY, run_locust
+from support import TEST_ACCESS_KEY, TEST_SECRET_KEY, aws_env, run_locust, start_moto
 
 from smload.emulator import wire
 
@@ -90,14 +90,14 @@ def valid_signature(request_line: str, headers: dict[str, str], body: bytes, url
     return request.headers["Authorization"] == headers["authorization"]
 
 
-def capture(recorder: Recorder, tmp_path, client: str, stream: bool):
+def capture(recorder: Recorder, tmp_path, client: str, stream: bool, *more: str, env=None):
     recorder.requests = []
     (tmp_path / "body.csv").write_text("1.5,2.5,3.5\n")
     extra = ["--stream"] if stream else ["--target-model", "model-a.tar.gz"]
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5", "--endpoint-name", "same-ep",
-        "--endpoint-url", recorder.url, "--region", "eu-west-1", "--payload", str(tmp_path / "body.csv"),
-        "--client", client, *OPTIONS, *extra,
+        "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5",
+        "--endpoint-name", "same-ep", "--endpoint-url", recorder.url, "--region", "eu-west-1",
+        "--payload", str(tmp_path / "body.csv"), "--client", client, *OPTIONS, *extra, *more, env=env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Traceback" not in result.stderr
@@ -131,3 +131,22 @@ def test_fast_and_boto3_send_the_same_request(tmp_path, stream):
     assert headers["x-amzn-sagemaker-custom-attributes"] == "trace=abc;  mode=1"
     assert headers["x-amzn-sagemaker-accept" if stream else "accept"] == "application/json"
     assert scope == "eu-west-1/sagemaker/aws4_request"
+
+
+@pytest.mark.parametrize("client", ["fast", "boto3"])
+def test_role_arn_signs_with_the_assumed_role(procs, tmp_path, client):
+    """--role-arn: botocore's assume-role credentials, from moto's STS (no AWS here)."""
+    moto = start_moto(procs)
+    recorder = Recorder(stream=False)
+    try:
+        env = aws_env(AWS_ENDPOINT_URL_STS=moto.url)
+        requests = capture(recorder, tmp_path, client, False, "--role-arn", "arn:aws:iam::123456789012:role/loadtest",
+                           env=env)
+    finally:
+        recorder.close()
+    assert len(requests) > 10
+    keys = {headers["authorization"].split("Credential=")[1].split("/")[0] for _, headers, _ in requests}
+    tokens = {headers.get("x-amz-security-token") for _, headers, _ in requests}
+    assert len(keys) == 1 and len(tokens) == 1, (keys, tokens)
+    [key], [token] = keys, tokens
+    assert key.startswith("ASIA") and key != TEST_ACCESS_KEY and token  # temporary credentials of the role

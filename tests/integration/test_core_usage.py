@@ -166,6 +166,9 @@ def test_web_ui_refuses_a_bad_form(procs, payloads):
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), 30, "the web UI")
     assert "--endpoint-name: is required" in proc.log()  # deferred to the form, not an exit
+    page = http_get(base)[1].decode()
+    for option in ("endpoint_name", "payload", "client", "target_variant", "request_timeout", "stream"):
+        assert f'"{option}"' in page, option  # among the web UI's custom parameters
 
     def swarm(**form):
         body = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1, "host": "", **form}).encode()
