@@ -69,6 +69,10 @@ emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/example
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_emulator.py
 
+.PHONY: bench-exporter
+bench-exporter: venv ## Exporter cost: scrape time and master CPU, 50 names x 4 workers at 2,000 req/s (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_exporter.py
+
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
 

@@ -86,7 +86,6 @@ class LatencyPlumbing:
         self.lifetime: dict[Key, Series] = {}
         self.test: dict[Key, Series] = {}
         self.test_started_at: float | None = None  # unix time of the current test's test_start
-        self.reports = 0  # worker reports merged (master)
 
     # --- every runner -------------------------------------------------------------------------
     def on_request(self, request_type, name, response_time, response_length, exception=None, **_kwargs) -> None:
@@ -121,14 +120,14 @@ class LatencyPlumbing:
         environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
         try:
             runner.send_message("stats", data)
-        except Exception:  # noqa: BLE001 - master gone: nothing to report to; Locust logs it itself
-            pass
+        except Exception:  # noqa: BLE001 - no master right now: keep ours for the next report
+            for request_type, name, wire in data.get(REPORT_FIELD, ()):
+                _merge_into(self.pending, (request_type, name), Series.from_wire(wire))
 
     # --- master ---------------------------------------------------------------------------------
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         for request_type, name, wire in data.get(REPORT_FIELD, ()):
             self._add((request_type, name), Series.from_wire(wire))
-        self.reports += 1
 
     # --- master and local runner ----------------------------------------------------------------
     def _add(self, key: Key, series: Series) -> None:
