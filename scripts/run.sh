@@ -17,7 +17,7 @@ RUN_TIME=${RUN_TIME:-30s}
 PAYLOAD=${PAYLOAD:-locust/payloads}
 REPORT_DIR=${REPORT_DIR:-reports}
 EMULATOR_PORT=${EMULATOR_PORT:-8080}
-METRICS_PORT=${METRICS_PORT:-9646}  # the Prometheus exporter's /metrics (0: off)
+METRICS_PORT=${METRICS_PORT:-${LOCUST_METRICS_PORT:-9646}}  # the Prometheus exporter's /metrics (0: off)
 
 free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

@@ -53,9 +53,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 
 def aws_env(**overrides: str) -> dict[str, str]:
     """The environment for a process under test: static test credentials, no host AWS config,
-    no instance metadata lookups, no inherited ``LOCUST_*``/``SAGEMAKER_*`` settings."""
+    no instance metadata lookups, no inherited ``LOCUST_*``/``SAGEMAKER_*`` settings, and the
+    exporter of any Locust master on a free port of 127.0.0.1 (its default, 9646, would collide
+    between tests running at once; a test that scrapes it passes ``--metrics-port`` itself)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_"))}
     env.update(
+        LOCUST_METRICS_HOST="127.0.0.1",
+        LOCUST_METRICS_PORT=str(free_port()),
         AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
         AWS_DEFAULT_REGION="us-east-1",
