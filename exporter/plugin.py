@@ -77,6 +77,10 @@ def _on_init(environment: Environment, runner: Any = None, **_kwargs: Any) -> No
         check_exporter_options(options)
     except usage.UsageError as err:
         usage.exit_usage(err, PROG)
+    if not options.metrics_port:
+        if options.cloudwatch:
+            logger.warning("--cloudwatch: nothing polled, the exporter is off (--metrics-port 0)")
+        return
     collectors = []
     if options.cloudwatch:
         from .cloudwatch import CloudWatchPoller
@@ -84,8 +88,7 @@ def _on_init(environment: Environment, runner: Any = None, **_kwargs: Any) -> No
         poller = CloudWatchPoller.from_options(options, environment)
         poller.start()
         collectors.append(poller)
-    if options.metrics_port:
-        start_server(environment, options.metrics_host, options.metrics_port, options.metrics_max_names, collectors)
+    start_server(environment, options.metrics_host, options.metrics_port, options.metrics_max_names, collectors)
 
 
 def start_server(environment: Environment, host: str, port: int, max_names: int, collectors=()) -> None:
