@@ -27,8 +27,8 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import drain, summary, usage
 from . import options as smload_options
-from . import summary, usage
 from .client import Runtime
 
 logger = logging.getLogger("smload")
@@ -64,6 +64,7 @@ def _auto_start(options: Any) -> bool:
 def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs: Any) -> None:
     options = environment.parsed_options
     summary.track_generator_health(environment)
+    drain.attach(environment)
     if options is None or isinstance(runner, WorkerRunner):
         return  # a worker checks the master's options when they arrive (test_start)
     try:
