@@ -30,19 +30,6 @@ RUN /opt/smload/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG CREATED=unknown
-LABEL org.opencontainers.image.title="sagemaker-loadtest" \
-      org.opencontainers.image.description="Load testing and capacity calibration for Amazon SageMaker real-time endpoints, built on Locust" \
-      org.opencontainers.image.source="https://github.com/sagemaker-loadtest/sagemaker-loadtest" \
-      org.opencontainers.image.url="https://github.com/sagemaker-loadtest/sagemaker-loadtest" \
-      org.opencontainers.image.documentation="https://github.com/sagemaker-loadtest/sagemaker-loadtest#run-it-locally-docker" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}"
-
 # A fixed non-root UID/GID, so that volumes and Kubernetes securityContext can name it.
 RUN groupadd --gid 10001 smload \
     && useradd --uid 10001 --gid 10001 --home-dir /home/smload --create-home --shell /usr/sbin/nologin smload \
@@ -71,3 +58,18 @@ EXPOSE 8089 5557 9646 8080
 # the Helm chart probe each role. PID 1 is dumb-init: it forwards SIGTERM to the process group
 # (Locust and the emulator stop cleanly on it) and reaps what Locust's --processes forks.
 ENTRYPOINT ["dumb-init", "--", "/opt/smload/entrypoint.sh"]
+
+# Last: build arguments that change with every build (CREATED) must not invalidate the layers above.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="sagemaker-loadtest" \
+      org.opencontainers.image.description="Load testing and capacity calibration for Amazon SageMaker real-time endpoints, built on Locust" \
+      org.opencontainers.image.source="https://github.com/sagemaker-loadtest/sagemaker-loadtest" \
+      org.opencontainers.image.url="https://github.com/sagemaker-loadtest/sagemaker-loadtest" \
+      org.opencontainers.image.documentation="https://github.com/sagemaker-loadtest/sagemaker-loadtest#run-it-locally-docker" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+

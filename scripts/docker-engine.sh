@@ -42,8 +42,16 @@ install_missing() {
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null ||
     die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]})"
+  # The package must not start the system's own docker service (bridge, iptables): policy-rc.d
+  # answers "not now" to every service start during the install, unless the machine has its own.
+  local policy=/usr/sbin/policy-rc.d ours=0
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && ours=1
+  fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || { [ $ours = 1 ] && rm -f $policy; exit 1; }
+  [ $ours = 1 ] && rm -f $policy
+  return 0
 }
 
 start() {
@@ -52,7 +60,7 @@ start() {
     return 0
   fi
   install_missing
-  [ "$(id -u)" = 0 ] || die "dockerd needs root: run as root (or use your own engine: export DOCKER_HOST)"
+  [ "$(id -u)" = 0 ] || die "dockerd needs root: run this as root"
   mkdir -p "$data_root" "$exec_root"
   # setsid: the daemon outlives this script and is not in the caller's process group
   setsid dockerd --bridge=none --iptables=false --ip-forward=false --ip-masq=false \

@@ -106,8 +106,13 @@ class Container:
     name: str
 
     def logs(self) -> str:
+        stdout, stderr = self.output()
+        return stdout + stderr
+
+    def output(self) -> tuple[str, str]:
+        """What the container wrote to stdout and to stderr, apart."""
         result = self.docker("logs", self.id, check=False)
-        return result.stdout + result.stderr
+        return result.stdout, result.stderr
 
     def state(self) -> dict:
         return self.docker.inspect(self.id)["State"]

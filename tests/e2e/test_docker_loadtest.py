@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 
 from docker_support import TEST_AWS_ENV, Container, Containers
-from support import answers, free_port, http_get, read_locust_csv, wait_until
+from support import answers, free_port, http_get, locust_results, wait_until
 
 from smload.errors import base_type
 
@@ -96,19 +96,15 @@ def by_name(samples: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def test_headless_run_two_workers_counts_match_exactly(containers, docker, image, tmp_path):
+def test_headless_run_two_workers_counts_match_exactly(containers, docker, image):
     """A 30 s headless run: master + 2 workers. Locust's totals per variant equal the emulator's
     counts exactly; failures per type too; the master's /metrics has the latency histogram during
     the run. The AWS secret given to the containers appears in no log (one worker logs at DEBUG)
     and nowhere in the image."""
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    reports.chmod(0o777)  # the master writes its CSV there as UID 10001
     secret = "smload-e2e-" + secrets.token_hex(16)
     env = {**TEST_AWS_ENV, "AWS_SECRET_ACCESS_KEY": secret}
     stack = start_stack(containers, "--headless", "--expect-workers", "2", "-u", "10", "-r", "10", "-t", "30s",
-                        "--csv", "/var/lib/smload/run", "--exit-code-on-error", "0",
-                        env=env, volumes=(f"{reports}:/var/lib/smload",))
+                        "--json", "--exit-code-on-error", "0", env=env)
     workers = [start_worker(containers, stack, env=env), start_worker(containers, stack, "--loglevel", "DEBUG", env=env)]
 
     def histogram_counts() -> float:
@@ -126,7 +122,8 @@ def test_headless_run_two_workers_counts_match_exactly(containers, docker, image
     for worker in workers:
         assert worker.wait(timeout=30) == 0, worker.logs()
 
-    results = read_locust_csv(reports / "run")
+    stdout, stderr = stack.master.output()
+    results = locust_results(subprocess.CompletedProcess(["locust"], code, stdout, stderr))
     server = stack.emulator_stats()["endpoints"]["ab-test"]["variants"]
     ours = results.requests_named("ab-test/")
     assert ours == {f"ab-test/{name}": v["requests"] for name, v in server.items()}, (ours, server)
