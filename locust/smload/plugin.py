@@ -27,7 +27,7 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
-from . import drain, summary, usage
+from . import calibration_shape, drain, summary, usage, verdict  # noqa: F401 - --check/--report and --calibrate, for every SageMakerUser
 from . import options as smload_options
 from .client import Runtime
 

@@ -45,4 +45,31 @@ def validate(options: Any) -> None:
 def exit_usage(error: UsageError, prog: str = "smload") -> NoReturn:
     sys.stderr.write(f"{prog}: error: {error}\n")
     sys.stderr.flush()
+    _stop_own_children()
     sys.exit(EXIT_USAGE)
+
+
+def _stop_own_children() -> None:
+    """``locust --processes N`` forks its workers before ``init``, where the checks run; its exit path
+    then reaps only workers that already exited (it takes a WNOHANG poll for an exit), so they would
+    outlive the master until their heartbeat timeout, holding its output pipes. Stop this process's
+    own children, and leave them for Locust to reap (reaping them here would make its waitpid fail)."""
+    import time
+
+    import psutil
+
+    children = psutil.Process().children()
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + 5
+    for child in children:
+        try:
+            while child.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if child.status() != psutil.STATUS_ZOMBIE:
+                child.kill()
+        except psutil.Error:
+            pass

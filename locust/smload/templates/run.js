@@ -1,0 +1,29 @@
+// Run report: latency percentiles per request name, errors by type, throughput over time.
+(function () {
+  const percentiles = ["p50", "p90", "p95", "p99", "p99.9"];
+  chart("latency-percentiles", {type: "bar", data: {
+    labels: percentiles,
+    datasets: REPORT.names.map((n, i) => ({label: n.name, data: percentiles.map((p) => n[`${p}_ms`]),
+                                           backgroundColor: COLORS[i % COLORS.length]})),
+  }, options: {scales: {y: axis("ms")}}});
+
+  if (REPORT.errors.length) {
+    const byType = {};
+    REPORT.errors.forEach((e) => { byType[e.type] = (byType[e.type] || 0) + e.count; });
+    const types = Object.keys(byType).sort((a, b) => byType[b] - byType[a]);
+    chart("errors-by-type", {type: "bar", data: {labels: types,
+      datasets: [{label: "failures", data: types.map((t) => byType[t]), backgroundColor: COLORS[3]}]},
+      options: {indexAxis: "y", plugins: {legend: {display: false}}, scales: {x: axis("failures")}}});
+  }
+
+  const t = REPORT.timeline;
+  chart("throughput-over-time", {type: "scatter", data: {datasets: [
+    line("requests/s", t.seconds.map((s, i) => ({x: s, y: t.requests[i]})), COLORS[0], {pointRadius: 0, yAxisID: "rps"}),
+    line("failures/s", t.seconds.map((s, i) => ({x: s, y: t.failures[i]})), COLORS[3], {pointRadius: 0, yAxisID: "rps"}),
+    line("users", t.users.map(([s, u]) => ({x: s, y: u})), COLORS[7], {pointRadius: 0, stepped: true, yAxisID: "users"}),
+  ]}, options: {scales: {
+    x: axis("seconds since the start"),
+    rps: axis("per second", {position: "left"}),
+    users: axis("users", {position: "right", grid: {drawOnChartArea: false}}),
+  }}});
+})();
