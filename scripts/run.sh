@@ -7,7 +7,7 @@
 #   SAGEMAKER_ENDPOINT_NAME=my-endpoint [AWS_REGION=eu-west-1] [PAYLOAD=my/payloads] make run
 # targets a real endpoint instead, with your own credentials (the botocore chain) and no emulator.
 # Other knobs: USERS (10), RUN_TIME (30s), PAYLOAD (locust/payloads), EMULATOR_PORT (8080),
-# REPORT_DIR (reports). Anything after `--` in ARGS goes to Locust: ARGS="--client boto3" make run.
+# METRICS_PORT (9646, 0 for none), REPORT_DIR (reports). Anything after `--` in ARGS goes to Locust: ARGS="--client boto3" make run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,7 @@ RUN_TIME=${RUN_TIME:-30s}
 PAYLOAD=${PAYLOAD:-locust/payloads}
 REPORT_DIR=${REPORT_DIR:-reports}
 EMULATOR_PORT=${EMULATOR_PORT:-8080}
+METRICS_PORT=${METRICS_PORT:-${LOCUST_METRICS_PORT:-9646}}  # the Prometheus exporter's /metrics (0: off)
 
 free_port() { "$BIN/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -25,7 +26,7 @@ report="$REPORT_DIR/run-$(date +%Y%m%d-%H%M%S).html"
 master_port=$(free_port)  # the forked workers find their master here; 5557 may belong to someone else
 args=(--headless --processes 2 --master-bind-host 127.0.0.1 --master-bind-port "$master_port"
       --master-port "$master_port" -u "$USERS" -r "$USERS" -t "$RUN_TIME" --stop-timeout 10
-      --payload "$PAYLOAD" --html "$report" --only-summary
+      --payload "$PAYLOAD" --html "$report" --only-summary --metrics-port "$METRICS_PORT"
       --exit-code-on-error 0)  # injected ModelErrors are part of the demo, not a failed run
 
 if [ -n "${SAGEMAKER_ENDPOINT_NAME:-}" ]; then

@@ -15,6 +15,7 @@ from typing import Any
 from locust.exception import StopUser
 
 from . import aws
+from .drain import in_flight
 from .errors import RequestFailure
 from .options import Settings, settings_from
 from .payloads import Payload, PayloadPicker
@@ -91,9 +92,15 @@ class SageMakerClient:
             payload = self._next_payload()
         else:
             payload = Payload.of(body, content_type or settings.content_type or "application/json")
-        start_time = time.time()
-        outcome = self._transport.invoke(settings, payload)
-        self._report(settings, outcome, start_time, name)
+        if in_flight.draining:  # the test is ending: finish, do not start (smload.drain)
+            raise StopUser()
+        in_flight.count += 1
+        try:
+            start_time = time.time()
+            outcome = self._transport.invoke(settings, payload)
+            self._report(settings, outcome, start_time, name)
+        finally:
+            in_flight.count -= 1
         return outcome
 
     def _with(self, overrides: dict[str, Any]) -> Settings:

@@ -27,7 +27,7 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
-from . import calibration_shape, summary, usage, verdict, web_checks  # noqa: F401 - --check/--report, --calibrate, /smload/checks (smload k8s run), for every SageMakerUser
+from . import calibration_shape, drain, summary, usage, verdict, web_checks  # noqa: F401 - --check/--report, --calibrate, /smload/checks (smload k8s run), for every SageMakerUser
 from . import options as smload_options
 from .client import Runtime
 
@@ -64,6 +64,7 @@ def _auto_start(options: Any) -> bool:
 def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs: Any) -> None:
     options = environment.parsed_options
     summary.track_generator_health(environment)
+    drain.attach(environment)
     if options is None or isinstance(runner, WorkerRunner):
         return  # a worker checks the master's options when they arrive (test_start)
     try:
@@ -116,7 +117,6 @@ def _check_swarm_form(web_ui: Any, environment: Any) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     runner = environment.runner
-    summary.test_started(environment)
     if isinstance(runner, MasterRunner):
         return
     try:

@@ -8,7 +8,9 @@ requests that differ only in their body and timestamp almost all of that is cons
   one pair per (content type, with/without token), built once;
 * the payload hash comes with the payload (computed once when payloads are loaded);
 * the signing key is cached per (secret, day), region and service being fixed per signer;
-* what is left per request is one SHA-256 of the canonical request and one HMAC.
+* what is left per request is one SHA-256 of the canonical request and one HMAC, and not even
+  that when the same body goes out again within the same second (the same inputs sign to the
+  same bytes).
 
 The result is byte-for-byte what botocore produces (``tests/unit/test_core_sigv4.py`` checks it
 against ``botocore.auth.SigV4Auth``). Import-light: hashlib and hmac only.
@@ -71,6 +73,7 @@ class Signer:
         self._keys: dict[tuple[str, str], bytes] = {}
         self._date_second = -1
         self._date = ""
+        self._heads: dict[tuple, SignedHead] = {}  # this second's signed heads
 
     def _template(self, content_type: str | None, with_token: bool) -> _Template:
         # SigV4 "Trimall": the canonical form squeezes whitespace, the wire keeps the value as given
@@ -118,7 +121,13 @@ class Signer:
         if second != self._date_second:
             self._date = amz_date(second)
             self._date_second = second
+            self._heads.clear()
         date = self._date
+        # Within one second the same body and credentials sign to the same bytes: reuse them.
+        memo = (payload_sha256, content_type, content_length, access_key, secret_key, token)
+        head = self._heads.get(memo)
+        if head is not None:
+            return head
         try:
             template = self._templates[(content_type, token is not None)]
         except KeyError:
@@ -133,12 +142,15 @@ class Signer:
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         string_to_sign = f"{ALGORITHM}\n{date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.digest(self._key(secret_key, day), string_to_sign.encode(), "sha256").hex()
-        head = (
+        head = SignedHead(
             f"{template.wire_headers}Content-Length: {content_length}\r\nX-Amz-Date: {date}\r\n{token_header}"
             f"Authorization: {ALGORITHM} Credential={access_key}/{scope}, "
-            f"SignedHeaders={template.signed_headers}, Signature={signature}\r\n\r\n"
+            f"SignedHeaders={template.signed_headers}, Signature={signature}\r\n\r\n",
+            date,
         )
-        return SignedHead(head, date)
+        if len(self._heads) < 256:  # a few bodies are the common case; thousands just sign again
+            self._heads[memo] = head
+        return head
 
 
 def host_header(scheme: str, host: str, port: int | None) -> str:

@@ -1,6 +1,7 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
-health (the highest CPU each worker reported: above 90% its own queueing is in the latencies),
+health (the highest CPU each worker reported over 3-second intervals: above 90% its own queueing
+is in the latencies),
 and where the HTML report is.
 
 Percentiles come from ``smload.exporter.latency.test_histograms`` (1% relative error, merged from
@@ -14,7 +15,8 @@ import sys
 import time
 from typing import Any
 
-from locust.runners import CPU_WARNING_THRESHOLD, MasterRunner
+import psutil
+from locust.runners import CPU_WARNING_THRESHOLD, MasterRunner, WorkerRunner
 
 from .client import PER_PART_SUFFIX, TTFB_SUFFIX, is_invocation_entry
 
@@ -22,11 +24,27 @@ OPERATIONS = ("InvokeEndpoint", "InvokeEndpointWithResponseStream", "HTTP")
 QUANTILES = (0.50, 0.95, 0.99)
 
 
+class _CpuMeter:
+    """This process's CPU use (percent of one core) since the last reading."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.last = self._now()
+
+    def _now(self) -> tuple[float, float]:
+        times = self.process.cpu_times()
+        return time.monotonic(), times.user + times.system
+
+    def percent(self) -> float:
+        (wall0, cpu0), (wall1, cpu1) = self.last, self._now()
+        self.last = (wall1, cpu1)
+        return 100.0 * (cpu1 - cpu0) / (wall1 - wall0) if wall1 > wall0 else 0.0
+
+
 class _Health:
     """Highest CPU per process since the test started."""
 
     def __init__(self) -> None:
-        self.started = time.time()
         self.max_cpu: dict[str, float] = {}
 
     def saw(self, process: str, cpu: float) -> None:
@@ -35,6 +53,7 @@ class _Health:
 
 
 _health: dict[int, _Health] = {}
+REPORT_FIELD = "smload_cpu"  # our field in each worker report: its CPU % since its last report
 
 
 def _of(environment: Any) -> _Health:
@@ -42,24 +61,33 @@ def _of(environment: Any) -> _Health:
 
 
 def track_generator_health(environment: Any) -> None:
-    """Listen to the CPU figures Locust already gathers: the workers' heartbeats (on the master)
-    and this process's own usage monitor."""
+    """Each worker adds its CPU use since its last report (every 3 s) to the report it sends the
+    master; the master keeps the highest per worker. A local runner reads its own at the end.
+    Finer than Locust's own 5-second samples, whose first reading comes 10 s into a run."""
     runner = environment.runner
+    meter = _CpuMeter()
 
-    def on_heartbeat(client_id: str, **_kwargs: Any) -> None:
-        node = runner.clients.get(client_id) if isinstance(runner, MasterRunner) else None
-        if node is not None:
-            _of(environment).saw(f"worker {runner.get_worker_index(client_id)}", float(node.cpu_usage))
+    def on_report_to_master(data: dict, **_kwargs: Any) -> None:
+        data[REPORT_FIELD] = meter.percent()
 
-    def on_usage(cpu_usage: float, **_kwargs: Any) -> None:
-        _of(environment).saw("master" if isinstance(runner, MasterRunner) else "local", float(cpu_usage))
+    def on_worker_report(client_id: str, data: dict, **_kwargs: Any) -> None:
+        if REPORT_FIELD in data:
+            _of(environment).saw(f"worker {runner.get_worker_index(client_id)}", float(data[REPORT_FIELD]))
 
-    environment.events.heartbeat_sent.add_listener(on_heartbeat)
-    environment.events.usage_monitor.add_listener(on_usage)
+    def on_test_start(**_kwargs: Any) -> None:
+        _health[id(environment)] = _Health()
+        meter.percent()  # start the local runner's reading with the test
 
+    def on_test_stop(**_kwargs: Any) -> None:
+        if not isinstance(runner, (MasterRunner, WorkerRunner)):
+            _of(environment).saw("local", meter.percent())
 
-def test_started(environment: Any) -> None:
-    _health[id(environment)] = _Health()
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(on_report_to_master)
+    elif isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(on_worker_report)
+    environment.events.test_start.add_listener(on_test_start)
+    environment.events.test_stop.add_listener(on_test_stop)
 
 
 def _histograms(environment: Any) -> dict | None:
@@ -146,8 +174,8 @@ def _health_lines(environment: Any) -> list[str]:
     runner = environment.runner
     max_cpu = _of(environment).max_cpu
     warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
-    if not any(max_cpu.values()) and not warned:
-        return ["generator health: no CPU sample yet (Locust measures every 5 s)"]
+    if not max_cpu and not warned:
+        return []
     parts = [f"{process} {cpu:.0f}%" for process, cpu in sorted(max_cpu.items())]
     hot = [process for process, cpu in max_cpu.items() if cpu > CPU_WARNING_THRESHOLD]
     if hot or warned:

@@ -29,7 +29,7 @@ def run_against(emulator, tmp_path, *args: str, users: int = 8, seconds: int = 8
     """Locust headless with the bundled locustfile; --stop-timeout lets in-flight requests finish
     (and be counted) when the run time is up, instead of being killed mid-request."""
     result = run_locust(
-        "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
+        "--headless", "--metrics-port", "0", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
         "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
         "--payload", str(tmp_path / "payloads"), "--json", "--exit-code-on-error", "0",
         *distributed_args(), *args,
@@ -76,3 +76,18 @@ def test_counts_match_the_emulator_exactly_per_variant(procs, tmp_path, payloads
     for name, n in ours.items():
         line = next(line for line in summary.splitlines() if line.startswith(name))
         assert line.split()[1] == str(n)
+    # generator health: the CPU each worker reported (Locust samples every 5 s; the run is longer)
+    health = next(line for line in summary.splitlines() if line.startswith("generator health:"))
+    assert "worker 0 " in health and "worker 1 " in health, health
+
+
+def test_requests_in_flight_at_the_end_are_recorded(procs, tmp_path, payloads):
+    """Slow answers (1.5 s) still under way when the run time is up: with --stop-timeout the master
+    has its workers drain before it quits (smload.drain), so each one is recorded, not just sent.
+    (Locust alone would wait half a second for the workers' last reports.)"""
+    emulator = start_emulator(procs, "--endpoint", "ab", "--variant", "name=slow,latency_ms=1500,concurrency=64")
+    results, _ = run_against(emulator, tmp_path, users=12, seconds=4)
+    served = emulator.stats()["endpoints"]["ab"]["variants"]["slow"]
+    assert results.requests == {("InvokeEndpoint", "ab/slow"): served["requests"]}
+    assert served["requests"] >= 24 and served["status"] == {"200": served["requests"]}
+    assert results.failures == {}

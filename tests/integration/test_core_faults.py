@@ -22,9 +22,11 @@ endpoints:
       - {name: dependency, latency: 2, faults: {rates: {InternalDependencyException: 1.0}}}
       - {name: invalid, latency: 2, faults: {rates: {ValidationError: 1.0}}}
       - {name: dropped, latency: 2, faults: {drop_rate: 1.0}}
-      - {name: slow, latency: 3000, concurrency: 64}
+      - {name: slow, latency: 10000, concurrency: 64}
 """
 
+# --request-timeout 2 s against the slow variant's 10 s: generous both ways, so that a busy machine
+# neither times out a fast answer nor lets a slow one through.
 # variant -> the failure Locust must show for every one of its requests
 EXPECTED = {
     "model": "ModelError(502)",
@@ -44,9 +46,9 @@ def test_each_fault_under_its_type_with_the_emulators_count(procs, tmp_path, cli
     emulator = start_emulator(procs, "--config", str(config))
     (tmp_path / "body.json").write_text('{"inputs": "x"}')
     result = run_locust(
-        "--headless", "-u", "12", "-r", "12", "-t", "8s", "--stop-timeout", "10", "--exit-code-on-error", "0",
+        "--headless", "--metrics-port", "0", "-u", "12", "-r", "12", "-t", "8s", "--stop-timeout", "10", "--exit-code-on-error", "0",
         "--endpoint-name", "faults", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "body.json"), "--request-timeout", "0.5", "--client", client,
+        "--payload", str(tmp_path / "body.json"), "--request-timeout", "2", "--client", client,
         "--json", *distributed_args(),
     )
     assert result.returncode == 0, result.stderr[-5000:]

@@ -14,7 +14,7 @@ from support import REPO, answers, aws_env, free_port, start_emulator
 def clean_env(tmp_path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_"))}
     env.update(HOME=str(tmp_path / "home"), RUN_TIME="4s", USERS="6", REPORT_DIR=str(tmp_path / "reports"),
-               LOCUST_METRICS_PORT=str(free_port()), **extra)  # the exporter's 9646 may be another run's
+               METRICS_PORT=str(free_port()), **extra)  # the exporter's 9646 may be another run's
     return env
 
 

@@ -48,7 +48,7 @@ def payloads(tmp_path):
 
 
 def common(emulator, payload: str | None) -> list[str]:
-    args = ["--headless", "-u", "1", "-r", "1", "-t", "5s", "--endpoint-url", emulator.url, "--region", "us-east-1"]
+    args = ["--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "5s", "--endpoint-url", emulator.url, "--region", "us-east-1"]
     return args + (["--payload", payload] if payload else [])
 
 
@@ -146,7 +146,7 @@ def test_worker_refuses_options_it_cannot_use(procs, emulator, payloads, tmp_pat
     (payloads / "payload.json").write_text("{}")  # relative: exists in the master's directory only
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    worker = procs.start("worker", locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
+    worker = procs.start("worker", locust_cmd("--worker", "--metrics-port", "0", "--master-host", "127.0.0.1", "--master-port", str(port)),
                          cwd=elsewhere)
     assert worker.wait(timeout=60) == 2, worker.log()[-3000:]
     assert "locust: error: --payload: 'payload.json' does not exist" in worker.log()
@@ -161,11 +161,14 @@ def test_web_ui_refuses_a_bad_form(procs, payloads):
     emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v,latency_ms=1")
     port = free_port()
     proc = procs.start("webui", locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(port), "--endpoint-url", emulator.url, "--region", "us-east-1",
+        "--web-host", "127.0.0.1", "--web-port", str(port), "--metrics-port", "0", "--endpoint-url", emulator.url, "--region", "us-east-1",
         "--payload", str(payloads / "good.json")))
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), 30, "the web UI")
     assert "--endpoint-name: is required" in proc.log()  # deferred to the form, not an exit
+    page = http_get(base)[1].decode()
+    for option in ("endpoint_name", "payload", "client", "target_variant", "request_timeout", "stream"):
+        assert f'"{option}"' in page, option  # among the web UI's custom parameters
 
     def swarm(**form):
         body = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1, "host": "", **form}).encode()

@@ -89,3 +89,17 @@ def test_host_header():
     assert host_header("http", "a.example", 80) == "a.example"
     assert host_header("http", "127.0.0.1", 8080) == "127.0.0.1:8080"
     assert host_header("http", "::1", 8080) == "[::1]:8080"
+
+
+def test_same_inputs_within_a_second_reuse_the_signed_head():
+    payload = Payload.of(b'{"a": 1}', "application/json")
+    memo = Signer("us-east-1", "POST", "h", "/p")
+    first = memo.sign("AK", "s", "t", payload.content_type, payload.sha256, 8, now=NOW.timestamp())
+    again = memo.sign("AK", "s", "t", payload.content_type, payload.sha256, 8, now=NOW.timestamp() + 0.5)
+    assert again is first  # memoized
+    fresh = Signer("us-east-1", "POST", "h", "/p").sign("AK", "s", "t", payload.content_type, payload.sha256, 8,
+                                                        now=NOW.timestamp() + 0.5)
+    assert fresh == first  # and what a fresh signer computes
+    other_token = memo.sign("AK", "s", "t2", payload.content_type, payload.sha256, 8, now=NOW.timestamp() + 0.5)
+    next_second = memo.sign("AK", "s", "t", payload.content_type, payload.sha256, 8, now=NOW.timestamp() + 1.5)
+    assert len({first.head, other_token.head, next_second.head}) == 3
