@@ -43,11 +43,13 @@ COPY emulator/examples/ /opt/smload/emulator/
 COPY docker/entrypoint.sh /opt/smload/entrypoint.sh
 
 # Read-only root filesystem friendly: no bytecode writes (the venv is precompiled), output unbuffered
-# for `docker logs`; the only writable places are /tmp and the volume below (reports).
+# for `docker logs`; the only writable places are /tmp and the volume below (reports). In its own
+# network namespace the exporter listens on every interface, like Locust's web UI (-p publishes it).
 ENV PATH=/opt/smload/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     LOCUST_LOCUSTFILE=/opt/smload/locustfile.py \
+    LOCUST_METRICS_HOST=0.0.0.0 \
     HOME=/home/smload
 USER 10001:10001
 WORKDIR /var/lib/smload

@@ -93,3 +93,13 @@ lint: venv ## Lint and check formatting with ruff
 
 clean: ## Remove the virtual environment, tools and caches
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
+
+# ---- Helm chart (README "Kubernetes (Helm)") --------------------------------------------------
+.PHONY: helm-dashboards helm-docs
+helm-dashboards: ## Copy the Grafana dashboards (docker/grafana/dashboards, the one source) into the Helm chart
+	rm -f helm/sagemaker-loadtest/dashboards/*.json
+	mkdir -p helm/sagemaker-loadtest/dashboards
+	cp docker/grafana/dashboards/*.json helm/sagemaker-loadtest/dashboards/
+
+helm-docs: venv ## Regenerate the Helm chart's values table (helm/sagemaker-loadtest/README.md) from its schema
+	$(BIN)/python scripts/helm_values_table.py

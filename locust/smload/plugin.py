@@ -27,7 +27,7 @@ from locust import events
 from locust.argument_parser import default_args_dict
 from locust.runners import MasterRunner, WorkerRunner
 
-from . import calibration_shape, summary, usage, verdict  # noqa: F401 - --check/--report and --calibrate, for every SageMakerUser
+from . import calibration_shape, summary, usage, verdict, web_checks  # noqa: F401 - --check/--report, --calibrate, /smload/checks (smload k8s run), for every SageMakerUser
 from . import options as smload_options
 from .client import Runtime
 

@@ -149,9 +149,10 @@ class Containers:
 
     def run_args(self, role: str, *args: str, env: dict[str, str] | None = None, read_only: bool = True,
                  user: str | None = None, volumes: tuple[str, ...] = (), entrypoint: str | None = None,
-                 image: str | None = None) -> tuple[list[str], dict[str, str], str]:
+                 image: str | None = None, extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str], str]:
         """The ``docker run`` arguments (less ``run``/``-d``) and the CLI's environment. Values of ``env``
-        pass through the CLI's environment (``-e NAME``), never its command line."""
+        pass through the CLI's environment (``-e NAME``), never its command line. ``extra``: more
+        ``docker run`` options (``--add-host``, ``--cap-drop``, ...)."""
         name = self._name(role)
         cmd = ["--name", name, "--network", "host", "--label", "smload.e2e=1"]
         if read_only:
@@ -162,6 +163,7 @@ class Containers:
             cmd += ["--entrypoint", entrypoint]
         for volume in volumes:
             cmd += ["--volume", volume]
+        cmd += list(extra)
         cli_env = self.docker.env()
         for key, value in (env or {}).items():
             cmd += ["--env", key]

@@ -34,6 +34,7 @@ def test_image_metadata(docker, image):
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["LOCUST_LOCUSTFILE"] == "/opt/smload/locustfile.py"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["LOCUST_METRICS_HOST"] == "0.0.0.0"  # reachable through -p, like the web UI
     labels = config["Labels"]
     for key in ("title", "description", "source", "licenses", "version", "revision", "created"):
         assert labels.get(f"org.opencontainers.image.{key}"), f"OCI label {key} missing"
@@ -46,7 +47,7 @@ def test_image_contents(containers):
         " ls /opt/smload/payloads | grep -q .; test -d /mnt/payloads; test -d /mnt/locust;"
         " for p in /src /wheels /opt/smload/venv/bin/pip /opt/smload/tests /opt/smload/.git; do"
         "   if [ -e $p ]; then echo unexpected $p; exit 1; fi; done;"
-        " find / -xdev \\( -name .venv -o -name .git -o -name .tools -o -name conftest.py \\) -print | grep . && exit 1;"
+        " find / -xdev \\( -name .venv -o -name .git -o -name .tools -o -name .aws -o -name conftest.py \\) -print | grep . && exit 1;"
         " echo contents-ok"
     )
     code, out = containers.run("contents", "sh", "-c", script)

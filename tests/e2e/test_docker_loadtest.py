@@ -183,3 +183,28 @@ def test_third_worker_joins_mid_test_and_gets_users(containers):
     metrics = stack.metrics()
     assert by_name(metric_samples(metrics, "locust_requests_total")) == expected
     assert by_name(metric_samples(metrics, "locust_request_duration_seconds_count")) == expected
+
+
+def test_calibrate_in_a_read_only_container(containers, tmp_path):
+    """``IMAGE calibrate``: smload calibrate runs Locust (master + a forked worker) inside the one
+    container with a read-only root, and writes its results into the mounted output directory."""
+    emulator, emulator_port = start_emulator(containers)
+    out = tmp_path / "calibration"
+    out.mkdir()
+    out.chmod(0o777)  # written by UID 10001
+    master_port = free_port()
+    calibrate = containers.start(
+        "calibrate", "calibrate", "--endpoint-name", "ab-test", "--endpoint-url", f"http://127.0.0.1:{emulator_port}",
+        "--region", "us-east-1", "--payload", PAYLOAD, "--slo", "p99<400ms", "--instances", "1",
+        "--start-users", "2", "--max-users", "16", "--step-warmup", "1", "--step-time", "3", "--stop-timeout", "10",
+        "--processes", "1", "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
+        "--master-host", "127.0.0.1", "--master-port", master_port, "--metrics-port", free_port(),
+        "--output", "/var/lib/smload/out", env=TEST_AWS_ENV, volumes=(f"{out}:/var/lib/smload/out",))
+    code = calibrate.wait(timeout=240)
+    assert code in (0, 3), calibrate.logs()  # 0: a recommendation; 3: no step met the SLO (both are results)
+    summary = json.loads((out / "calibration.json").read_text())
+    assert summary, calibrate.logs()
+    assert (out / "calibration.html").stat().st_size > 1000
+    status, stats = http_get(f"http://127.0.0.1:{emulator_port}/_emulator/stats")
+    assert status == 200 and json.loads(stats)["requests"] > 100
+    assert emulator.running()

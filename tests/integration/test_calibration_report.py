@@ -110,3 +110,14 @@ def test_run_report_renders_per_name_errors_and_checks(tmp_path):
     errors = charts["errors-by-type"]
     assert errors["labels"] == ["ModelError", "ThrottlingException"] and errors["datasets"][0]["data"] == [10, 4]
     assert [p["y"] for p in points(charts["throughput-over-time"], "requests/s")] == [100] * 10
+
+
+def test_calibration_report_with_a_recommendation_but_no_knee(tmp_path):
+    """--max-users reached before the endpoint saturated: a recommendation from the best step, no knee,
+    hence no concurrency policy (found by the container test of `smload calibrate`)."""
+    summary = calibration_summary(slos=tuple(parse_all("p99<5s")), max_users=4)
+    assert summary["knee"] is None and summary["recommendation"]
+    assert all("concurrency_high_resolution" not in v for v in summary["recommendation"]["variants"].values())
+    reports.write_calibration(tmp_path, summary)
+    html = (tmp_path / "calibration.html").read_text()
+    assert "SageMakerVariantInvocationsPerInstance" in html and "high resolution" not in html

@@ -1,0 +1,90 @@
+"""The containers' Locust settings, as the chart renders them (``LOCUST_*`` variables and
+arguments), parsed by Locust's own parser with the bundled locustfile's options loaded (the load
+generator's, the exporter's, the checks'): every variable is one Locust knows, every argument is
+accepted, and each value lands on the option it is meant for. A misspelt variable would otherwise be
+ignored without a word."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helmchart import MASTER, MATRIX, WORKER, container, find, render
+from support import LOCUSTFILE, REPO
+
+# Runs in a subprocess: importing Locust monkey-patches the process for gevent.
+PARSE = r"""
+import importlib.util, json, sys
+from locust import argument_parser
+spec = importlib.util.spec_from_file_location("locustfile", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))   # registers the plugins' options
+parser = argument_parser.get_parser()
+known = sorted({a.env_var for a in parser._actions if getattr(a, "env_var", None)})
+out = []
+for case in json.load(sys.stdin):
+    try:
+        parsed = parser.parse_args(case["args"], env_vars=case["env"])
+        out.append({"parsed": {k: v for k, v in vars(parsed).items() if isinstance(v, (str, int, float, bool, list, type(None)))}})
+    except SystemExit as exit:
+        out.append({"error": exit.code})
+print(json.dumps({"env_vars": known, "results": out}))
+"""
+
+
+def parse(containers: list[dict]) -> tuple[set[str], list[dict]]:
+    cases = [{"args": c.get("args", []), "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}} for c in containers]
+    result = subprocess.run([sys.executable, "-c", PARSE, str(LOCUSTFILE)], input=json.dumps(cases), capture_output=True,
+                            text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    for case, outcome in zip(cases, answer["results"], strict=True):
+        assert "error" not in outcome, f"Locust refuses {case}:\n{result.stderr}"
+    return set(answer["env_vars"]), [o["parsed"] for o in answer["results"]]
+
+
+@pytest.fixture(scope="module")
+def rendered_containers() -> dict[str, tuple[dict, dict]]:
+    out = {}
+    for case, values in MATRIX.items():
+        objects = render(values)
+        kind = "Job" if values.get("mode") == "job" else "Deployment"
+        out[case] = (container(find(objects, kind, MASTER)), container(find(objects, kind, WORKER)))
+    return out
+
+
+def test_every_variable_and_argument_is_a_locust_option(rendered_containers):
+    containers = [c for pair in rendered_containers.values() for c in pair]
+    known, _ = parse(containers)
+    for c in containers:
+        ours = {e["name"] for e in c["env"] if e["name"].startswith("LOCUST_")}
+        assert ours <= known, f"{c['name']}: Locust knows no {sorted(ours - known)}"
+
+
+def test_values_land_on_their_options(rendered_containers):
+    master, worker = rendered_containers["everything"]
+    job_master, job_worker = rendered_containers["job"]
+    _, (m, w, jm, jw) = parse([master, worker, job_master, job_worker])
+    assert (m["master"], m["worker"], m["enable_rebalancing"], m["headless"]) == (True, False, True, False)
+    assert (m["num_users"], m["spawn_rate"], m["stop_timeout"]) == (10, 1.0, 5)
+    assert m["run_time"] in ("30m", 1800)  # parsed to seconds once the checks' plugin is loaded
+    assert (m["web_port"], m["master_bind_port"], m["metrics_port"], m["metrics_host"]) == (8089, 5557, 9646, "0.0.0.0")
+    assert (m["endpoint_name"], m["region"], m["endpoint_url"]) == ("my-endpoint", "us-east-1", "https://runtime.sagemaker.us-east-1.amazonaws.com")
+    assert (m["target_variant"], m["custom_attributes"], m["accept"]) == ("variant-b", "a=b", "application/json")
+    assert (m["request_timeout"], m["connect_timeout"], m["client"], m["stream"]) == (30.0, 2.5, "boto3", True)
+    assert m["role_arn"] == "arn:aws:iam::123456789012:role/loadtest"
+    assert m["payload"] == "/opt/smload/payloads/small.json"
+    assert m["check"] == ["p99 < 1s; error_rate < 1%"]  # one value, which the checks split at ';'
+
+    assert m["loglevel"] == "DEBUG"
+    assert (m["cloudwatch"], m["cloudwatch_interval"]) == (True, 30.0)
+
+    assert (w["worker"], w["master"], w["master_host"], w["master_port"]) == (True, False, MASTER, 5557)
+    assert w["endpoint_name"] is None  # the master sends the test's options with every spawn message
+
+    assert (jm["headless"], jm["expect_workers"], jm["expect_workers_max_wait"]) == (True, 4, 300)
+    assert jm["run_time"] in ("10m", 600)
+    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust")
+    assert jm["report"] == "/var/lib/smload"
+    assert jw["worker"] is True and jw["master_host"] == MASTER
