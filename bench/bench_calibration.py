@@ -91,6 +91,7 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
         "error": measured / expected - 1, "knee": summary["knee"]["users"] if summary["knee"] else None,
         "slots": instances * slots, "steps": len(summary["steps"]), "duration": summary["duration_s"], "wall": wall,
         "cpu": max((s["cpu_percent"] or 0) for s in summary["steps"]),
+        "lag": max((s["loop_lag_ms"] or 0) for s in summary["steps"]),
         "stop": summary["stop_reason"], "saturated": any("load generator was saturated" in w for w in summary["warnings"]),
     }
 
@@ -110,12 +111,13 @@ def main() -> int:
             print(f"{setting} / {row['endpoint']}: {row['measured']:.1f} of {row['capacity']:.1f} req/s "
                   f"({row['error']:+.1%}), {row['duration']:.0f} s", file=sys.stderr, flush=True)
     print(f"\nbench_calibration, {dt.date.today().isoformat()}, {os.cpu_count()} CPUs\n")
-    print("| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users (slots) | steps | calibration s | max worker CPU | stop | generator warning |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users (slots) | steps | "
+          "calibration s | max worker CPU | max loop lag | stop | generator warning |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['setting']} | {r['endpoint']} | {r['workers']} | {r['capacity']:.1f} | {r['measured']:.1f} | "
               f"{r['error']:+.1%} | {r['knee']} ({r['slots']}) | {r['steps']} | {r['duration']:.0f} | {r['cpu']:.0f}% | "
-              f"{r['stop']} | {'yes' if r['saturated'] else 'no'} |")
+              f"{r['lag']:.1f} ms | {r['stop']} | {'yes' if r['saturated'] else 'no'} |")
     return 0
 
 

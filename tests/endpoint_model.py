@@ -12,11 +12,13 @@ class ClosedLoopEndpoint:
     overhead: throughput = min(users / (service + overhead), slots / service); Little's law gives the
     latency. Optionally a throughput that keeps growing past the knee (GPU batching)."""
 
-    def __init__(self, slots=8, service_ms=25.0, overhead_ms=0.0, error_rate=0.0, batching_gain=0.0,
-                 endpoint="ep", variants=(("AllTraffic", 1.0),), cpu=lambda users: 10.0):
+    def __init__(self, slots=8, service_ms=25.0, overhead_ms=0.0, overhead_per_user_ms=0.0, error_rate=0.0,
+                 batching_gain=0.0, endpoint="ep", variants=(("AllTraffic", 1.0),), cpu=lambda users: 10.0,
+                 lag=lambda users: 0.7):
         self.slots, self.service_ms, self.overhead_ms = slots, service_ms, overhead_ms
+        self.overhead_per_user_ms = overhead_per_user_ms  # a client whose own cost grows with concurrency
         self.error_rate, self.batching_gain = error_rate, batching_gain
-        self.endpoint, self.variants, self.cpu = endpoint, variants, cpu
+        self.endpoint, self.variants, self.cpu, self.lag = endpoint, variants, cpu, lag
         self.clock = 0.0
 
     def capacity(self, users):
@@ -24,7 +26,8 @@ class ClosedLoopEndpoint:
         return base * (1 + self.batching_gain * math.log2(max(1.0, users / self.slots)))
 
     def measure(self, users, seconds=10.0):
-        rps = min(users / (self.service_ms + self.overhead_ms) * 1000, self.capacity(users))
+        client_ms = self.overhead_ms + self.overhead_per_user_ms * users
+        rps = min(users / (self.service_ms + client_ms) * 1000, self.capacity(users))
         latency_ms = users / rps * 1000
         started, self.clock = self.clock, self.clock + seconds + 5
         names = {}
@@ -35,7 +38,7 @@ class ClosedLoopEndpoint:
         for t in names.values():
             total.add(t)
         return Window(users, started, started + 5, started + 5 + seconds, total, names,
-                      {"ModelError(500)": total.failures} if total.failures else {}, self.cpu(users))
+                      {"ModelError(500)": total.failures} if total.failures else {}, self.cpu(users), self.lag(users))
 
 
 def traffic(requests, failures, rps, latency_ms):

@@ -9,11 +9,12 @@ flattens and latency grows (requests queue). The search:
    breaks the SLO, passes the error-rate limit, or throughput stops growing (*plateau*: the added
    users brought less than ``PLATEAU_EFFICIENCY`` of the throughput they would in the linear
    region), or ``max_users`` is reached.
-2. **Refine** (bisection) between the last good and the first bad concurrency until they are
-   within ``KNEE_PRECISION`` (or one user apart). After an SLO or error-rate stop, "good" means
-   the step held the SLO and the error limit. After a plateau, it means throughput still scaled
-   linearly: per-user throughput within ``LINEAR_TOLERANCE`` of the best seen, i.e. mean latency
-   had not yet risen by more than ~11% over its low-load value.
+2. **Refine** (bisection) until the knee is bracketed within ``KNEE_PRECISION`` (or one user).
+   After an SLO or error-rate stop, between the last good and the first bad concurrency; the
+   knee is the last one that held the SLO and the error limit. After a plateau, between the last
+   concurrency still climbing and the first on the plateau (throughput within
+   ``1 - PLATEAU_SHARE`` of the highest); the knee is that first one. Defined by throughput alone,
+   it is not fooled by a client overhead that grows slowly with concurrency.
 
 The measurements arrive as :class:`Window` objects (what a step measured after its warm-up);
 :mod:`smload.calibration_shape` produces them inside Locust. No Locust import here.
@@ -29,8 +30,11 @@ from .checks import Check, Observed, evaluate, format_value
 from .histogram import Histogram
 
 PLATEAU_EFFICIENCY = 0.10  # marginal throughput per added user, relative to the linear region
-LINEAR_TOLERANCE = 0.10  # per-user throughput may fall this much below its best and still be linear
-KNEE_PRECISION = 0.05  # refine until the good/bad concurrencies are this close (relative)
+PLATEAU_SHARE = 0.90  # on the plateau: throughput at least this share of the highest
+KNEE_PRECISION = 0.05  # refine until the bracket's two concurrencies are this close (relative)
+GENERATOR_CPU_LIMIT = 90.0  # % of one core
+GENERATOR_LAG_FLOOR_MS = 2.0  # loop lag below this is the machine's noise (an idle loop shows ~0.7 ms here)
+GENERATOR_LAG_SHARE = 0.10  # loop lag above this share of the median latency distorts the measurement
 STEP_PERCENTILES = (50, 90, 95, 99)
 
 # Stop reasons (calibration.json "stop_reason").
@@ -114,7 +118,8 @@ class Window:
     total: Traffic
     names: dict[str, Traffic] = field(default_factory=dict)  # per request name ("<endpoint>/<variant>")
     errors: dict[str, int] = field(default_factory=dict)  # failures per error text, in the window
-    cpu_percent: float | None = None  # the busiest load generator process, highest in the step
+    cpu_percent: float | None = None  # the busiest load generator process (smload.generator_health)
+    loop_lag_ms: float | None = None  # the worst mean event-loop lag of a load generator process
 
 
 @dataclass
@@ -124,7 +129,6 @@ class Step:
     window: Window
     verdict: str  # GOOD, SLO, ERROR_RATE or NO_RESPONSES
     reasons: list[str]
-    linear: bool = True  # per-user throughput still within LINEAR_TOLERANCE of the best
 
     @property
     def users(self) -> int:
@@ -138,9 +142,15 @@ class Step:
     def good(self) -> bool:
         return self.verdict == GOOD
 
-    @property
-    def per_user_rps(self) -> float:
-        return self.rps / self.users if self.users else 0.0
+    def generator_busy(self) -> str | None:
+        """Why the load generator itself may have shaped this step's figures, if it may have."""
+        w = self.window
+        if w.cpu_percent is not None and w.cpu_percent > GENERATOR_CPU_LIMIT:
+            return f"CPU {w.cpu_percent:.0f}%"
+        median = w.total.histogram.quantile(0.5) if w.total.histogram.count else 0.0
+        if w.loop_lag_ms is not None and w.loop_lag_ms > max(GENERATOR_LAG_FLOOR_MS, GENERATOR_LAG_SHARE * median):
+            return f"event loop {w.loop_lag_ms:.1f} ms late on average (median latency {median:.1f} ms)"
+        return None
 
     def as_dict(self) -> dict:
         w = self.window
@@ -151,8 +161,8 @@ class Step:
         out.update({
             "errors": dict(sorted(w.errors.items(), key=lambda kv: -kv[1])),
             "cpu_percent": None if w.cpu_percent is None else round(w.cpu_percent, 1),
+            "loop_lag_ms": None if w.loop_lag_ms is None else round(w.loop_lag_ms, 3),
             "verdict": self.verdict,
-            "linear": self.linear,
             "reasons": self.reasons,
             "names": {name: traffic.as_dict() for name, traffic in sorted(w.names.items())},
         })
@@ -178,9 +188,9 @@ def judge(window: Window, settings: Settings) -> tuple[str, list[str]]:
 
 @dataclass
 class Knee:
-    users: int  # the highest good concurrency found by the refinement
+    users: int  # the last good concurrency (SLO or error stop), or the first on the plateau
     rps: float
-    bracket: tuple[int, int]  # (last good, first bad) users
+    bracket: tuple[int, int]  # the bisection's last two concurrencies
 
 
 class Search:
@@ -193,9 +203,9 @@ class Search:
         self.stop_detail: str = ""
         self.refining = False
         self.done = False
-        self._lo = 0  # refinement bracket: lo is good (0: none yet), hi is bad
+        self._lo = 0  # refinement bracket: lo below the knee's boundary (0: none), hi above it
         self._hi = 0
-        self._reference_per_user = 0.0  # best per-user throughput of a good step (plateau refinement)
+        self._plateau_floor: float | None = None  # after a plateau: the throughput that counts as on it
 
     # --- the schedule ------------------------------------------------------------------------
 
@@ -238,10 +248,9 @@ class Search:
         if not step.good:
             self.stop_reason = step.verdict
             self.stop_detail = f"{step.users} users: " + "; ".join(step.reasons)
-            self._start_refinement(max((s.users for s in good_before), default=0), step.users, linear=False)
+            self._start_refinement(max((s.users for s in good_before), default=0), step.users)
             return
         best = max(good_before, key=lambda s: s.rps, default=None)
-        self._update_linearity()
         if best is not None and step.users > best.users:
             gain = step.rps / best.rps - 1 if best.rps else math.inf
             added = step.users / best.users - 1
@@ -249,10 +258,9 @@ class Search:
                 self.stop_reason = PLATEAU
                 self.stop_detail = (f"{step.users} users gave {step.rps:.1f} req/s, {gain:+.1%} over "
                                     f"{best.users} users ({best.rps:.1f} req/s) for {added:+.0%} users")
-                linear = [s.users for s in self.steps if s.good and s.linear]
-                lo = max(linear, default=0)
-                hi = min((s.users for s in self.steps if s.users > lo), default=step.users)
-                self._start_refinement(lo, hi, linear=True)
+                self._plateau_floor = PLATEAU_SHARE * max(best.rps, step.rps)
+                hi = min(s.users for s in self.steps if s.good and s.rps >= self._plateau_floor)
+                self._start_refinement(max((s.users for s in self.steps if s.users < hi), default=0), hi)
                 return
         if step.users >= self.settings.max_users:
             self.stop_reason = MAX_USERS
@@ -260,27 +268,21 @@ class Search:
                                 "limit or a throughput plateau: the endpoint was not saturated")
             self._finish(MAX_USERS)
 
-    def _start_refinement(self, lo: int, hi: int, linear: bool) -> None:
+    def _start_refinement(self, lo: int, hi: int) -> None:
         self._lo, self._hi = lo, hi
-        self._refine_linear = linear
         self.refining = True
         if self._bracket_closed():
             self._finish(self.stop_reason)
 
     def _refine(self, step: Step) -> None:
-        self._update_linearity()
-        ok = step.good and (step.linear or not self._refine_linear)
-        if ok:
+        if self._plateau_floor is None:  # SLO or error stop: is this concurrency still good?
+            below = step.good
+        else:  # plateau: is throughput still climbing towards it? (a bad step is past the knee)
+            below = step.good and step.rps < self._plateau_floor
+        if below:
             self._lo = step.users
         else:
             self._hi = step.users
-
-    def _update_linearity(self) -> None:
-        """Per-user throughput is 1 / latency: it stays flat in the linear region and falls past the knee."""
-        good = [s for s in self.steps if s.good]
-        self._reference_per_user = max((s.per_user_rps for s in good), default=0.0)
-        for s in self.steps:
-            s.linear = s.good and s.per_user_rps >= (1 - LINEAR_TOLERANCE) * self._reference_per_user
 
     def _bracket_closed(self) -> bool:
         if self._lo == 0:
@@ -301,22 +303,26 @@ class Search:
         return max((s for s in self.steps if s.good), key=lambda s: s.rps, default=None)
 
     @property
-    def knee(self) -> Knee | None:
-        if self.stop_reason in (MAX_USERS, None) or not self._lo:
+    def knee_step(self) -> Step | None:
+        if not self.refining:
             return None
-        at_lo = [s for s in self.steps if s.users == self._lo and s.good]
-        if not at_lo:
-            return None
-        return Knee(self._lo, max(s.rps for s in at_lo), (self._lo, self._hi))
+        users = self._lo if self._plateau_floor is None else self._hi
+        at_knee = [s for s in self.steps if s.users == users and s.good]
+        return max(at_knee, key=lambda s: s.rps, default=None)
 
-    def warnings(self, cpu_limit: float = 90.0) -> list[str]:
+    @property
+    def knee(self) -> Knee | None:
+        step = self.knee_step
+        return Knee(step.users, step.rps, (self._lo, self._hi)) if step else None
+
+    def warnings(self) -> list[str]:
         out = []
-        hot = [s for s in self.steps if s.window.cpu_percent is not None and s.window.cpu_percent > cpu_limit]
-        if hot:
-            first = hot[0]
-            out.append(f"the load generator was saturated: CPU {first.window.cpu_percent:.0f}% at step {first.index} "
-                       f"({first.users} users), so the knee may be the generator's, not the endpoint's; "
-                       "add workers (--processes, or more worker pods) and calibrate again")
+        busy = [(s, why) for s in self.steps if (why := s.generator_busy())]
+        if busy:
+            first, why = busy[0]
+            out.append(f"the load generator was saturated at step {first.index} ({first.users} users: {why}), so the "
+                       "knee may be the generator's, not the endpoint's; add workers (--processes, or more worker "
+                       "pods) and calibrate again")
         if self.stop_reason == MAX_USERS:
             out.append(f"the endpoint was not saturated at --max-users {self.settings.max_users}: the maximum is a "
                        "lower bound; raise --max-users")
@@ -350,7 +356,7 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
               region: str | None = None, settings: dict | None = None, started_at: str | None = None,
               duration_s: float | None = None) -> dict:
     """Everything calibration.json holds: the result, the recommendation, the steps, the settings."""
-    best, knee = search.best_step, search.knee
+    best, knee, knee_step = search.best_step, search.knee, search.knee_step
     warnings = search.warnings()
     result: dict = {
         "endpoint": endpoint,
@@ -368,9 +374,7 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
         "knee": None,
         "recommendation": None,
     }
-    knee_step = None
     if knee is not None:
-        knee_step = max((s for s in search.steps if s.users == knee.users and s.good), key=lambda s: s.rps)
         result["knee"] = {"users": knee.users, "rps": round(knee.rps, 3), "bracket": list(knee.bracket),
                           "step": knee_step.index}
     if best is not None:
@@ -399,7 +403,7 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
                 recommended_invocations_per_instance=recommendation["recommended_invocations_per_instance"],
                 recommendation=recommendation,
             )
-            if knee_step is not None and knee is not None:
+            if knee is not None:
                 result["knee"]["concurrency_per_instance"] = round(knee.users / total_instances, 2)
     result["warnings"] = warnings
     result["slo"] = [{"text": c.text, "metric": c.metric, "name": c.name, "op": c.op,

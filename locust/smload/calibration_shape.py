@@ -13,8 +13,8 @@ How a step is measured (the master only sees what the workers report, every ~3 s
 * Latency percentiles come from the exporter's merged histograms, as the difference of two
   snapshots: one taken once every worker has reported after ``a`` (so that nothing of the warm-up
   is in it), one at the step's end. Only this step's users are running in between.
-* Load generator CPU: the busiest process's, from the CPU time each worker sends with its reports
-  (Locust's own figure is sampled every 5 s: too coarse for a step of a few seconds).
+* Load generator health: the busiest process's CPU and event-loop lag over the window
+  (:mod:`smload.generator_health`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
 from locust import LoadTestShape, events
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from . import calibration, checks, reports
+from . import calibration, checks, generator_health, reports
 from .calibration import Instances, Search, Settings, Traffic, Window
 from .client import is_invocation_entry
 from .histogram import Histogram
@@ -169,37 +168,6 @@ class _Step:
     first: _Mark | None = None
 
 
-# --- load generator CPU -------------------------------------------------------------------------
-# Each worker sends the CPU time it has used with every report (~3 s apart); a step's figure is the
-# busiest process's highest average over one such interval within the measured window (100% = one
-# core: all that a gevent process can use). A local runner samples itself at every tick.
-
-CPU_FIELD = "smload_cpu_seconds"
-MIN_CPU_INTERVAL_S = 0.5  # shorter intervals (an extra report when users stop) are mostly noise
-
-
-def process_cpu_seconds() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
-@events.report_to_master.add_listener
-def _report_cpu(client_id: str, data: dict, **_kwargs: Any) -> None:
-    data[CPU_FIELD] = process_cpu_seconds()
-
-
-def busiest_cpu_percent(samples: dict[str, list[tuple[float, float]]], since: float, until: float) -> float | None:
-    """``samples``: per process, (when, CPU seconds used so far)."""
-    best = None
-    for series in samples.values():
-        inside = [(t, used) for t, used in series if since <= t <= until]
-        for (t0, used0), (t1, used1) in zip(inside, inside[1:], strict=False):
-            if t1 - t0 >= MIN_CPU_INTERVAL_S:
-                percent = 100.0 * (used1 - used0) / (t1 - t0)
-                best = percent if best is None else max(best, percent)
-    return best
-
-
 class CalibrationShape(LoadTestShape):
     """Runs :class:`smload.calibration.Search` step by step (``tick`` is called about once a second)."""
 
@@ -213,7 +181,7 @@ class CalibrationShape(LoadTestShape):
         self.search = Search(settings)
         self.step: _Step | None = None
         self.last_report: dict[str, float] = {}  # worker -> when its last report arrived
-        self.cpu_samples: dict[str, list[tuple[float, float]]] = {}  # process -> (when, CPU seconds used)
+        self.health = generator_health.Samples()
         self.started_wall = time.time()
         self.summary: dict | None = None
         self.completed = False  # the search ran to one of its stop rules
@@ -228,9 +196,8 @@ class CalibrationShape(LoadTestShape):
         self.started_wall = time.time()
 
     def _on_worker_report(self, client_id: str, data: dict, **_kwargs: Any) -> None:
-        now = self.last_report[client_id] = time.time()
-        if data.get(CPU_FIELD) is not None:
-            self.cpu_samples.setdefault(client_id, []).append((now, data[CPU_FIELD]))
+        self.last_report[client_id] = time.time()
+        self.health.add(client_id, self.last_report[client_id], data.get(generator_health.FIELD))
 
     # --- tick --------------------------------------------------------------------------------
 
@@ -242,7 +209,7 @@ class CalibrationShape(LoadTestShape):
         if step is None:
             return self._begin(self.search.next_users(), now)
         if not isinstance(self.runner, MasterRunner):
-            self.cpu_samples.setdefault("local", []).append((now, process_cpu_seconds()))
+            self.health.add_local()
         if step.first is None:
             if now >= step.a and self._reported_since(step.a, now):
                 step.first = self._mark()
@@ -261,8 +228,7 @@ class CalibrationShape(LoadTestShape):
             return None
         a = math.ceil(now + self.settings.warmup_s)
         previous = self.step.users if self.step else 0
-        for series in self.cpu_samples.values():  # only the current step's samples are ever read
-            series[:] = series[-2:]
+        self.health.trim()
         self.step = _Step(users, now, a, a + math.ceil(self.settings.measure_s))
         return users, float(max(1, abs(users - previous)))  # the whole step's users in one wave
 
@@ -322,18 +288,20 @@ class CalibrationShape(LoadTestShape):
             if delta:
                 errors[message] = errors.get(message, 0) + delta
         origin = self.started_wall
+        cpu, lag = self.health.window(step.a, time.time())
         return Window(step.users, step.started - origin, step.a - origin, step.b - origin, total,
-                      {n: t for n, t in names.items() if t.requests or t.histogram.count}, errors,
-                      busiest_cpu_percent(self.cpu_samples, step.a, time.time()))
+                      {n: t for n, t in names.items() if t.requests or t.histogram.count}, errors, cpu, lag)
 
     def _log_step(self, step: calibration.Step) -> None:
         w = step.window
         h = w.total.histogram
         p = {q: (f"{h.quantile(q / 100):.1f}" if h.count else "n/a") for q in (50, 99)}
         cpu = f"{w.cpu_percent:.0f}%" if w.cpu_percent is not None else "n/a"
+        lag = f"{w.loop_lag_ms:.2f} ms" if w.loop_lag_ms is not None else "n/a"
         verdict = step.verdict if step.good else f"{step.verdict}: {'; '.join(step.reasons)}"
         console.info(f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
-                     f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, generator CPU {cpu} -> {verdict}")
+                     f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
+                     f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -384,7 +352,7 @@ def summary_lines(summary: dict) -> list[str]:
                          f"(x safety factor {summary['settings']['safety_factor']} x 60)")
     knee = summary["knee"]
     if knee:
-        lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), between {knee['bracket'][0]} and "
+        lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
                      f"{knee['bracket'][1]} users")
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return lines

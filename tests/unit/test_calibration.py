@@ -26,9 +26,10 @@ def users_tried(search):
 def test_constant_latency_endpoint_plateaus_and_refines_to_the_knee():
     search = run(Search(Settings()), ClosedLoopEndpoint(slots=8, service_ms=25))
     assert search.stop_reason == PLATEAU
-    assert users_tried(search) == [1, 2, 4, 8, 16, 12, 10, 9]
-    assert [s.phase for s in search.steps] == ["explore"] * 5 + ["refine"] * 3
-    assert search.knee.users == 8 and search.knee.bracket == (8, 9)
+    # the plateau is 320 req/s; the knee is the first concurrency within 10% of it (>= 288 req/s)
+    assert users_tried(search) == [1, 2, 4, 8, 16, 6, 7]
+    assert [s.phase for s in search.steps] == ["explore"] * 5 + ["refine"] * 2
+    assert search.knee.users == 8 and search.knee.bracket == (7, 8) and search.knee.rps == pytest.approx(320)
     assert search.best_step.rps == pytest.approx(320)
     assert "+0.0% over 8 users" in search.stop_detail
 
@@ -107,7 +108,25 @@ def test_start_users_above_the_knee_bisects_downwards():
 def test_generator_saturation_warning():
     search = run(Search(Settings()), ClosedLoopEndpoint(cpu=lambda users: 95.0 if users >= 16 else 40.0))
     warning = next(w for w in search.warnings() if "load generator was saturated" in w)
-    assert "CPU 95% at step 5 (16 users)" in warning
+    assert "saturated at step 5 (16 users: CPU 95%)" in warning
+
+
+def test_generator_loop_lag_warning():
+    lagging = run(Search(Settings()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 6.0 if users >= 8 else 0.7))
+    warning = next(w for w in lagging.warnings() if "load generator was saturated" in w)
+    assert "step 4 (8 users: event loop 6.0 ms late on average (median latency 24.8 ms))" in warning
+    noisy = run(Search(Settings()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 1.5))  # below the 2 ms floor
+    assert not any("load generator" in w for w in noisy.warnings())
+
+
+def test_a_client_overhead_growing_with_concurrency_does_not_drag_the_knee_down():
+    # 64 slots x 5 ms = 12,800 req/s; the client adds 0.02 ms per concurrent user (32 users: 11% slower
+    # per user), and the endpoint saturates at ~86 users.
+    search = run(Search(Settings(max_users=512)), ClosedLoopEndpoint(slots=64, service_ms=5, overhead_per_user_ms=0.02))
+    assert search.stop_reason == PLATEAU and search.best_step.rps == pytest.approx(12800)
+    assert 64 <= search.knee.users <= 96
+    low, high = search.knee.bracket
+    assert high - low <= max(1, 0.05 * low)
 
 
 def test_steps_serialize_with_their_percentiles_and_verdicts():

@@ -1,0 +1,102 @@
+"""How busy the load generator itself is, measured finely enough for a calibration step of a few
+seconds (Locust's own CPU figure is sampled every 5 s).
+
+Every process that sends requests (a worker, a local runner) keeps two running totals and a worker
+sends them with each report (~3 s apart):
+
+* the CPU time it has used (100% = one core: all that a gevent process can use);
+* its event loop's lag: how late a 50 ms timer fires. A saturated loop delays every request's
+  timing by that much, whatever the cause: its own CPU, or a machine too busy to give it a core.
+  That is why the lag is the better signal on a shared machine, where a starved worker may never
+  reach 90% CPU.
+
+The master (or the local runner) turns them into a step's figures: the busiest process's highest
+CPU and highest mean lag over one report interval within the step's measured window.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+import psutil
+from locust import events
+from locust.runners import MasterRunner
+
+FIELD = "smload_generator"  # our field in Locust's worker report: [cpu seconds, lag seconds, probes]
+PROBE_S = 0.05
+MIN_INTERVAL_S = 0.5  # shorter intervals (an extra report when users stop) are mostly noise
+LOCAL = "local"
+
+
+class Probe:
+    """This process's running totals."""
+
+    def __init__(self) -> None:
+        self.lag_s = 0.0
+        self.probes = 0
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            gevent.sleep(PROBE_S)
+            self.lag_s += max(0.0, time.perf_counter() - before - PROBE_S)
+            self.probes += 1
+
+    def sample(self) -> list[float]:
+        times = psutil.Process().cpu_times()
+        return [times.user + times.system, self.lag_s, float(self.probes)]
+
+
+_probe = Probe()
+
+
+@events.init.add_listener
+def _start_probe(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
+    if not isinstance(runner, MasterRunner):  # the processes that send requests
+        _probe.start()
+
+
+@events.report_to_master.add_listener
+def _report(client_id: str, data: dict, **_kwargs: Any) -> None:
+    data[FIELD] = _probe.sample()
+
+
+class Samples:
+    """On the master (or local runner): per process, (when, [cpu s, lag s, probes]) as they arrive."""
+
+    def __init__(self) -> None:
+        self.series: dict[str, list[tuple[float, list[float]]]] = {}
+
+    def add(self, process: str, when: float, sample: list[float] | None) -> None:
+        if sample is not None:
+            self.series.setdefault(process, []).append((when, sample))
+
+    def add_local(self) -> None:
+        self.add(LOCAL, time.time(), _probe.sample())
+
+    def trim(self) -> None:
+        """Keep only the latest sample of each process: the next step reads nothing older."""
+        for samples in self.series.values():
+            del samples[:-1]
+
+    def window(self, since: float, until: float) -> tuple[float | None, float | None]:
+        """(highest CPU %, highest mean loop lag in ms) over the report intervals in [since, until]."""
+        cpu, lag = None, None
+        for samples in self.series.values():
+            inside = [(t, s) for t, s in samples if since <= t <= until]
+            for (t0, s0), (t1, s1) in zip(inside, inside[1:], strict=False):
+                if t1 - t0 < MIN_INTERVAL_S:
+                    continue
+                percent = 100.0 * (s1[0] - s0[0]) / (t1 - t0)
+                cpu = percent if cpu is None else max(cpu, percent)
+                if s1[2] > s0[2]:
+                    ms = 1000.0 * (s1[1] - s0[1]) / (s1[2] - s0[2])
+                    lag = ms if lag is None else max(lag, ms)
+        return cpu, lag
