@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 .PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean
 
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,16 +77,31 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator
+.PHONY: emulator bench-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
+
+# Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
+# holds the recorded results and the command behind each table.
+bench: bench-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_emulator.py
 
-.PHONY: bench-exporter
+bench-core: venv ## Load generator: req per CPU-second of fast vs boto3 vs FastHttpUser, and latency honesty (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_core.py
+
 bench-exporter: venv ## Exporter cost: scrape time and master CPU, 50 names x 4 workers at 2,000 req/s (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_exporter.py
+
+bench-calibration: venv ## Calibration against emulator endpoints of known capacity: knee error and time (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_calibration.py
+
+bench-helm: venv ## Workers added mid-test: time until they hold users, with and without --enable-rebalancing (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_helm.py --rounds 3
+
+bench-docker: venv ## Image size and build/start times on the local base image; starts its own Docker engine (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock env BENCH_BASE=1 bench/bench_docker.sh
 
 lint: venv ## Lint and check formatting with ruff
 	$(BIN)/ruff check .
