@@ -1,7 +1,8 @@
 """Load generator benchmark: how many requests one Locust process sends per CPU-second with
 (a) the ``fast`` client, (b) the ``boto3`` client, (c) Locust's ``FastHttpUser`` posting the same
 bytes unsigned; and the latency honesty of the ``fast`` client at half of one worker's capacity
-(the req/s the worker reached flat out in the same run).
+(half of the requests per second it could send with its whole core, paced users against a
+constant 20 ms emulator).
 
 The emulator runs on one core (``taskset -c 1``), the load generator alone on the other
 (``taskset -c 0``). The clients take turns, round after round, so that the machine's noise (other
@@ -47,6 +48,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def pinned(cpu: int) -> list[str]:
+    """Run on core ``cpu`` only; as root also ahead of other work on this shared machine (nice -10),
+    so that what is measured is our processes, not a neighbour's test suite preempting them."""
+    boost = ["nice", "-n", "-10"] if os.geteuid() == 0 else []
+    return [*boost, "taskset", "-c", str(cpu)]
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
@@ -63,7 +71,7 @@ class Emulator:
         self.log = open(workdir / f"emulator-{self.port}.log", "wb")  # noqa: SIM115
         variant = f"name=v,latency_ms={latency_ms:g},instances=1,concurrency=1000,max_queue=1000"
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), str(BIN / "smload"), "emulator", "--port", str(self.port),
+            [*pinned(cpu), str(BIN / "smload"), "emulator", "--port", str(self.port),
              "--endpoint", ENDPOINT, "--variant", variant],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -76,6 +84,9 @@ class Emulator:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError(f"the emulator did not start: {(workdir / f'emulator-{self.port}.log').read_text()}") from None
                 time.sleep(0.1)
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/_emulator/reset", method="POST"), timeout=5).read()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -102,7 +113,7 @@ def locust(kind: str, emulator: Emulator, payload: Path, users: int, seconds: fl
         args = ["-f", str(locustfile), "--endpoint-name", ENDPOINT, "--endpoint-url", emulator.url,
                 "--region", "us-east-1", "--payload", str(payload), "--client", "boto3" if kind == "boto3" else "fast"]
     run_env = env() | {"SMLOAD_BENCH_PAYLOAD": str(payload)} | (extra_env or {})
-    return subprocess.Popen(["taskset", "-c", str(cpu), str(BIN / "locust"), *args, *common, *extra_args],
+    return subprocess.Popen([*pinned(cpu), str(BIN / "locust"), *args, *common, *extra_args],
                             env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -127,19 +138,31 @@ def throughput_round(kind: str, emulator: Emulator, payload: Path, users: int, w
             "cpu_share": cpu / (t1 - t0)}
 
 
-def honesty(payload: Path, capacity_rps: float, seconds: float, workdir: Path) -> dict:
-    """At half of one worker's capacity (the req/s it reached flat out in the throughput rounds)
-    against a constant 20 ms emulator: the client's p50 against the emulator's server-side p50."""
+def paced_run(emulator: Emulator, payload: Path, users: int, seconds: float, user_rps: float) -> tuple[subprocess.Popen, dict]:
+    """Paced users against ``emulator``; the generator's CPU share and req/s over the middle of the run."""
+    popen = locust("paced", emulator, payload, users, seconds, cpu=0, extra_env={"SMLOAD_BENCH_USER_RPS": str(user_rps)})
+    process = psutil.Process(popen.pid)
+    time.sleep(seconds / 3)
+    cpu0, n0, t0 = cpu_seconds(process), served(emulator.url), time.monotonic()
+    time.sleep(seconds / 3)
+    cpu1, n1, t1 = cpu_seconds(process), served(emulator.url), time.monotonic()
+    return popen, {"cpu_share": (cpu1 - cpu0) / (t1 - t0), "rps": (n1 - n0) / (t1 - t0)}
+
+
+def honesty(payload: Path, seconds: float, workdir: Path, user_rps: float = 20.0) -> dict:
+    """At half of one worker's capacity against a constant 20 ms emulator: the client's p50 against
+    the emulator's server-side p50. Capacity is what the worker would send with all of its core in
+    this very configuration (paced users, 20 ms answers): a probe run measures the CPU per request,
+    and the measured run gets the users that need half of the core."""
     emulator = Emulator(20, cpu=1, workdir=workdir)
     try:
-        target_rps = capacity_rps / 2
-        user_rps = 20.0  # each user paced at 20 req/s (a 50 ms cycle around a 20 ms request)
-        users = max(1, round(target_rps / user_rps))
-        popen = locust("paced", emulator, payload, users, seconds, cpu=0,
-                       extra_env={"SMLOAD_BENCH_USER_RPS": str(user_rps)})
-        process = psutil.Process(popen.pid)
-        time.sleep(seconds / 2)
-        cpu_share = process.cpu_percent(interval=2.0) / 100
+        probe_users = 100
+        popen, probe = paced_run(emulator, payload, probe_users, 9, user_rps)
+        popen.communicate(timeout=120)
+        capacity_rps = probe["rps"] / probe["cpu_share"]
+        users = max(1, round(capacity_rps / 2 / user_rps))
+        emulator.reset()  # the server-side p50 of the measured run only
+        popen, measured = paced_run(emulator, payload, users, seconds, user_rps)
         out, err = popen.communicate(timeout=seconds + 120)
         if popen.returncode != 0:
             raise RuntimeError(f"honesty run: locust exited {popen.returncode}: {err[-3000:]}")
@@ -147,12 +170,11 @@ def honesty(payload: Path, capacity_rps: float, seconds: float, workdir: Path) -
     finally:
         emulator.stop()
     row = next(line.split() for line in out.splitlines() if line.startswith(f"{ENDPOINT}/v "))
-    # variant, requests, failures, RPS, p50, p95, p99 (the summary's p50: the exporter histogram, 1%)
-    locust_p50 = float(row[4])
-    stats_p50 = _locust_stats_p50(err)
-    return {"users": users, "target_rps": target_rps, "rps": float(row[3]), "requests": int(row[1]),
-            "cpu_share": cpu_share, "client_p50": locust_p50, "locust_stats_p50": stats_p50,
-            "server_p50": server["p50"], "gap_ms": locust_p50 - server["p50"]}
+    # variant, requests, failures, RPS, p50, ... (the summary's p50: the exporter histogram, 1%)
+    client_p50 = float(row[4])
+    return {"users": users, "capacity_rps": capacity_rps, "rps": measured["rps"], "cpu_share": measured["cpu_share"],
+            "requests": int(row[1]), "client_p50": client_p50, "locust_stats_p50": _locust_stats_p50(err),
+            "server_p50": server["p50"], "gap_ms": client_p50 - server["p50"]}
 
 
 def _locust_stats_p50(stderr: str) -> float | None:
@@ -180,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ["fast", "boto3", "fasthttp"]
     rounds: dict[str, list[dict]] = {k: [] for k in kinds}
     ok = True
-    capacity_rps = None  # what one worker sent flat out with the fast client
     if args.only != "honesty":
         emulator = Emulator(0, cpu=1, workdir=workdir)
         try:
@@ -193,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             emulator.stop()
         median = {k: statistics.median(r["per_cpu_s"] for r in rounds[k]) for k in kinds}
-        capacity_rps = statistics.median(r["rps"] for r in rounds["fast"])
         print("\n| client | req per CPU-second (each round) | median | req/s (median) | vs fast |")
         print("|---|---|---|---|---|")
         for kind in kinds:
@@ -205,17 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nfast / boto3 = {vs_boto3:.2f} (target >= 4); fast / FastHttpUser = {vs_fasthttp:.2f} (target >= 0.75)")
         ok &= vs_boto3 >= 4 and vs_fasthttp >= 0.75
     if args.only != "throughput":
-        if capacity_rps is None:
-            emulator = Emulator(0, cpu=1, workdir=workdir)
-            try:
-                capacity_rps = throughput_round("fast", emulator, payload, args.users, args.warmup, args.window)["rps"]
-            finally:
-                emulator.stop()
-        result = honesty(payload, capacity_rps, args.honesty_seconds, workdir)
-        print(f"\nlatency honesty at {result['rps']:.0f} req/s ({result['users']} users, target {result['target_rps']:.0f}, "
-              f"generator CPU {100 * result['cpu_share']:.0f}%): client p50 {result['client_p50']:.2f} ms "
-              f"(Locust's own table: {result['locust_stats_p50']}), server p50 {result['server_p50']:.2f} ms, "
-              f"gap {result['gap_ms']:+.2f} ms (target within 1 ms)")
+        result = honesty(payload, args.honesty_seconds, workdir)
+        print(f"\nlatency honesty: {result['users']} paced users, {result['rps']:.0f} req/s = "
+              f"{100 * result['rps'] / result['capacity_rps']:.0f}% of one worker's capacity here "
+              f"({result['capacity_rps']:.0f} req/s at 100% CPU), generator CPU {100 * result['cpu_share']:.0f}%: "
+              f"client p50 {result['client_p50']:.2f} ms (Locust's own table: {result['locust_stats_p50']}), "
+              f"server p50 {result['server_p50']:.2f} ms, gap {result['gap_ms']:+.2f} ms (target within 1 ms)")
         ok &= abs(result["gap_ms"]) <= 1.0
     return 0 if ok else 1
 
