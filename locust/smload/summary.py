@@ -27,6 +27,8 @@ QUANTILES = (0.50, 0.95, 0.99)
 class _CpuMeter:
     """This process's CPU use (percent of one core) since the last reading."""
 
+    MIN_INTERVAL_S = 1.0  # the extra reports when a test stops come ms apart: their % is noise
+
     def __init__(self) -> None:
         self.process = psutil.Process()
         self.last = self._now()
@@ -35,10 +37,16 @@ class _CpuMeter:
         times = self.process.cpu_times()
         return time.monotonic(), times.user + times.system
 
-    def percent(self) -> float:
+    def restart(self) -> None:
+        self.last = self._now()
+
+    def percent(self) -> float | None:
+        """CPU % since the last reading, or None (and keep counting) when that was under a second ago."""
         (wall0, cpu0), (wall1, cpu1) = self.last, self._now()
+        if wall1 - wall0 < self.MIN_INTERVAL_S:
+            return None
         self.last = (wall1, cpu1)
-        return 100.0 * (cpu1 - cpu0) / (wall1 - wall0) if wall1 > wall0 else 0.0
+        return 100.0 * (cpu1 - cpu0) / (wall1 - wall0)
 
 
 class _Health:
@@ -68,7 +76,9 @@ def track_generator_health(environment: Any) -> None:
     meter = _CpuMeter()
 
     def on_report_to_master(data: dict, **_kwargs: Any) -> None:
-        data[REPORT_FIELD] = meter.percent()
+        cpu = meter.percent()
+        if cpu is not None:
+            data[REPORT_FIELD] = cpu
 
     def on_worker_report(client_id: str, data: dict, **_kwargs: Any) -> None:
         if REPORT_FIELD in data:
@@ -76,11 +86,13 @@ def track_generator_health(environment: Any) -> None:
 
     def on_test_start(**_kwargs: Any) -> None:
         _health[id(environment)] = _Health()
-        meter.percent()  # start the local runner's reading with the test
+        meter.restart()  # the reading starts with the test
 
     def on_test_stop(**_kwargs: Any) -> None:
         if not isinstance(runner, (MasterRunner, WorkerRunner)):
-            _of(environment).saw("local", meter.percent())
+            cpu = meter.percent()
+            if cpu is not None:
+                _of(environment).saw("local", cpu)
 
     if isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(on_report_to_master)

@@ -79,6 +79,9 @@ def test_counts_match_the_emulator_exactly_per_variant(procs, tmp_path, payloads
     # generator health: the CPU each worker reported (Locust samples every 5 s; the run is longer)
     health = next(line for line in summary.splitlines() if line.startswith("generator health:"))
     assert "worker 0 " in health and "worker 1 " in health, health
+    # a light load is no reason for a warning (readings over the ms between the last reports of a
+    # stopping test once gave 105%)
+    assert health.startswith("generator health: OK"), health
 
 
 def test_requests_in_flight_at_the_end_are_recorded(procs, tmp_path, payloads):
