@@ -32,7 +32,7 @@ from .histogram import Histogram
 PLATEAU_EFFICIENCY = 0.10  # marginal throughput per added user, relative to the linear region
 PLATEAU_SHARE = 0.90  # on the plateau: throughput at least this share of the highest
 KNEE_PRECISION = 0.05  # refine until the bracket's two concurrencies are this close (relative)
-GENERATOR_CPU_LIMIT = 90.0  # % of one core
+GENERATOR_CPU_LIMIT = 90.0  # % of one core (Locust's own warning threshold)
 GENERATOR_LAG_FLOOR_MS = 2.0  # loop lag below this is the machine's noise (an idle loop shows ~0.7 ms here)
 GENERATOR_LAG_SHARE = 0.10  # loop lag above this share of the median latency distorts the measurement
 STEP_PERCENTILES = (50, 90, 95, 99)
@@ -47,6 +47,18 @@ MAX_STEPS = "max_steps"
 STOPPED = "stopped"  # the test was stopped before calibration finished
 
 GOOD = "ok"
+
+
+def generator_busy(cpu_percent: float | None, loop_lag_ms: float | None, median_ms: float) -> str | None:
+    """Why a load generator process may have shaped the latencies it measured, if it may have:
+    above 90% CPU, or its event loop late by more than the machine's noise and a tenth of the
+    median latency (that lag is added to every response time it measures). Used by calibration
+    steps and by every run's summary."""
+    if cpu_percent is not None and cpu_percent > GENERATOR_CPU_LIMIT:
+        return f"CPU {cpu_percent:.0f}%"
+    if loop_lag_ms is not None and loop_lag_ms > max(GENERATOR_LAG_FLOOR_MS, GENERATOR_LAG_SHARE * median_ms):
+        return f"event loop {loop_lag_ms:.1f} ms late on average (median latency {median_ms:.1f} ms)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,8 @@ class Step:
     def generator_busy(self) -> str | None:
         """Why the load generator itself may have shaped this step's figures, if it may have."""
         w = self.window
-        if w.cpu_percent is not None and w.cpu_percent > GENERATOR_CPU_LIMIT:
-            return f"CPU {w.cpu_percent:.0f}%"
         median = w.total.histogram.quantile(0.5) if w.total.histogram.count else 0.0
-        if w.loop_lag_ms is not None and w.loop_lag_ms > max(GENERATOR_LAG_FLOOR_MS, GENERATOR_LAG_SHARE * median):
-            return f"event loop {w.loop_lag_ms:.1f} ms late on average (median latency {median:.1f} ms)"
-        return None
+        return generator_busy(w.cpu_percent, w.loop_lag_ms, median)
 
     def as_dict(self) -> dict:
         w = self.window

@@ -10,8 +10,10 @@ sends them with each report (~3 s apart):
   That is why the lag is the better signal on a shared machine, where a starved worker may never
   reach 90% CPU.
 
-The master (or the local runner) turns them into a step's figures: the busiest process's highest
-CPU and highest mean lag over one report interval within the step's measured window.
+The master (or the local runner) turns them into figures per process over a window: the highest
+CPU and the highest mean lag over one report interval. Calibration judges each step's measured
+window by the busiest process; the end-of-test summary shows every worker's
+(:func:`smload.calibration.generator_busy` is the rule for both).
 """
 
 from __future__ import annotations
@@ -86,10 +88,12 @@ class Samples:
         for samples in self.series.values():
             del samples[:-1]
 
-    def window(self, since: float, until: float) -> tuple[float | None, float | None]:
-        """(highest CPU %, highest mean loop lag in ms) over the report intervals in [since, until]."""
-        cpu, lag = None, None
-        for samples in self.series.values():
+    def by_process(self, since: float, until: float) -> dict[str, tuple[float | None, float | None]]:
+        """Per process: (highest CPU %, highest mean loop lag in ms) over its report intervals in
+        [since, until]; None where it had no interval long enough."""
+        out = {}
+        for process, samples in self.series.items():
+            cpu, lag = None, None
             inside = [(t, s) for t, s in samples if since <= t <= until]
             for (t0, s0), (t1, s1) in zip(inside, inside[1:], strict=False):
                 if t1 - t0 < MIN_INTERVAL_S:
@@ -99,4 +103,13 @@ class Samples:
                 if s1[2] > s0[2]:
                     ms = 1000.0 * (s1[1] - s0[1]) / (s1[2] - s0[2])
                     lag = ms if lag is None else max(lag, ms)
-        return cpu, lag
+            out[process] = (cpu, lag)
+        return out
+
+    def window(self, since: float, until: float) -> tuple[float | None, float | None]:
+        """(highest CPU %, highest mean loop lag in ms) of the busiest processes over [since, until]."""
+        figures = self.by_process(since, until).values()
+        cpus = [cpu for cpu, _ in figures if cpu is not None]
+        lags = [lag for _, lag in figures if lag is not None]
+        return (max(cpus) if cpus else None, max(lags) if lags else None)
+

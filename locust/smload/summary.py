@@ -1,8 +1,8 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
-health (the highest CPU each worker reported over 3-second intervals: above 90% its own queueing
-is in the latencies),
-and where the HTML report is.
+health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
+the HTML report is.
 
 Percentiles come from ``smload.exporter.latency.test_histograms`` (1% relative error, merged from
 all workers) when the exporter is there, else from Locust's stats (rounded to 2 significant digits).
@@ -15,53 +15,36 @@ import sys
 import time
 from typing import Any
 
-import psutil
-from locust.runners import CPU_WARNING_THRESHOLD, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
+from . import calibration, generator_health
 from .client import PER_PART_SUFFIX, TTFB_SUFFIX, is_invocation_entry
 
 OPERATIONS = ("InvokeEndpoint", "InvokeEndpointWithResponseStream", "HTTP")
 QUANTILES = (0.50, 0.95, 0.99)
 
 
-class _CpuMeter:
-    """This process's CPU use (percent of one core) since the last reading."""
-
-    MIN_INTERVAL_S = 1.0  # the extra reports when a test stops come ms apart: their % is noise
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.last = self._now()
-
-    def _now(self) -> tuple[float, float]:
-        times = self.process.cpu_times()
-        return time.monotonic(), times.user + times.system
-
-    def restart(self) -> None:
-        self.last = self._now()
-
-    def percent(self) -> float | None:
-        """CPU % since the last reading, or None (and keep counting) when that was under a second ago."""
-        (wall0, cpu0), (wall1, cpu1) = self.last, self._now()
-        if wall1 - wall0 < self.MIN_INTERVAL_S:
-            return None
-        self.last = (wall1, cpu1)
-        return 100.0 * (cpu1 - cpu0) / (wall1 - wall0)
-
-
 class _Health:
-    """Highest CPU per process since the test started."""
+    """The generator's health over the current test, from the running totals each process sends
+    with its reports (:mod:`smload.generator_health`: CPU and event-loop lag)."""
 
     def __init__(self) -> None:
-        self.max_cpu: dict[str, float] = {}
+        self.started = time.time()
+        self.steady: float | None = None  # when the users were all running (Locust's spawning_complete)
+        self.samples = generator_health.Samples()
 
-    def saw(self, process: str, cpu: float) -> None:
-        if cpu > self.max_cpu.get(process, -1.0):
-            self.max_cpu[process] = cpu
+    def figures(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per process: highest CPU % and loop lag (ms) once all users ran (the ramp-up, users
+        starting and connections opening, is no steady state), else over the whole test."""
+        now = time.time()
+        for since in (self.steady, self.started):
+            figures = {p: f for p, f in self.samples.by_process(since or now, now).items() if f != (None, None)}
+            if figures:
+                return figures
+        return {}
 
 
 _health: dict[int, _Health] = {}
-REPORT_FIELD = "smload_cpu"  # our field in each worker report: its CPU % since its last report
 
 
 def _of(environment: Any) -> _Health:
@@ -69,36 +52,34 @@ def _of(environment: Any) -> _Health:
 
 
 def track_generator_health(environment: Any) -> None:
-    """Each worker adds its CPU use since its last report (every 3 s) to the report it sends the
-    master; the master keeps the highest per worker. A local runner reads its own at the end.
-    Finer than Locust's own 5-second samples, whose first reading comes 10 s into a run."""
+    """The master keeps each worker's reports (every 3 s); a local runner reads its own totals when
+    the test starts and stops. Finer than Locust's own 5-second CPU samples, whose first reading
+    comes 10 s into a run."""
     runner = environment.runner
-    meter = _CpuMeter()
-
-    def on_report_to_master(data: dict, **_kwargs: Any) -> None:
-        cpu = meter.percent()
-        if cpu is not None:
-            data[REPORT_FIELD] = cpu
+    local = not isinstance(runner, (MasterRunner, WorkerRunner))
 
     def on_worker_report(client_id: str, data: dict, **_kwargs: Any) -> None:
-        if REPORT_FIELD in data:
-            _of(environment).saw(f"worker {runner.get_worker_index(client_id)}", float(data[REPORT_FIELD]))
+        _of(environment).samples.add(f"worker {runner.get_worker_index(client_id)}", time.time(),
+                                     data.get(generator_health.FIELD))
 
     def on_test_start(**_kwargs: Any) -> None:
         _health[id(environment)] = _Health()
-        meter.restart()  # the reading starts with the test
+        if local:
+            _of(environment).samples.add_local()
+
+    def on_spawning_complete(**_kwargs: Any) -> None:
+        _of(environment).steady = time.time()
+        if local:
+            _of(environment).samples.add_local()
 
     def on_test_stop(**_kwargs: Any) -> None:
-        if not isinstance(runner, (MasterRunner, WorkerRunner)):
-            cpu = meter.percent()
-            if cpu is not None:
-                _of(environment).saw("local", cpu)
+        if local:
+            _of(environment).samples.add_local()
 
-    if isinstance(runner, WorkerRunner):
-        environment.events.report_to_master.add_listener(on_report_to_master)
-    elif isinstance(runner, MasterRunner):
+    if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(on_worker_report)
     environment.events.test_start.add_listener(on_test_start)
+    environment.events.spawning_complete.add_listener(on_spawning_complete)
     environment.events.test_stop.add_listener(on_test_stop)
 
 
@@ -144,10 +125,12 @@ def render(environment: Any) -> str:
     streaming = any(stats.entries.get((e.name + TTFB_SUFFIX, e.method)) for e in entries)
     if streaming:
         header += ["TTFB p50", "parts/s"]
-    rows, notes = [], []
+    rows, notes, medians = [], [], []
     for entry in entries:
         row = [entry.name, str(entry.num_requests), str(entry.num_failures), f"{entry.total_rps:.1f}"]
-        row += [_ms(q) for q in _quantiles(entry, (histograms or {}).get((entry.method, entry.name)))]
+        quantiles = _quantiles(entry, (histograms or {}).get((entry.method, entry.name)))
+        medians += [quantiles[0]] if entry.num_requests else []
+        row += [_ms(q) for q in quantiles]
         if streaming:
             ttfb = stats.entries.get((entry.name + TTFB_SUFFIX, entry.method))
             per_part = stats.entries.get((entry.name + PER_PART_SUFFIX, entry.method))
@@ -175,24 +158,26 @@ def render(environment: Any) -> str:
         out += ["failures by type:", *notes]
     source = "smload histograms, 1% accuracy" if histograms else "Locust's stats, rounded to 2 significant digits"
     out.append(f"percentiles: {source}; time to last byte")
-    out += _health_lines(environment)
+    out += _health_lines(environment, min(medians, default=0.0))  # the fastest variant: the most sensitive
     html = getattr(environment.parsed_options, "html_file", None)
     if html:
         out.append(f"HTML report: {os.path.abspath(html)}")
     return "\n".join(out) + "\n"
 
 
-def _health_lines(environment: Any) -> list[str]:
+def _health_lines(environment: Any, median_ms: float) -> list[str]:
     runner = environment.runner
-    max_cpu = _of(environment).max_cpu
+    figures = _of(environment).figures()
     warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
-    if not max_cpu and not warned:
+    if not figures and not warned:
         return []
-    parts = [f"{process} {cpu:.0f}%" for process, cpu in sorted(max_cpu.items())]
-    hot = [process for process, cpu in max_cpu.items() if cpu > CPU_WARNING_THRESHOLD]
-    if hot or warned:
-        return [
-            f"generator health: WARNING: CPU above {CPU_WARNING_THRESHOLD}% ({', '.join(sorted(hot)) or 'a worker'}); "
-            "latencies include the load generator's own queueing: add workers. Highest CPU: " + ", ".join(parts)
-        ]
-    return ["generator health: OK, highest CPU: " + ", ".join(parts)]
+    parts = [", ".join(filter(None, [f"{process} CPU {cpu:.0f}%" if cpu is not None else process,
+                                     f"loop lag {lag:.1f} ms" if lag is not None else None]))
+             for process, (cpu, lag) in sorted(figures.items())]
+    busy = {process: calibration.generator_busy(cpu, lag, median_ms) for process, (cpu, lag) in figures.items()}
+    busy = {process: why for process, why in busy.items() if why}
+    if busy or warned:
+        reasons = "; ".join(f"{process}: {why}" for process, why in sorted(busy.items())) or "Locust's CPU warning"
+        return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
+                "queueing: add workers. Highest: " + "; ".join(parts)]
+    return ["generator health: OK, highest: " + "; ".join(parts)]

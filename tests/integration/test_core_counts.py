@@ -94,3 +94,18 @@ def test_requests_in_flight_at_the_end_are_recorded(procs, tmp_path, payloads):
     assert results.requests == {("InvokeEndpoint", "ab/slow"): served["requests"]}
     assert served["requests"] >= 24 and served["status"] == {"200": served["requests"]}
     assert results.failures == {}
+
+
+def test_a_saturated_generator_is_flagged_in_the_summary(procs, tmp_path, payloads):
+    """One local process sending flat out against a zero-latency emulator is the bottleneck itself:
+    the summary must say so (its CPU near 100%, or on a busy machine its event loop's lag)."""
+    emulator = start_emulator(procs, "--endpoint", "ab", "--variant", "name=fast,latency_ms=0,concurrency=1000")
+    result = run_locust(
+        "--headless", "--metrics-port", "0", "-u", "32", "-r", "32", "-t", "6s", "--stop-timeout", "5",
+        "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
+        "--payload", str(tmp_path / "payloads"), "--only-summary",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    health = next(line for line in result.stdout.splitlines() if line.startswith("generator health:"))
+    assert health.startswith("generator health: WARNING (local: "), health
+    assert "add workers" in health
