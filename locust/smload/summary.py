@@ -53,8 +53,8 @@ def _of(environment: Any) -> _Health:
 
 def track_generator_health(environment: Any) -> None:
     """The master keeps each worker's reports (every 3 s); a local runner reads its own totals when
-    the test starts and stops. Finer than Locust's own 5-second CPU samples, whose first reading
-    comes 10 s into a run."""
+    the test starts, when all users run and when it stops. Finer than Locust's own 5-second CPU
+    samples, whose first reading comes 10 s into a run."""
     runner = environment.runner
     local = not isinstance(runner, (MasterRunner, WorkerRunner))
 
