@@ -121,7 +121,11 @@ def test_an_endpoint_failing_5_percent_fires_the_error_rate_stop(procs, tmp_path
     assert result.returncode == 3, result.stderr[-3000:]
     assert summary["stop_reason"] == "error_rate" and len(summary["steps"]) == 1
     step = summary["steps"][0]
-    assert step["error_rate"] == pytest.approx(0.05, abs=0.025) and step["verdict"] == "error_rate"
+    # the step's error rate is a binomial sample of the emulator's 5%: within 5 standard deviations
+    # of it for the step's own request count (fewer requests when the machine is busy)
+    assert step["requests"] > 50
+    assert abs(step["error_rate"] - 0.05) < 5 * math.sqrt(0.05 * 0.95 / step["requests"]), step
+    assert step["verdict"] == "error_rate"
     assert step["errors"] and all(error.startswith("ModelError") for error in step["errors"])
     assert step["reasons"][0].startswith("error rate ") and step["reasons"][0].endswith("> 1 %")
 
