@@ -1,6 +1,8 @@
 """Gauges of the Locust runner itself (a prometheus_client collector, read at each scrape):
 ``locust_users``, ``locust_workers{state}``, ``locust_runner_state{state}``,
-``locust_worker_cpu_usage_percent{worker}`` and ``locust_test_start_time_seconds``."""
+``locust_worker_cpu_usage_percent{worker}``, the event-loop lag counters
+``locust_worker_event_loop_lag_seconds_total{worker}`` and ``locust_worker_event_loop_probes_total{worker}``
+(:mod:`smload.generator_health`; their rate ratio is the mean lag) and ``locust_test_start_time_seconds``."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from locust.runners import (
     STATE_STOPPING,
     MasterRunner,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from smload import generator_health
 
 from . import latency
 
@@ -31,6 +35,12 @@ LOCAL_WORKER = "local"
 class RunnerCollector(Collector):
     def __init__(self, environment: Environment):
         self.environment = environment
+        self.loop_totals: dict[str, list[float]] = {}  # worker id -> its latest [cpu s, lag s, probes]
+        environment.events.worker_report.add_listener(self._on_worker_report)
+
+    def _on_worker_report(self, client_id: str, data: dict, **_kwargs) -> None:
+        if generator_health.FIELD in data:
+            self.loop_totals[client_id] = data[generator_health.FIELD]
 
     def collect(self) -> Iterator[Metric]:
         runner = self.environment.runner
@@ -58,6 +68,22 @@ class RunnerCollector(Collector):
         for worker, _, usage in workers:
             cpu.add_metric([worker], usage)
         yield cpu
+
+        # How late each worker's 50 ms probe timer fired, in total, and how many probes: a saturated
+        # event loop delays every response time it measures by as much (CPU alone misses a worker
+        # starved by its neighbours). rate(lag) / rate(probes) is the mean lag.
+        if isinstance(runner, MasterRunner):
+            totals = {worker: self.loop_totals[worker] for worker, _, _ in workers if worker in self.loop_totals}
+        else:
+            totals = {LOCAL_WORKER: generator_health.local_sample()}
+        lag = CounterMetricFamily("locust_worker_event_loop_lag", "Total lateness of the worker's 50 ms probe timer, seconds",
+                                  labels=["worker"], unit="seconds")
+        probes = CounterMetricFamily("locust_worker_event_loop_probes", "Probe timers fired on the worker", labels=["worker"])
+        for worker, (_, lag_s, count) in totals.items():
+            lag.add_metric([worker], lag_s)
+            probes.add_metric([worker], count)
+        yield lag
+        yield probes
 
         started = latency.test_start_time(self.environment)
         if started is not None:

@@ -59,6 +59,11 @@ class Probe:
 _probe = Probe()
 
 
+def local_sample() -> list[float]:
+    """This process's running totals now (for a local runner, which sends no reports)."""
+    return _probe.sample()
+
+
 @events.init.add_listener
 def _start_probe(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     if not isinstance(runner, MasterRunner):  # the processes that send requests
@@ -81,7 +86,7 @@ class Samples:
             self.series.setdefault(process, []).append((when, sample))
 
     def add_local(self) -> None:
-        self.add(LOCAL, time.time(), _probe.sample())
+        self.add(LOCAL, time.time(), local_sample())
 
     def trim(self) -> None:
         """Keep only the latest sample of each process: the next step reads nothing older."""
