@@ -35,12 +35,6 @@ LOCAL_WORKER = "local"
 class RunnerCollector(Collector):
     def __init__(self, environment: Environment):
         self.environment = environment
-        self.loop_totals: dict[str, list[float]] = {}  # worker id -> its latest [cpu s, lag s, probes]
-        environment.events.worker_report.add_listener(self._on_worker_report)
-
-    def _on_worker_report(self, client_id: str, data: dict, **_kwargs) -> None:
-        if generator_health.FIELD in data:
-            self.loop_totals[client_id] = data[generator_health.FIELD]
 
     def collect(self) -> Iterator[Metric]:
         runner = self.environment.runner
@@ -73,7 +67,8 @@ class RunnerCollector(Collector):
         # event loop delays every response time it measures by as much (CPU alone misses a worker
         # starved by its neighbours). rate(lag) / rate(probes) is the mean lag.
         if isinstance(runner, MasterRunner):
-            totals = {worker: self.loop_totals[worker] for worker, _, _ in workers if worker in self.loop_totals}
+            samples = generator_health.samples_of(self.environment)
+            totals = {worker: latest for worker, _, _ in workers if (latest := samples.latest(worker)) is not None}
         else:
             totals = {LOCAL_WORKER: generator_health.local_sample()}
         lag = CounterMetricFamily("locust_worker_event_loop_lag", "Total lateness of the worker's 50 ms probe timer, seconds",

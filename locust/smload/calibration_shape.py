@@ -181,7 +181,7 @@ class CalibrationShape(LoadTestShape):
         self.search = Search(settings)
         self.step: _Step | None = None
         self.last_report: dict[str, float] = {}  # worker -> when its last report arrived
-        self.health = generator_health.Samples()
+        self.health = generator_health.samples_of(environment)
         self.started_wall = time.time()
         self.summary: dict | None = None
         self.completed = False  # the search ran to one of its stop rules
@@ -197,7 +197,6 @@ class CalibrationShape(LoadTestShape):
 
     def _on_worker_report(self, client_id: str, data: dict, **_kwargs: Any) -> None:
         self.last_report[client_id] = time.time()
-        self.health.add(client_id, self.last_report[client_id], data.get(generator_health.FIELD))
 
     # --- tick --------------------------------------------------------------------------------
 
@@ -228,7 +227,6 @@ class CalibrationShape(LoadTestShape):
             return None
         a = math.ceil(now + self.settings.warmup_s)
         previous = self.step.users if self.step else 0
-        self.health.trim()
         self.step = _Step(users, now, a, a + math.ceil(self.settings.measure_s))
         return users, float(max(1, abs(users - previous)))  # the whole step's users in one wave
 

@@ -65,9 +65,16 @@ def local_sample() -> list[float]:
 
 
 @events.init.add_listener
-def _start_probe(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
+def _start(environment: Any, runner: Any = None, **_kwargs: Any) -> None:
     if not isinstance(runner, MasterRunner):  # the processes that send requests
         _probe.start()
+        return
+
+    def keep(client_id: str, data: dict, **_kwargs: Any) -> None:
+        samples_of(environment).add(client_id, time.time(), data.get(FIELD))
+
+    environment.events.worker_report.add_listener(keep)
+    environment.events.test_start.add_listener(lambda **_kw: samples_of(environment).series.clear())  # a new test
 
 
 @events.report_to_master.add_listener
@@ -76,7 +83,9 @@ def _report(client_id: str, data: dict, **_kwargs: Any) -> None:
 
 
 class Samples:
-    """On the master (or local runner): per process, (when, [cpu s, lag s, probes]) as they arrive."""
+    """On the master (or local runner): per process (a worker's id, or ``local``), (when, [cpu s,
+    lag s, probes]) as they arrive, for the current test. The master's are kept by this module
+    (:func:`samples_of`); a local runner adds its own readings when it wants one (:meth:`add_local`)."""
 
     def __init__(self) -> None:
         self.series: dict[str, list[tuple[float, list[float]]]] = {}
@@ -88,10 +97,9 @@ class Samples:
     def add_local(self) -> None:
         self.add(LOCAL, time.time(), local_sample())
 
-    def trim(self) -> None:
-        """Keep only the latest sample of each process: the next step reads nothing older."""
-        for samples in self.series.values():
-            del samples[:-1]
+    def latest(self, process: str) -> list[float] | None:
+        samples = self.series.get(process)
+        return samples[-1][1] if samples else None
 
     def by_process(self, since: float, until: float) -> dict[str, tuple[float | None, float | None]]:
         """Per process: (highest CPU %, highest mean loop lag in ms) over its report intervals in
@@ -118,3 +126,11 @@ class Samples:
         lags = [lag for _, lag in figures if lag is not None]
         return (max(cpus) if cpus else None, max(lags) if lags else None)
 
+
+_samples: dict[int, Samples] = {}
+
+
+def samples_of(environment: Any) -> Samples:
+    """The current test's samples in this environment: the summary, calibration and the exporter
+    all read this one store."""
+    return _samples.setdefault(id(environment), Samples())

@@ -25,20 +25,18 @@ QUANTILES = (0.50, 0.95, 0.99)
 
 
 class _Health:
-    """The generator's health over the current test, from the running totals each process sends
-    with its reports (:mod:`smload.generator_health`: CPU and event-loop lag)."""
+    """When the current test started, and when all its users ran."""
 
     def __init__(self) -> None:
         self.started = time.time()
         self.steady: float | None = None  # when the users were all running (Locust's spawning_complete)
-        self.samples = generator_health.Samples()
 
-    def figures(self) -> dict[str, tuple[float | None, float | None]]:
+    def figures(self, samples: generator_health.Samples) -> dict[str, tuple[float | None, float | None]]:
         """Per process: highest CPU % and loop lag (ms) once all users ran (the ramp-up, users
         starting and connections opening, is no steady state), else over the whole test."""
         now = time.time()
         for since in (self.steady, self.started):
-            figures = {p: f for p, f in self.samples.by_process(since or now, now).items() if f != (None, None)}
+            figures = {p: f for p, f in samples.by_process(since or now, now).items() if f != (None, None)}
             if figures:
                 return figures
         return {}
@@ -52,32 +50,26 @@ def _of(environment: Any) -> _Health:
 
 
 def track_generator_health(environment: Any) -> None:
-    """The master keeps each worker's reports (every 3 s); a local runner reads its own totals when
-    the test starts, when all users run and when it stops. Finer than Locust's own 5-second CPU
-    samples, whose first reading comes 10 s into a run."""
+    """The workers' reports (every 3 s) are kept by :mod:`smload.generator_health`; a local runner
+    adds its own totals when the test starts, when all users run and when it stops. Finer than
+    Locust's own 5-second CPU samples, whose first reading comes 10 s into a run."""
     runner = environment.runner
     local = not isinstance(runner, (MasterRunner, WorkerRunner))
-
-    def on_worker_report(client_id: str, data: dict, **_kwargs: Any) -> None:
-        _of(environment).samples.add(f"worker {runner.get_worker_index(client_id)}", time.time(),
-                                     data.get(generator_health.FIELD))
 
     def on_test_start(**_kwargs: Any) -> None:
         _health[id(environment)] = _Health()
         if local:
-            _of(environment).samples.add_local()
+            generator_health.samples_of(environment).add_local()
 
     def on_spawning_complete(**_kwargs: Any) -> None:
         _of(environment).steady = time.time()
         if local:
-            _of(environment).samples.add_local()
+            generator_health.samples_of(environment).add_local()
 
     def on_test_stop(**_kwargs: Any) -> None:
         if local:
-            _of(environment).samples.add_local()
+            generator_health.samples_of(environment).add_local()
 
-    if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(on_worker_report)
     environment.events.test_start.add_listener(on_test_start)
     environment.events.spawning_complete.add_listener(on_spawning_complete)
     environment.events.test_stop.add_listener(on_test_stop)
@@ -167,7 +159,8 @@ def render(environment: Any) -> str:
 
 def _health_lines(environment: Any, median_ms: float) -> list[str]:
     runner = environment.runner
-    figures = _of(environment).figures()
+    by_id = _of(environment).figures(generator_health.samples_of(environment))
+    figures = {_process_name(runner, process): f for process, f in by_id.items()}
     warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
     if not figures and not warned:
         return []
@@ -181,3 +174,8 @@ def _health_lines(environment: Any, median_ms: float) -> list[str]:
         return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
                 "queueing: add workers. Highest: " + "; ".join(parts)]
     return ["generator health: OK, highest: " + "; ".join(parts)]
+
+
+def _process_name(runner: Any, process: str) -> str:
+    """``worker N`` (Locust's worker index) for a worker's id; ``local`` stays."""
+    return f"worker {runner.get_worker_index(process)}" if isinstance(runner, MasterRunner) else process
