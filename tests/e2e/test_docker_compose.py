@@ -1,5 +1,5 @@
 """The compose stack as a user gets it: ``docker compose config`` (Compose v2, the CLI plugin) with and
-without the real-endpoint variables, and the file checked against what the README promises.
+without the real-endpoint variables, and the file checked against what docs/docker.md promises.
 
 The prometheus and grafana images cannot be pulled on these machines: their configuration is
 checked instead (``promtool check config``; provisioning and dashboards parsed and cross-checked).
@@ -179,10 +179,10 @@ def test_real_endpoint_stack_names_what_is_missing(compose, missing):
     assert f"required variable {missing} is missing a value: set {missing}" in result.stderr, result.stderr
 
 
-def readme_services() -> dict[str, dict[str, set]]:
-    """The service table of README "Run it locally (Docker)": service -> {ports, mounts} (backticked)."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Run it locally (Docker)", 1)[1].split("\n## ", 1)[0]
+def documented_services() -> dict[str, dict[str, set]]:
+    """The service table of docs/docker.md "The local stack": service -> {ports, mounts} (backticked)."""
+    text = (REPO / "docs" / "docker.md").read_text()
+    section = text.split("## The local stack (`make run-local`)", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -195,14 +195,14 @@ def readme_services() -> dict[str, dict[str, set]]:
     return rows
 
 
-def test_readme_table_matches_the_compose_file(compose):
-    promised = readme_services()
-    assert set(promised) == SERVICES, "README's service table must list every compose service"
+def test_documented_table_matches_the_compose_file(compose):
+    promised = documented_services()
+    assert set(promised) == SERVICES, "docs/docker.md's service table must list every compose service"
     services = config(compose, COMPOSE)["services"]
     for name, service in services.items():
-        assert set(published(service)) == promised[name]["ports"], f"{name}: ports differ from the README"
+        assert set(published(service)) == promised[name]["ports"], f"{name}: ports differ from docs/docker.md"
         container_mounts = {target for target, m in mounts(service).items() if m["type"] == "bind"}
-        assert container_mounts == promised[name]["mounts"], f"{name}: mounts differ from the README"
+        assert container_mounts == promised[name]["mounts"], f"{name}: mounts differ from docs/docker.md"
 
 
 def test_prometheus_config_is_valid_and_scrapes_the_stack(compose):
