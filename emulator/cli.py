@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="smload emulator", description="A local SageMaker runtime endpoint with a capacity model, "
                 "variants, faults and SigV4 checks (the runtime API, the container API, /metrics and /_emulator/*).")
-    p.add_argument("--config", metavar="FILE", help="endpoints and variants (YAML or JSON; see docs/emulator.md)")
+    p.add_argument("--config", metavar="FILE", help="endpoints and variants (YAML or JSON; see README 'The emulator')")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--region", help=f"the region a strict SigV4 signature must be scoped to (default {cfg.DEFAULT_REGION})")
