@@ -33,7 +33,7 @@ test: venv tools lint ## The whole test suite: lint, unit and integration tests 
 unit: venv ## Unit tests only: no system tools, under a minute
 	$(BIN)/pytest -q tests/unit
 
-# ---- Docker (README "Run it locally (Docker)") -------------------------------------------------
+# ---- Docker (docs/docker.md) -------------------------------------------------------------------
 IMAGE ?= sagemaker-loadtest:dev
 BASE_IMAGE ?= python:3.12-slim
 WORKERS ?= 2
@@ -114,7 +114,11 @@ lint: venv ## ruff (lint and formatting) and the import contracts of the house (
 clean: ## Remove the virtual environment, tools and caches
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
 
-# ---- Helm chart (README "Kubernetes (Helm)") --------------------------------------------------
-.PHONY: helm-docs
+# ---- Generated documentation (docs/development.md "Documentation") ------------------------------
+.PHONY: docs helm-docs
+docs: venv ## Regenerate the generated parts of the docs: docs/options.md's tables and the chart's values table
+	$(BIN)/python scripts/docs_options.py
+	$(BIN)/python scripts/helm_values_table.py
+
 helm-docs: venv ## Regenerate the Helm chart's values table (helm/sagemaker-loadtest/README.md) from its schema
 	$(BIN)/python scripts/helm_values_table.py
