@@ -196,7 +196,7 @@ class Connection(asyncio.Protocol):
             raise Refused(414, f"URI too long: more than {MAX_REQUEST_LINE} bytes")
         headers, repeated = self.headers, self.repeated
         count, total = len(headers), len(self.url)
-        lines = [(name, value) for name, value in headers.items()]
+        lines = list(headers.items())
         if repeated is not None:
             count += sum(len(values) for values in repeated.values())
             lines += [(name, value) for name, values in repeated.items() for value in values]
