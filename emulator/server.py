@@ -111,6 +111,7 @@ class Connection(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.busy = False  # a request of this connection is being answered
         self.closed = False
+        self.repeated: dict | None = None  # name -> the values after the first, while a head is parsed
         self.in_head = 0  # 1: a request head began in the current read; 2: it began in an earlier one
         self.head_pending = 0  # bytes of an unfinished head after the read it began in
         self.read_size = 0
@@ -158,7 +159,6 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = {}
-        self.repeated = None
         self.body = []
         self.size = 0
         self.in_head = 1
@@ -181,13 +181,14 @@ class Connection(asyncio.Protocol):
             headers[name] = value
 
     def on_headers_complete(self) -> None:
+        headers = self.headers
         # A head that came whole in a read of at most 16 KiB breaks no size limit: only the count
         # needs a look then, and the request path stays as fast as it was.
         if (self.in_head == 2 or self.read_size > MAX_HEADER_LINE or self.repeated is not None
-                or len(self.headers) > MAX_HEADERS):
+                or len(headers) > MAX_HEADERS):
             self.check_head()
         self.in_head = 0
-        if self.headers.get(b"expect", b"").lower() == b"100-continue" and not self.closed:
+        if b"expect" in headers and headers[b"expect"].lower() == b"100-continue" and not self.closed:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def check_head(self) -> None:
@@ -212,6 +213,7 @@ class Connection(asyncio.Protocol):
         if repeated is not None:
             for name, values in repeated.items():
                 headers[name] = b",".join([headers[name], *values])
+            self.repeated = None
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
