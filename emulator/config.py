@@ -290,7 +290,8 @@ def load_file(path: Path) -> Config:
         else:
             import yaml  # only here: the server itself needs no YAML
 
-            doc = yaml.safe_load(text)
+            # libyaml's parser where PyYAML was built with it: the same safe constructors, 10x faster
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except RecursionError:
         raise UsageError(source, f"not valid {kind}: nested too deeply") from None
     except Exception as exc:  # the parser's verdict on the user's text (YAMLError, ValueError, ...)
