@@ -393,6 +393,8 @@ class App:
                 result = sigv4.check_present({"authorization": value.decode("latin-1")})
                 self._auth_cache = (value, result)
             return result
+        if not headers.get(b"authorization", b"").isascii():  # no SigV4 header is: refused before hmac sees it
+            return sigv4.BAD_SIGNATURE
         path_str, _, query = req.url.decode("latin-1").partition("?")
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
