@@ -1,6 +1,6 @@
 """Ground truth: exact counts per endpoint, variant, status and error type, and server-side latency
 (receipt of the whole request to the last byte written, queue wait included) in a 1%-accurate
-:class:`smload.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
+:class:`smload.measure.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
 format (``/metrics``), both built from the same counters."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 
-from smload.histogram import Histogram
+from smload.measure.histogram import Histogram
 
 UNKNOWN = "unknown"  # the variant of a request that reached none and named none
 # The endpoint or variant label of a name the configuration does not have. Every such name is counted

@@ -13,8 +13,8 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from rawhttp import AUTH, Probe, exchange, invocation, parse_answers
-from support import http_get, start_emulator, wait_until
+from testkit.rawhttp import AUTH, Probe, exchange, invocation, parse_answers
+from testkit.support import http_get, start_emulator, wait_until
 
 UNKNOWN, UNCONFIGURED = "unknown", "(unknown)"
 

@@ -22,8 +22,8 @@ import time
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rawhttp import AUTH, Probe, invocation
-from support import start_emulator, wait_until
+from testkit.rawhttp import AUTH, Probe, invocation
+from testkit.support import start_emulator, wait_until
 
 RSS_BUDGET = 16 * 1024 * 1024
 FLOOD = 200_000
