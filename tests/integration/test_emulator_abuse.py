@@ -33,22 +33,29 @@ def test_unknown_names_share_one_label_and_reset_forgets_them(procs):
             requests.append(invocation(b"ep-" + name, auth=auth))  # an unknown endpoint, no variant named
             key = (UNCONFIGURED, UNKNOWN)
         else:
-            requests.append(invocation(b"ep", auth=auth, headers=b"X-Amzn-SageMaker-Target-Variant: %s\r\n" % name))
+            requests.append(
+                invocation(b"ep", auth=auth, headers=b"X-Amzn-SageMaker-Target-Variant: %s\r\n" % name)
+            )
             key = ("ep", UNCONFIGURED)
         status = "400" if auth else "403"
         expected.setdefault(key, {}).setdefault(status, 0)
         expected[key][status] += 1
     for start in range(0, len(requests), 500):  # pipelined, 500 per connection
-        answers, _ = exchange(emulator.port, b"".join(requests[start:start + 500]), 500)
+        answers, _ = exchange(emulator.port, b"".join(requests[start : start + 500]), 500)
         assert len(answers) == 500
     stats = emulator.stats()
     assert stats["requests"] == 4000
     assert {e: set(v["variants"]) for e, v in stats["endpoints"].items()} == {
-        "ep": {"v", UNCONFIGURED}, UNCONFIGURED: {UNKNOWN}}
+        "ep": {"v", UNCONFIGURED},
+        UNCONFIGURED: {UNKNOWN},
+    }
     for (endpoint, variant), statuses in expected.items():
         assert stats["endpoints"][endpoint]["variants"][variant]["status"] == statuses
     metrics = emulator.metrics()
-    assert len(metrics.splitlines()) < 100 and 'endpoint="(unknown)",variant="unknown",status="403"} 1000' in metrics
+    assert (
+        len(metrics.splitlines()) < 100
+        and 'endpoint="(unknown)",variant="unknown",status="403"} 1000' in metrics
+    )
 
     emulator.reset()
     stats = emulator.stats()
@@ -58,11 +65,17 @@ def test_unknown_names_share_one_label_and_reset_forgets_them(procs):
 
 def test_a_named_variant_of_the_endpoint_is_counted_under_it_even_when_refused(procs):
     emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v,latency_ms=0")
-    answers, _ = exchange(emulator.port, invocation(b"ep", auth=False, headers=b"X-Amzn-SageMaker-Target-Variant: v\r\n")
-                          + invocation(b"ep", auth=False), 2)
+    answers, _ = exchange(
+        emulator.port,
+        invocation(b"ep", auth=False, headers=b"X-Amzn-SageMaker-Target-Variant: v\r\n")
+        + invocation(b"ep", auth=False),
+        2,
+    )
     assert [a.status for a in answers] == [403, 403]
     variants = emulator.stats()["endpoints"]["ep"]["variants"]
-    assert variants["v"]["errors"] == {"AccessDenied": 1} and variants[UNKNOWN]["errors"] == {"AccessDenied": 1}
+    assert variants["v"]["errors"] == {"AccessDenied": 1} and variants[UNKNOWN]["errors"] == {
+        "AccessDenied": 1
+    }
 
 
 # --- item 9: heads, repeated headers, pipelining ----------------------------------------------------------
@@ -78,14 +91,17 @@ def _header(name: bytes, size: int) -> bytes:
     return name + b": " + b"a" * (size - len(name) - 2) + b"\r\n"
 
 
-@pytest.mark.parametrize("extra, status", [
-    (_header(b"X-Big", 16 * 1024), 200),  # at the limit
-    (_header(b"X-Big", 16 * 1024 + 1), 431),  # one byte over
-    (b"".join(_header(b"X-H%d" % i, 15 * 1024) for i in range(4)), 200),  # 60 KiB in all
-    (b"".join(_header(b"X-H%d" % i, 15 * 1024) for i in range(5)), 431),  # 75 KiB
-    (b"".join(b"X-H%d: 1\r\n" % i for i in range(100 - 3)), 200),  # 100 lines with the request's own 3
-    (b"".join(b"X-H%d: 1\r\n" % i for i in range(101 - 3)), 431),
-])
+@pytest.mark.parametrize(
+    "extra, status",
+    [
+        (_header(b"X-Big", 16 * 1024), 200),  # at the limit
+        (_header(b"X-Big", 16 * 1024 + 1), 431),  # one byte over
+        (b"".join(_header(b"X-H%d" % i, 15 * 1024) for i in range(4)), 200),  # 60 KiB in all
+        (b"".join(_header(b"X-H%d" % i, 15 * 1024) for i in range(5)), 431),  # 75 KiB
+        (b"".join(b"X-H%d: 1\r\n" % i for i in range(100 - 3)), 200),  # 100 lines with the request's own 3
+        (b"".join(b"X-H%d: 1\r\n" % i for i in range(101 - 3)), 431),
+    ],
+)
 def test_head_limits(echo, extra, status):
     request = invocation(b"ep", b"hello", headers=extra)
     answers, closed = exchange(echo.port, request, 1)
@@ -163,11 +179,14 @@ def slow(procs):
     return start_emulator(procs, "--endpoint", "ep", "--variant", "name=v,latency_ms=30,concurrency=8")
 
 
-@pytest.mark.parametrize("bad, status", [
-    (b"NOT HTTP AT ALL\x00\r\n\r\n", 400),
-    (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 400),
-    (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: x\r\n" + _header(b"X-Big", 20000) + b"\r\n", 431),
-])
+@pytest.mark.parametrize(
+    "bad, status",
+    [
+        (b"NOT HTTP AT ALL\x00\r\n\r\n", 400),
+        (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 400),
+        (b"POST /endpoints/ep/invocations HTTP/1.1\r\nHost: x\r\n" + _header(b"X-Big", 20000) + b"\r\n", 431),
+    ],
+)
 def test_an_error_behind_pipelined_requests_is_answered_after_them(slow, bad, status):
     """Three requests the model takes 30 ms each, then a bad one, in one write: the three are
     answered in order, then the error, then the connection closes; the stats count the three."""
@@ -182,17 +201,30 @@ def test_an_error_behind_pipelined_requests_is_answered_after_them(slow, bad, st
 def test_requests_lost_to_a_drop_are_counted_only_if_they_invoke(procs):
     """A dropped request closes its connection: the invocations pipelined behind it are counted as
     dropped, a /ping behind it is not (an answered /ping is not counted either)."""
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=slow,weight=1,latency_ms=30",
-                              "--variant", "name=drops,weight=1,latency_ms=0,drop_rate=1")
+    emulator = start_emulator(
+        procs,
+        "--endpoint",
+        "ep",
+        "--variant",
+        "name=slow,weight=1,latency_ms=30",
+        "--variant",
+        "name=drops,weight=1,latency_ms=0,drop_rate=1",
+    )
     to = b"X-Amzn-SageMaker-Target-Variant: %s\r\n"
-    data = (invocation(b"ep", headers=to % b"slow") + invocation(b"ep", headers=to % b"drops")
-            + b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n" + invocation(b"ep", headers=to % b"slow"))
+    data = (
+        invocation(b"ep", headers=to % b"slow")
+        + invocation(b"ep", headers=to % b"drops")
+        + b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+        + invocation(b"ep", headers=to % b"slow")
+    )
     answers, closed = exchange(emulator.port, data, 2)
     assert [a.status for a in answers] == [200] and closed
     stats = emulator.stats()
     variants = stats["endpoints"]["ep"]["variants"]
     assert stats["requests"] == 3
-    assert variants["slow"]["status"] == {"200": 1, "dropped": 1} and variants["drops"]["status"] == {"dropped": 1}
+    assert variants["slow"]["status"] == {"200": 1, "dropped": 1} and variants["drops"]["status"] == {
+        "dropped": 1
+    }
 
 
 # --- item 10: percent-encoded labels, access key ids --------------------------------------------------------
@@ -206,10 +238,15 @@ def test_a_percent_encoded_endpoint_label_is_decoded(procs, tmp_path, strict):
     if strict:
         args += ["--strict-sigv4", "--access-key", "AKIDEXAMPLE:wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"]
     emulator = start_emulator(procs, *args)
-    request = AWSRequest(method="POST", url=f"{emulator.url}/endpoints/ep%2Dlt/invocations", data=b'{"a": 1}',
-                         headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "sagemaker",
-              "us-east-1").add_auth(request)
+    request = AWSRequest(
+        method="POST",
+        url=f"{emulator.url}/endpoints/ep%2Dlt/invocations",
+        data=b'{"a": 1}',
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(
+        Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), "sagemaker", "us-east-1"
+    ).add_auth(request)
     conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=10)
     conn.request("POST", "/endpoints/ep%2Dlt/invocations", request.body, dict(request.headers.items()))
     response = conn.getresponse()

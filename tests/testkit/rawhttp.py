@@ -10,8 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-AUTH = (b"Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/sagemaker/aws4_request, "
-        b"SignedHeaders=host, Signature=00\r\n")
+AUTH = (
+    b"Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/sagemaker/aws4_request, "
+    b"SignedHeaders=host, Signature=00\r\n"
+)
 
 
 @dataclass
@@ -23,8 +25,13 @@ class Answer:
 
 def invocation(endpoint: bytes, body: bytes = b"{}", headers: bytes = b"", auth: bool = True) -> bytes:
     """A well-formed ``POST /endpoints/{endpoint}/invocations`` (a well-formed, unverified signature)."""
-    return (b"POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\n%s%sContent-Length: %d\r\n\r\n%s"
-            % (endpoint, AUTH if auth else b"", headers, len(body), body))
+    return b"POST /endpoints/%s/invocations HTTP/1.1\r\nHost: x\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+        endpoint,
+        AUTH if auth else b"",
+        headers,
+        len(body),
+        body,
+    )
 
 
 def parse_answers(buf: bytes) -> tuple[list[Answer], bytes]:
@@ -76,7 +83,12 @@ class Probe:
     (status, seconds, time.monotonic() at its start) for every request it made."""
 
     def __init__(self, port: int, endpoint: str) -> None:
-        self.args = [sys.executable, str(Path(__file__).resolve().parent.parent / "tools" / "probe.py"), str(port), endpoint]
+        self.args = [
+            sys.executable,
+            str(Path(__file__).resolve().parent.parent / "tools" / "probe.py"),
+            str(port),
+            endpoint,
+        ]
         self.results: list[tuple[int, float, float]] = []
 
     def __enter__(self) -> Probe:
@@ -90,8 +102,10 @@ class Probe:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        self.results = [(int(status), float(seconds), float(at))
-                        for status, seconds, at in (line.split() for line in out.splitlines())]
+        self.results = [
+            (int(status), float(seconds), float(at))
+            for status, seconds, at in (line.split() for line in out.splitlines())
+        ]
 
     @property
     def statuses(self) -> set[int]:

@@ -12,8 +12,10 @@ import sys
 import threading
 import time
 
-AUTHORIZATION = ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/sagemaker/aws4_request, "
-                 "SignedHeaders=host, Signature=00")
+AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/sagemaker/aws4_request, "
+    "SignedHeaders=host, Signature=00"
+)
 
 
 def main(port: int, endpoint: str) -> None:

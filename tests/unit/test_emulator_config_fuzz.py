@@ -30,26 +30,41 @@ BASE: dict = {
         "AKIDLONGTERM0000001": "secret",
         "ASIATEMPORARY000001": {"secret": "s", "session_token": "t", "expires_at": 1767225600},
     },
-    "endpoints": [{
-        "name": "ab",
-        "variants": [{
-            "name": "a",
-            "weight": 1,
-            "instances": 1,
-            "concurrency": 4,
-            "latency": {"median_ms": 20, "p99_ms": 60, "per_kib_ms": 0},
-            "queue": {"max_depth": 64, "max_wait_ms": 60000, "on_full": "ModelError(503)", "on_timeout": "ModelError(0)"},
-            "response": {"body": "json", "fixed": "{}", "json_bytes": 512, "content_type": "application/json"},
-            "stream": {"parts": 4, "part_delay_ms": 0, "error_rate": 0, "error": "ModelStreamError"},
-            "faults": {
-                "rates": {"ModelError": 0.01, "ThrottlingException": 0.01},
-                "model_error_status": 500,
-                "windows": [{"error": "ServiceUnavailable", "from_s": 1, "to_s": 2}],
-                "slow": {"rate": 0.01, "extra_ms": 100},
-                "drop_rate": 0.001,
-            },
-        }, {"name": "b", "latency": 5}],
-    }],
+    "endpoints": [
+        {
+            "name": "ab",
+            "variants": [
+                {
+                    "name": "a",
+                    "weight": 1,
+                    "instances": 1,
+                    "concurrency": 4,
+                    "latency": {"median_ms": 20, "p99_ms": 60, "per_kib_ms": 0},
+                    "queue": {
+                        "max_depth": 64,
+                        "max_wait_ms": 60000,
+                        "on_full": "ModelError(503)",
+                        "on_timeout": "ModelError(0)",
+                    },
+                    "response": {
+                        "body": "json",
+                        "fixed": "{}",
+                        "json_bytes": 512,
+                        "content_type": "application/json",
+                    },
+                    "stream": {"parts": 4, "part_delay_ms": 0, "error_rate": 0, "error": "ModelStreamError"},
+                    "faults": {
+                        "rates": {"ModelError": 0.01, "ThrottlingException": 0.01},
+                        "model_error_status": 500,
+                        "windows": [{"error": "ServiceUnavailable", "from_s": 1, "to_s": 2}],
+                        "slow": {"rate": 0.01, "extra_ms": 100},
+                        "drop_rate": 0.001,
+                    },
+                },
+                {"name": "b", "latency": 5},
+            ],
+        }
+    ],
 }
 
 
@@ -67,14 +82,60 @@ def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
 PATHS = _paths(BASE)
 
 # Values of every type and of extreme sizes, alone or nested.
-EXTREMES = [None, True, False, 0, -1, 2, 4_000_000_000, 2**63, 10**400, -(10**400), 1e308, -1e308, 1e-308, 5e-324,
-            math.inf, -math.inf, math.nan, "", " ", "x" * 10_000, "a\nb", "a\r\nX-Injected: 1", "\ud800", "\x00",
-            "ModelError", "ModelError(999)", "ModelStreamError", "echo", "json", "us-east-1\n", "ab\n", "-",
-            dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59), dt.date(2026, 1, 1), b"\xff\xfe"]
-scalars = (st.sampled_from(EXTREMES) | st.none() | st.booleans() | st.integers() | st.floats()
-           | st.text(max_size=20) | st.binary(max_size=8))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=3), max_leaves=6)
+EXTREMES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2,
+    4_000_000_000,
+    2**63,
+    10**400,
+    -(10**400),
+    1e308,
+    -1e308,
+    1e-308,
+    5e-324,
+    math.inf,
+    -math.inf,
+    math.nan,
+    "",
+    " ",
+    "x" * 10_000,
+    "a\nb",
+    "a\r\nX-Injected: 1",
+    "\ud800",
+    "\x00",
+    "ModelError",
+    "ModelError(999)",
+    "ModelStreamError",
+    "echo",
+    "json",
+    "us-east-1\n",
+    "ab\n",
+    "-",
+    dt.datetime(1, 1, 1),
+    dt.datetime(9999, 12, 31, 23, 59, 59),
+    dt.date(2026, 1, 1),
+    b"\xff\xfe",
+]
+scalars = (
+    st.sampled_from(EXTREMES)
+    | st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=8)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def _with(doc: dict, path: tuple, value: Any, new_key: Any) -> Any:
@@ -114,8 +175,12 @@ def _servable(config: cfg.Config) -> None:
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(path=st.sampled_from(PATHS), value=values, new_key=st.none() | st.sampled_from(["x", 1, None]),
-       kind=st.sampled_from(["yaml", "json"]))
+@given(
+    path=st.sampled_from(PATHS),
+    value=values,
+    new_key=st.none() | st.sampled_from(["x", 1, None]),
+    kind=st.sampled_from(["yaml", "json"]),
+)
 def test_any_value_anywhere_loads_or_is_one_line(tmp_path_factory, path, value, new_key, kind):
     doc = _with(copy.deepcopy(BASE), path, value, new_key)
     if kind == "json":
