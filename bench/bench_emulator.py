@@ -95,7 +95,7 @@ def run_wrk(port: int, path: str, duration: int, script: Path) -> tuple[float, s
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{errors.group(1)} non-2xx answers: the benchmark is not measuring successes\n{out}")
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.M)  # the latency distribution, not a stdev column ending in 99%
     total = re.search(r"(\d+) requests in", out)
     return float(match.group(1)), p99.group(1) if p99 else "?", int(total.group(1)) if total else 0
 
