@@ -96,7 +96,8 @@ def describe(config: cfg.Config, host: str, port: int) -> str:
         for v in endpoint.variants:
             lat = v.latency
             model = f"lognormal median {lat.median_ms:g} ms p99 {lat.p99_ms:g} ms" if lat.p99_ms else f"{lat.median_ms:g} ms"
-            capacity = f"{v.slots / (lat.median_ms / 1000):.0f} req/s at the median" if lat.median_ms > 0 else "unbounded"
+            # slots x 1000 / ms, not slots / (ms / 1000): a median of 5e-324 ms is > 0, and / 1000 makes it 0
+            capacity = f"{v.slots * 1000 / lat.median_ms:.0f} req/s at the median" if lat.median_ms > 0 else "unbounded"
             lines.append(f"  {endpoint.name}/{v.name}: {100 * v.weight / total:.0f}% of traffic, {v.instances} x "
                          f"{v.concurrency} slots, {model} -> capacity {capacity}, queue {v.queue_limit}")
     return "\n".join(lines)

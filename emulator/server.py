@@ -7,6 +7,14 @@ Routes (one port): the runtime API ``POST /endpoints/{name}/invocations`` and
 
 HTTP/1.1 keep-alive, ``Connection: close``, HTTP/1.0, ``Expect: 100-continue`` and pipelining
 (requests on one connection are answered one at a time, in order) are handled.
+
+A request head is held to an AWS front end's limits (an Application Load Balancer's quotas: a
+16 KiB request line, 16 KiB per header line, 64 KiB for the whole head; and at most 100 header
+lines, Apache's default): past them the answer is 414 URI Too Long or 431 Request Header Fields Too
+Large, and the connection closes. A head that never ends is cut off once it has run 64 KiB past
+the read it began in. A malformed request is answered 400 and the connection closes, but only
+after every well-formed request before it on that connection has been answered, in order. None of
+these is counted in the stats: they never reached the runtime API.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import time
 from collections import deque
 from email.utils import formatdate
 from random import random as _random
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import httptools
 
@@ -29,10 +37,14 @@ from smload import errors
 from . import sigv4, wire
 from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import STREAM_ERRORS, Config, ErrorSpec
-from .stats import DROPPED, UNKNOWN, Stats
+from .stats import DROPPED, UNCONFIGURED, UNKNOWN, Stats, VariantStats
 
 MAX_BODY = 6 * 1024 * 1024  # BodyBlob's max in the service model: 6 MiB
 MAX_PIPELINED = 64  # requests parsed ahead on one connection before we stop reading it
+MAX_REQUEST_LINE = 16 * 1024  # the head's limits (module docstring): past them, 414 or 431
+MAX_HEADER_LINE = 16 * 1024
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100
 
 _monotonic = time.monotonic
 _status_lines = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in wire.REASON.items()}
@@ -79,8 +91,18 @@ class Job:
         self.expired = False
 
 
+class Refused(Exception):
+    """Raised in a parser callback: the request breaks a limit of the head and gets ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 class Connection(asyncio.Protocol):
-    __slots__ = ("app", "parser", "transport", "url", "headers", "body", "size", "pending", "busy", "closed")
+    __slots__ = ("app", "parser", "transport", "url", "headers", "repeated", "body", "size", "pending", "busy",
+                 "closed", "in_head", "head_pending", "read_size", "final")
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -89,6 +111,11 @@ class Connection(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.busy = False  # a request of this connection is being answered
         self.closed = False
+        self.repeated: dict | None = None  # name -> the values after the first, while a head is parsed
+        self.in_head = 0  # 1: a request head began in the current read; 2: it began in an earlier one
+        self.head_pending = 0  # bytes of an unfinished head after the read it began in
+        self.read_size = 0
+        self.final: bytes | None = None  # the refusal to send once the requests before it are answered
 
     # --- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -99,17 +126,34 @@ class Connection(asyncio.Protocol):
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.final is not None:  # refused: nothing after the refusal is read
+            return
+        self.read_size = len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.send_plain(400, b"upgrades are not supported\n", close=True)
-        except httptools.HttpParserCallbackError:  # our own bug: say so, then drop the connection
-            import traceback
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, Refused):
+                self.refuse(exc.__context__.status, exc.__context__.reason)
+                return
+            import traceback  # our own bug: say so, then drop the connection
 
             traceback.print_exc()
             self.close()
+            return
+        except httptools.HttpParserUpgrade:
+            self.refuse(400, "upgrades are not supported")
+            return
         except httptools.HttpParserError as exc:
-            self.send_plain(400, f"malformed HTTP request: {exc}\n".encode(), close=True)
+            self.refuse(400, f"malformed HTTP request: {exc}")
+            return
+        if self.in_head:  # a head is still arriving: bound what it may take (module docstring)
+            if self.in_head == 1:
+                self.in_head = 2
+                self.head_pending = 0
+            else:
+                self.head_pending += len(data)
+                if self.head_pending > MAX_HEAD:
+                    self.refuse(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
 
     # --- httptools callbacks
     def on_message_begin(self) -> None:
@@ -117,6 +161,7 @@ class Connection(asyncio.Protocol):
         self.headers = {}
         self.body = []
         self.size = 0
+        self.in_head = 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -124,14 +169,51 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         headers = self.headers
-        if name in headers:
-            headers[name] += b"," + value
+        if name in headers:  # joined once the head is complete: linear in the number of repeats
+            repeated = self.repeated
+            if repeated is None:
+                repeated = self.repeated = {}
+            values = repeated.setdefault(name, [])
+            values.append(value)
+            if len(values) >= MAX_HEADERS:  # a flood of one header: stop parsing it at once
+                raise Refused(431, f"request header fields too large: more than {MAX_HEADERS} header lines")
         else:
             headers[name] = value
 
     def on_headers_complete(self) -> None:
-        if self.headers.get(b"expect", b"").lower() == b"100-continue" and not self.closed:
+        headers = self.headers
+        # A head that came whole in a read of at most 16 KiB breaks no size limit: only the count
+        # needs a look then, and the request path stays as fast as it was.
+        if (self.in_head == 2 or self.read_size > MAX_HEADER_LINE or self.repeated is not None
+                or len(headers) > MAX_HEADERS):
+            self.check_head()
+        self.in_head = 0
+        if b"expect" in headers and headers[b"expect"].lower() == b"100-continue" and not self.closed:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def check_head(self) -> None:
+        """Hold the head to the limits (raises Refused); join repeated headers with ","."""
+        if len(self.url) > MAX_REQUEST_LINE:
+            raise Refused(414, f"URI too long: more than {MAX_REQUEST_LINE} bytes")
+        headers, repeated = self.headers, self.repeated
+        count, total = len(headers), len(self.url)
+        lines = list(headers.items())
+        if repeated is not None:
+            count += sum(len(values) for values in repeated.values())
+            lines += [(name, value) for name, values in repeated.items() for value in values]
+        if count > MAX_HEADERS:
+            raise Refused(431, f"request header fields too large: more than {MAX_HEADERS} header lines")
+        for name, value in lines:
+            size = len(name) + len(value) + 2
+            if size > MAX_HEADER_LINE:
+                raise Refused(431, f"request header fields too large: a header line passed {MAX_HEADER_LINE} bytes")
+            total += size + 2
+        if total > MAX_HEAD:
+            raise Refused(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
+        if repeated is not None:
+            for name, values in repeated.items():
+                headers[name] = b",".join([headers[name], *values])
+            self.repeated = None
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -166,11 +248,26 @@ class Connection(asyncio.Protocol):
     def next(self) -> None:
         if self.pending and not self.closed:
             req = self.pending.popleft()
-            if len(self.pending) == MAX_PIPELINED - 1:
+            if len(self.pending) == MAX_PIPELINED - 1 and self.final is None:
                 self.transport.resume_reading()
             self.app.dispatch(self, req)
         else:
             self.busy = False
+            if self.final is not None:  # every request before the refusal is answered: now it
+                self.finish()
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Stop reading; answer ``status`` after the requests already received, then close."""
+        body = reason.encode() + b"\n"
+        self.final = self.app.head(status, b"text/plain; charset=utf-8", len(body), b"", False) + body
+        self.transport.pause_reading()
+        if not self.busy:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self.closed:
+            self.transport.write(self.final)
+            self.close()
 
     def close(self) -> None:
         if not self.closed:
@@ -296,17 +393,21 @@ class App:
                 result = sigv4.check_present({"authorization": value.decode("latin-1")})
                 self._auth_cache = (value, result)
             return result
+        if not headers.get(b"authorization", b"").isascii():  # no SigV4 header is: refused before hmac sees it
+            return sigv4.BAD_SIGNATURE
         path_str, _, query = req.url.decode("latin-1").partition("?")
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
 
     def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
         endpoint = self.endpoints.get(raw_name)
+        if endpoint is None and b"%" in raw_name:  # botocore percent-encodes path labels
+            endpoint = self.endpoints.get(unquote_to_bytes(raw_name))
         target = req.headers.get(b"x-amzn-sagemaker-target-variant")
         auth_error = self.authenticate(req)
         if auth_error is not None or endpoint is None or unsupported:
             name = endpoint.name if endpoint else _decode_name(raw_name)
-            vstats = self.stats.variant(name, target.decode("latin-1") if target else UNKNOWN)
+            vstats = self.unrouted(endpoint, target)
             vstats.requests += 1
             if auth_error is not None:
                 status = auth_error.status
@@ -322,7 +423,7 @@ class App:
         else:
             variant = endpoint.by_name.get(target.decode("latin-1"))
             if variant is None:
-                vstats = self.stats.variant(name, target.decode("latin-1"))
+                vstats = self.unrouted(endpoint, target)
                 vstats.requests += 1
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                           f"Variant {target.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
@@ -523,17 +624,37 @@ class App:
         now = _monotonic()
         vstats.answered(DROPPED, errors.CONNECTION_ERROR, now - req.received)
         for lost in conn.pending:
-            lost_stats = self.stats.variant(*self._lost_key(lost))
-            lost_stats.requests += 1
-            lost_stats.answered(DROPPED, errors.CONNECTION_ERROR, now - lost.received)
+            lost_stats = self._lost_stats(lost)
+            if lost_stats is not None:
+                lost_stats.requests += 1
+                lost_stats.answered(DROPPED, errors.CONNECTION_ERROR, now - lost.received)
         conn.pending.clear()
         conn.close()
 
-    def _lost_key(self, req: Request) -> tuple[str, str]:
+    def unrouted(self, endpoint: EndpointRuntime | None, target: bytes | None) -> VariantStats:
+        """Where a request that reached no variant is counted: under its endpoint and the variant its
+        ``Target-Variant`` named, ``unknown`` when it named none, and ``(unknown)`` (UNCONFIGURED) for
+        a name the configuration does not have, so that no client can grow the stats without bound."""
+        if target is not None and endpoint is not None:
+            variant = endpoint.by_name.get(target.decode("latin-1"))
+            if variant is not None:
+                return variant.stats
+        return self.stats.variant(endpoint.name if endpoint is not None else UNCONFIGURED,
+                                  UNKNOWN if target is None else UNCONFIGURED)
+
+    def _lost_stats(self, req: Request) -> VariantStats | None:
+        """The stats of a pipelined request lost to a drop, if it is one that would have been counted."""
         path = req.url.partition(b"?")[0]
-        name = path[11:].partition(b"/")[0] if path.startswith(b"/endpoints/") else self.container_endpoint
-        target = req.headers.get(b"x-amzn-sagemaker-target-variant")
-        return _decode_name(name), target.decode("latin-1") if target else UNKNOWN
+        if path == b"/invocations" and req.method == b"POST":
+            endpoint = self.endpoints[self.container_endpoint]
+        elif path.startswith(b"/endpoints/") and req.method == b"POST":
+            raw_name, _, operation = path[11:].partition(b"/")
+            if operation not in (b"invocations", b"invocations-response-stream", b"async-invocations"):
+                return None
+            endpoint = self.endpoints.get(unquote_to_bytes(raw_name))
+        else:
+            return None
+        return self.unrouted(endpoint, req.headers.get(b"x-amzn-sagemaker-target-variant"))
 
 
 def _decode_name(raw: bytes) -> str:

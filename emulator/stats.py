@@ -11,6 +11,10 @@ from bisect import bisect_left
 from smload.measure.histogram import Histogram
 
 UNKNOWN = "unknown"  # the variant of a request that reached none and named none
+# The endpoint or variant label of a name the configuration does not have. Every such name is counted
+# under this one label: a client naming endless endpoints or variants must not grow the stats (and
+# /metrics) without bound. No SageMaker name can contain parentheses, so it never meets a real one.
+UNCONFIGURED = "(unknown)"
 DROPPED = "dropped"  # the status of a request whose connection was closed without an answer
 
 # Prometheus histogram buckets, seconds (exact counts: each request is placed by bisect, not by sketch).
@@ -74,10 +78,17 @@ class Stats:
         return vs
 
     def reset(self) -> None:
+        """Zero the configured variants; forget the rest (``unknown`` and ``(unknown)`` come back
+        when a request needs them). Only configured variants (``slots`` > 0) hold requests in flight."""
         self.reset_at = time.monotonic()
-        for variants in self.endpoints.values():
-            for vs in variants.values():
-                vs.reset()
+        for endpoint, variants in list(self.endpoints.items()):
+            for name, vs in list(variants.items()):
+                if vs.slots:
+                    vs.reset()
+                else:
+                    del variants[name]
+            if not variants:
+                del self.endpoints[endpoint]
 
     def to_json(self) -> dict:
         now = time.monotonic()

@@ -34,8 +34,9 @@ STATUS = {
 
 REASON = {
     200: "OK", 100: "Continue", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    413: "Payload Too Large", 424: "Failed Dependency", 429: "Too Many Requests", 500: "Internal Server Error",
-    503: "Service Unavailable", 530: "Internal Dependency Failure",
+    413: "Payload Too Large", 414: "URI Too Long", 424: "Failed Dependency", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
+    530: "Internal Dependency Failure",
 }
 
 # The message SageMaker gives a model's own failure (status 0: the model never answered in time).
