@@ -186,7 +186,9 @@ def parse(doc: Any, path: str, reader, base_dir: Path | None = None) -> LLM:
             reader.number(d.get("per_seq_ms", 0.5), f"{path}.decode.per_seq_ms"),
         )
     if llm.decode.base_ms + llm.decode.per_seq_ms <= 0:
-        raise reader.fail(f"{path}.decode", "base_ms + per_seq_ms must be > 0 (a step takes time)")
+        raise reader.fail(
+            f"{path}.decode.base_ms", "base_ms and per_seq_ms cannot both be 0 (a step takes time)"
+        )
     if "output_tokens" in doc:
         llm.output_tokens = _output_length(doc["output_tokens"], f"{path}.output_tokens", reader)
     if "eos_probability" in doc:

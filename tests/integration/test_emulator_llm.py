@@ -1,0 +1,210 @@
+"""LLM endpoints as real clients see them: the ``openai`` SDK on the OpenAI-compatible route (with
+bearer tokens from ``smload.bearer``), boto3 and the AWS CLI on the runtime API, against a real
+``smload emulator`` process serving emulator/examples/llm.yaml. Every count the clients saw must
+equal the emulator's ground truth exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import openai
+import pytest
+from botocore.credentials import Credentials
+from support import (
+    BIN,
+    REPO,
+    TEST_ACCESS_KEY,
+    TEST_SECRET_KEY,
+    aws_env,
+    http_get,
+    runtime_client,
+    start_emulator,
+)
+
+from smload.bearer import TokenSource
+
+LLM_EXAMPLE = REPO / "emulator" / "examples" / "llm.yaml"
+PROMPT = "What limits the throughput of a batch of sequences?"  # 51 characters: 13 tokens at 4 per token
+
+
+@pytest.fixture
+def llm(procs):
+    return start_emulator(procs, "--config", str(LLM_EXAMPLE))
+
+
+def token_source() -> TokenSource:
+    return TokenSource(Credentials(TEST_ACCESS_KEY, TEST_SECRET_KEY), "us-east-1")
+
+
+def test_openai_sdk_streams_from_the_route_and_the_truth_counts_the_same_tokens(llm):
+    status, body = http_get(f"{llm.url}/_emulator/config")
+    assert status == 200
+    config = json.loads(body)
+    chat, multi = config["endpoints"]
+    assert chat["variants"][0]["llm"]["max_batch"] == 16 and "llm" not in multi["inference_components"][1]
+    client = openai.OpenAI(base_url=chat["openai_base_url"], api_key=token_source().token(), max_retries=0)
+    received = {"fast": 0, "slow": 0}
+    for variant, max_tokens in (("fast", 12), ("slow", 5), ("fast", 7)):
+        stream = client.chat.completions.create(
+            model="",
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Amzn-SageMaker-Target-Variant": variant},
+        )
+        chunks = list(stream)
+        content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+        assert len(content) == max_tokens
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == max_tokens
+        assert chunks[-1].usage.prompt_tokens == math.ceil(len(PROMPT) / 4)
+        assert content[-1].choices[0].finish_reason == "length"
+        received[variant] += len(content)
+    # non-streamed, on an inference component (the route speaks OpenAI whatever the container's format)
+    writer = openai.OpenAI(
+        base_url=multi["inference_components"][0]["openai_base_url"], api_key="any", max_retries=0
+    )
+    answer = writer.chat.completions.create(
+        model="", messages=[{"role": "user", "content": PROMPT}], max_tokens=9
+    )
+    assert answer.usage.completion_tokens == len(answer.choices[0].message.content) // 4 <= 9
+    stats = llm.stats()["endpoints"]
+    for variant, tokens in received.items():
+        truth = stats["chat"]["variants"][variant]["llm"]
+        assert truth["output_tokens"] == tokens
+        assert truth["input_tokens"] == 13 * (2 if variant == "fast" else 1)
+        assert truth["ttft_ms"]["count"] == truth["e2e_ms"]["count"] == (2 if variant == "fast" else 1)
+        assert truth["itl_ms"]["count"] == tokens - truth["ttft_ms"]["count"]
+    component = stats["multi"]["inference_components"]["writer"]
+    assert (
+        component["status"] == {"200": 1}
+        and component["llm"]["output_tokens"] == answer.usage.completion_tokens
+    )
+
+
+def test_boto3_reads_llm_streams_part_by_part_in_each_format(procs, tmp_path):
+    config = tmp_path / "formats.yaml"
+    config.write_text(
+        "endpoints: [{name: gen, variants: [{name: openai, llm: {}}, {name: tgi, llm: {format: tgi}}, "
+        "{name: lmi, llm: {format: lmi}}]}]\n"
+    )
+    emulator = start_emulator(procs, "--config", str(config))
+    client = runtime_client(emulator.url)
+    bodies = {
+        "openai": {"messages": [{"role": "user", "content": "abcd" * 3}], "max_tokens": 6},
+        "tgi": {"inputs": "abcd" * 3, "parameters": {"max_new_tokens": 6}},
+        "lmi": {"inputs": "abcd" * 3, "parameters": {"max_new_tokens": 6}},
+    }
+    for variant, body in bodies.items():
+        response = client.invoke_endpoint_with_response_stream(
+            EndpointName="gen", TargetVariant=variant, Body=json.dumps(body), ContentType="application/json"
+        )
+        assert response["InvokedProductionVariant"] == variant
+        parts = [event["PayloadPart"]["Bytes"] for event in response["Body"]]
+        if variant == "openai":
+            assert response["ContentType"] == "text/event-stream"
+            assert parts[-1] == b"data: [DONE]\n\n" and len(parts) == 7
+            frames = [json.loads(p.removeprefix(b"data: ")) for p in parts[:-1]]
+            text = "".join(f["choices"][0]["delta"]["content"] for f in frames)
+        else:
+            assert response["ContentType"] == (
+                "text/event-stream" if variant == "tgi" else "application/jsonlines"
+            )
+            assert len(parts) == 6  # one part per token, each one whole frame
+            frames = [json.loads(p.removeprefix(b"data:")) for p in parts]
+            text = "".join(f["token"]["text"] for f in frames)
+            assert frames[-1]["generated_text"] == text
+            assert frames[-1]["details"] == {
+                "finish_reason": "length",
+                "generated_tokens": 6,
+                "input_length": 3,
+            }
+        assert len(text) == 6 * 4  # 4 characters per token
+    stats = emulator.stats()["endpoints"]["gen"]["variants"]
+    assert [stats[v]["llm"]["output_tokens"] for v in bodies] == [6, 6, 6]
+
+
+def test_aws_cli_gets_a_non_streamed_completion(llm, tmp_path):
+    out = tmp_path / "out.json"
+    body = json.dumps({"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 4})
+    result = subprocess.run(
+        [
+            str(BIN / "aws"),
+            "sagemaker-runtime",
+            "invoke-endpoint",
+            "--endpoint-url",
+            llm.url,
+            "--endpoint-name",
+            "chat",
+            "--target-variant",
+            "slow",
+            "--content-type",
+            "application/json",
+            "--body",
+            body,
+            str(out),
+        ],
+        env=aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(out.read_text())
+    assert answer["object"] == "chat.completion" and answer["choices"][0]["finish_reason"] == "length"
+    assert answer["usage"] == {"prompt_tokens": 13, "completion_tokens": 4, "total_tokens": 17}
+    assert json.loads(result.stdout)["InvokedProductionVariant"] == "slow"
+    assert llm.stats()["endpoints"]["chat"]["variants"]["slow"]["llm"]["output_tokens"] == 4
+
+
+def test_inference_components_route_count_and_export(llm):
+    client = runtime_client(llm.url)
+    tgi = json.dumps({"inputs": "abcd", "parameters": {"max_new_tokens": 3}})
+    answer = json.loads(
+        client.invoke_endpoint(EndpointName="multi", InferenceComponentName="writer", Body=tgi)["Body"].read()
+    )
+    assert answer[0]["details"]["generated_tokens"] <= 3
+    classic = client.invoke_endpoint(EndpointName="multi", InferenceComponentName="classifier", Body=b"{}")
+    assert len(classic["Body"].read()) == 64
+    with pytest.raises(
+        client.exceptions.ValidationError, match="Inference Component Name header is required"
+    ):
+        client.invoke_endpoint(EndpointName="multi", Body=tgi)
+    with pytest.raises(client.exceptions.ValidationError, match="Inference Component ghost not found"):
+        client.invoke_endpoint(EndpointName="multi", InferenceComponentName="ghost", Body=tgi)
+    # a classic model has no chat completions in its container: the route hands back its 404
+    route = openai.OpenAI(
+        base_url=f"{llm.url}/endpoints/multi/inference-components/classifier/openai/v1",
+        api_key="any",
+        max_retries=0,
+    )
+    with pytest.raises(openai.NotFoundError, match="serves a classic model"):
+        route.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}])
+    stats = llm.stats()["endpoints"]["multi"]
+    components = stats["inference_components"]
+    assert components["writer"]["status"] == {"200": 1}
+    assert components["classifier"]["status"] == {"200": 1, "404": 1}
+    assert components["ghost"]["errors"] == {"ValidationError": 1}
+    assert stats["variants"]["unknown"]["errors"] == {"ValidationError": 1}
+    assert stats["requests"] == 5
+    text = llm.metrics()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run `make tools` (Debian package prometheus)"
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert (
+        'sagemaker_emulator_requests_total{endpoint="multi",inference_component="writer",status="200"} 1'
+        in text
+    )
+    assert (
+        f'sagemaker_emulator_llm_output_tokens_total{{endpoint="multi",inference_component="writer"}} '
+        f"{answer[0]['details']['generated_tokens']}" in text
+    )
+    assert (
+        'sagemaker_emulator_capacity_slots{endpoint="chat",variant="fast"} 32' in text
+    )  # 2 instances x batch 16
