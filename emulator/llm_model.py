@@ -13,7 +13,9 @@ waits for room: no overtaking), bounded by the classic queue settings (``max_dep
 Time is nominal, as in the classic model: a step ends ``duration`` after the previous one ended,
 whenever the event loop gets round to it, so timer jitter never accumulates and a long run
 produces exactly the tokens per second of docs/emulator-llm.md. A step processed late is followed
-at once by the next one if that one is due too.
+at once by the next one if that one is due too (up to ``CATCH_UP_STEPS`` in a row, then the event
+loop serves I/O). Only when the emulator itself cannot keep up (behind by more than ``MAX_LAG_S``:
+an overloaded core) does its clock slip, instead of bursting out the backlog.
 
 This module knows nothing of HTTP: the front end (llm_server) gets each step's batch through
 ``deliver`` and says which sequences it aborted (their client went away).
@@ -30,6 +32,8 @@ from collections.abc import Callable
 from .llm_config import LLM
 
 _monotonic = time.monotonic
+CATCH_UP_STEPS = 8  # steps run back to back when behind, before the event loop gets a turn
+MAX_LAG_S = 0.25  # behind by more than this, nominal time restarts from now (docs/emulator-llm.md)
 
 
 class Seq:
@@ -97,10 +101,12 @@ class EngineStats:
 class Engine:
     """The instances of one variant (or copies of one component) and their shared queue.
 
-    ``deliver(instance, now)`` is called at the end of every step with the instance's batch, each
-    sequence's ``emitted`` already counting this step's token; ``on_admit(seq, start)`` when a
-    request joins a batch; ``expired(seq)`` when a queued request waited ``max_wait_s``;
-    ``at(due, callback, arg)`` and ``call_later(delay, callback, arg)`` schedule on the event loop."""
+    ``deliver(instance, now, hold)`` is called at the end of every step with the instance's batch,
+    each sequence's ``emitted`` already counting this step's token (``hold``: the next step is due
+    already, keep non-final tokens for one write; ``flush(instance)`` writes what was kept);
+    ``on_admit(seq, start)`` when a request joins a batch; ``expired(seq)`` when a queued request
+    waited ``max_wait_s``; ``at(due, callback, arg)`` and ``call_later(delay, callback, arg)``
+    schedule on the event loop."""
 
     def __init__(
         self,
@@ -108,7 +114,8 @@ class Engine:
         instances: int,
         queue_limit: int,
         max_wait_s: float,
-        deliver: Callable[[Instance, float], None],
+        deliver: Callable[[Instance, float, bool], None],
+        flush: Callable[[Instance], None],
         expired: Callable[[Seq], None],
         at: Callable,
         call_later: Callable,
@@ -127,6 +134,8 @@ class Engine:
         self.queue_limit = queue_limit
         self.max_wait_s = max_wait_s
         self.deliver = deliver
+        self.flush = flush
+        self.min_step_s = self.base_s + self.per_seq_s  # no step with a sequence is shorter
         self.expired = expired
         self.at = at
         self.call_later = call_later
@@ -230,13 +239,18 @@ class Engine:
         self.at(instance.step_end, self._step_done, instance)
 
     def _step_done(self, instance: Instance) -> None:
+        steps = 0
         while True:
             end = instance.step_end
             running = instance.running
             for seq in running:
                 seq.emitted += 1
             now = _monotonic()
-            self.deliver(instance, now)
+            # Behind, the next step is due already: its tokens join this step's in one write per
+            # stream (the front end holds them until ``flush``), which is what lets an overloaded
+            # core catch up instead of spending itself on one syscall per token.
+            hold = steps + 1 < CATCH_UP_STEPS and end + self.min_step_s <= now
+            self.deliver(instance, now, hold)
             instance.delivered_at = now
             for seq in running:
                 if seq.emitted >= seq.n or seq.aborted:
@@ -247,12 +261,19 @@ class Engine:
                     instance.running = running = kept
                     break
             prefill = self._admit(instance, end) if self.waiting else 0
-            if not running:
+            if not running:  # everyone finished (and wrote what was held)
                 instance.busy = False
                 self.idle.append(instance)
                 return
+            late = now - end
+            if late > MAX_LAG_S:  # the emulator itself is overloaded: let its time slip rather than burst
+                end = now
             self._begin(instance, end, prefill)
-            if instance.step_end > _monotonic():
+            steps += 1
+            if instance.step_end > _monotonic() or steps >= CATCH_UP_STEPS:
+                # not due yet, or behind for a while: let the loop serve I/O (and other instances) first
+                if hold:
+                    self.flush(instance)
                 self.at(instance.step_end, self._step_done, instance)
                 return
             # behind (a busy loop): the next step is due already, run it now

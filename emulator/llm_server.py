@@ -63,6 +63,7 @@ class LLMTarget:
             config.queue_limit,
             config.queue.max_wait_ms / 1000.0,
             deliver=self.deliver,
+            flush=self.flush,
             expired=self.expired,
             at=app.at,
             call_later=app.call_later,
@@ -137,7 +138,8 @@ class LLMTarget:
         self.model_failure(seq, self.runtime.config.queue.on_timeout, wire.TIMEOUT_MESSAGE)
 
     # --- a step's tokens
-    def deliver(self, instance: Instance, now: float) -> None:
+    def deliver(self, instance: Instance, now: float, hold: bool) -> None:
+        """Write each sequence's token of this step (``hold``: keep the non-final ones for ``flush``)."""
         stats = self.stats
         gap_ms = (now - instance.delivered_at) * 1000.0
         later = 0  # tokens that follow an earlier one of their request (inter-token gaps)
@@ -174,6 +176,10 @@ class LLMTarget:
             written += 1
             if i == 0:
                 data = self.stream_head(job) + data
+            held = job.out
+            if held is not None:
+                job.out = None
+                data = b"".join(held) + data
             if last:
                 tail = frames.end(job.input_tokens, job.n)
                 if tail:
@@ -182,11 +188,21 @@ class LLMTarget:
                     data += b"%x\r\n%s\r\n" % (len(tail), tail)
                 conn.transport.write(data)
                 self.finish(job, now)
+            elif hold:
+                job.out = [data]
             else:
                 conn.transport.write(data)
         stats.output_tokens += written
         if later:
             record_n(stats.itl, gap_ms, later)
+
+    def flush(self, instance: Instance) -> None:
+        for job in instance.running:
+            held = job.out
+            if held is not None:
+                job.out = None
+                if not job.conn.closed:
+                    job.conn.transport.write(b"".join(held))
 
     def stream_head(self, job: LLMJob) -> bytes:
         app = self.app
@@ -315,12 +331,13 @@ class LLMTarget:
 
 
 class LLMJob(Seq):
-    __slots__ = ("conn", "req", "target", "api", "style", "frames", "first_at", "queued")
+    __slots__ = ("conn", "req", "target", "api", "style", "frames", "first_at", "queued", "out")
 
     def __init__(self, input_tokens: int, max_tokens: int, n: int, arrived: float) -> None:
         super().__init__(input_tokens, max_tokens, n, arrived)
         self.first_at = 0.0
         self.queued = False
+        self.out: list[bytes] | None = None  # frames held for one write while the engine catches up
 
     def reason(self) -> str:
         return token_formats.finish_reason(self.frames.fmt, self.n >= self.max_tokens)
