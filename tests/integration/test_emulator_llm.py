@@ -5,10 +5,12 @@ equal the emulator's ground truth exactly."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import shutil
 import subprocess
+import threading
 
 import openai
 import pytest
@@ -27,6 +29,11 @@ from support import (
 from smload.bearer import TokenSource
 
 LLM_EXAMPLE = REPO / "emulator" / "examples" / "llm.yaml"
+# The default mode accepts any well-formed SigV4 header on the runtime API
+SIGV4 = (
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east-1/sagemaker/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=0123"
+)
 PROMPT = "What limits the throughput of a batch of sequences?"  # 51 characters: 13 tokens at 4 per token
 
 
@@ -208,3 +215,75 @@ def test_inference_components_route_count_and_export(llm):
     assert (
         'sagemaker_emulator_capacity_slots{endpoint="chat",variant="fast"} 32' in text
     )  # 2 instances x batch 16
+
+
+QUEUE_CONFIG = """
+endpoints:
+  - name: slow
+    variants:
+      - name: v
+        queue: {max_depth: 1, max_wait_ms: 100}
+        llm: {max_batch: 1, decode: {base_ms: 50, per_seq_ms: 0}}
+      - name: throttled
+        faults: {rates: {ThrottlingException: 1.0}}
+        llm: {}
+"""
+
+
+def test_queue_limits_front_end_faults_and_the_container_api(procs, tmp_path):
+    """One sequence at a time, 50-ms steps, a queue of 1 that waits at most 100 ms: of three
+    simultaneous requests one is served, one times out in the queue (ModelError(0), SageMaker's
+    timeout) and one finds the queue full (the container's 503 as ModelError(503))."""
+    config = tmp_path / "queue.yaml"
+    config.write_text(QUEUE_CONFIG)
+    emulator = start_emulator(procs, "--config", str(config))
+    body = json.dumps({"messages": [{"role": "user", "content": "abcd"}], "max_tokens": 10}).encode()
+    headers = {
+        "Authorization": SIGV4,
+        "Content-Type": "application/json",
+        "X-Amzn-SageMaker-Target-Variant": "v",
+    }
+    answers: list[tuple[int, dict]] = []
+
+    def call() -> None:  # whichever comes first is served, the next queues, the last finds the queue full
+        conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=10)
+        conn.request("POST", "/endpoints/slow/invocations", body=body, headers=headers)
+        response = conn.getresponse()
+        answers.append((response.status, json.loads(response.read())))
+        conn.close()
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    statuses = sorted((status, doc.get("OriginalStatusCode")) for status, doc in answers)
+    assert statuses == [(200, None), (424, 0), (424, 503)], answers
+    truth = emulator.stats()["endpoints"]["slow"]["variants"]["v"]
+    assert truth["status"] == {"200": 1, "424": 2} and truth["errors"] == {"ModelError": 2}
+    assert truth["llm"]["output_tokens"] == 10 and truth["llm"]["queued_now"] == 0
+    assert 'sagemaker_emulator_in_flight{endpoint="slow",variant="v"} 0' in emulator.metrics()
+
+    route = openai.OpenAI(base_url=f"{emulator.url}/endpoints/slow/openai/v1", api_key="any", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:  # ThrottlingException: a generic 400, as from AWS
+        route.chat.completions.create(
+            model="",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Amzn-SageMaker-Target-Variant": "throttled"},
+        )
+    assert caught.value.response.headers["x-amzn-errortype"] == "ThrottlingException"
+
+    # the container API: the first endpoint's variants, the format's own stream when asked for
+    conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=10)
+    streamed = json.dumps(
+        {"messages": [{"role": "user", "content": "abcd"}], "max_tokens": 3, "stream": True}
+    )
+    for _ in range(10):  # the split is by weight: go on until the LLM variant answered
+        conn.request("POST", "/invocations", body=streamed)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status == 200:
+            break
+    assert response.getheader("Content-Type") == "text/event-stream"
+    assert data.count(b"data: {") == 3 and data.endswith(b"data: [DONE]\n\n")
+    conn.close()
