@@ -110,7 +110,6 @@ class LLMTarget:
         job = LLMJob(input_tokens, max_tokens, self.engine.output_length(max_tokens), req.received)
         job.conn = conn
         job.req = req
-        job.target = self
         job.api = api
         job.style = style
         job.frames = Frames(fmt, self.tokens, self.pieces, self.model, prompt.include_usage)
@@ -331,7 +330,7 @@ class LLMTarget:
 
 
 class LLMJob(Seq):
-    __slots__ = ("conn", "req", "target", "api", "style", "frames", "first_at", "queued", "out")
+    __slots__ = ("conn", "req", "api", "style", "frames", "first_at", "queued", "out")
 
     def __init__(self, input_tokens: int, max_tokens: int, n: int, arrived: float) -> None:
         super().__init__(input_tokens, max_tokens, n, arrived)
