@@ -78,6 +78,12 @@ def test_openai_sdk_streams_from_the_route_and_the_truth_counts_the_same_tokens(
         model="", messages=[{"role": "user", "content": PROMPT}], max_tokens=9
     )
     assert answer.usage.completion_tokens == len(answer.choices[0].message.content) // 4 <= 9
+    # the shorthand route: the body's model names the endpoint (and component)
+    shorthand = openai.OpenAI(base_url=config["openai_base_url"], api_key="any", max_retries=0)
+    short = shorthand.chat.completions.create(
+        model="multi/writer", messages=[{"role": "user", "content": PROMPT}], max_tokens=2
+    )
+    assert short.model == "writer" and short.usage.completion_tokens <= 2
     stats = llm.stats()["endpoints"]
     for variant, tokens in received.items():
         truth = stats["chat"]["variants"][variant]["llm"]
@@ -86,10 +92,8 @@ def test_openai_sdk_streams_from_the_route_and_the_truth_counts_the_same_tokens(
         assert truth["ttft_ms"]["count"] == truth["e2e_ms"]["count"] == (2 if variant == "fast" else 1)
         assert truth["itl_ms"]["count"] == tokens - truth["ttft_ms"]["count"]
     component = stats["multi"]["inference_components"]["writer"]
-    assert (
-        component["status"] == {"200": 1}
-        and component["llm"]["output_tokens"] == answer.usage.completion_tokens
-    )
+    assert component["status"] == {"200": 2}
+    assert component["llm"]["output_tokens"] == answer.usage.completion_tokens + short.usage.completion_tokens
 
 
 def test_boto3_reads_llm_streams_part_by_part_in_each_format(procs, tmp_path):
