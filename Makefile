@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv tools run test e2e bench lint image run-local run-local-down clean
+.PHONY: help venv tools run test unit e2e bench lint image run-local run-local-down clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,8 +27,11 @@ tools: ## Install the system tools the tests use (prometheus, chromium, helm, ..
 run: venv ## Demo: emulator + master + 2 workers for 30 s, summary per variant (SAGEMAKER_ENDPOINT_NAME=... targets a real endpoint)
 	scripts/run.sh
 
-test: venv tools ## Run the whole test suite: unit and integration tests with real processes
+test: venv tools lint ## The whole test suite: lint, unit and integration tests with real processes
 	$(BIN)/pytest tests/unit tests/integration
+
+unit: venv ## Unit tests only: no system tools, under a minute
+	$(BIN)/pytest -q tests/unit
 
 # ---- Docker (README "Run it locally (Docker)") -------------------------------------------------
 IMAGE ?= sagemaker-loadtest:dev
@@ -86,38 +89,35 @@ emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/example
 bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
-	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_emulator.py
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
 
 bench-llm-emulator: venv tools ## LLM emulator: tokens/s of 1-ms decode steps on one core, OpenAI route and response stream (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_llm_emulator.py
 
 bench-core: venv ## Load generator: req per CPU-second of fast vs boto3 vs FastHttpUser, and latency honesty (bench/RESULTS.md)
-	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_core.py
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_core.py
 
 bench-exporter: venv ## Exporter cost: scrape time and master CPU, 50 names x 4 workers at 2,000 req/s (bench/RESULTS.md)
-	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_exporter.py
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_exporter.py
 
 bench-calibration: venv ## Calibration against emulator endpoints of known capacity: knee error and time (bench/RESULTS.md)
-	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_calibration.py
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_calibration.py
 
 bench-helm: venv ## Workers added mid-test: time until they hold users, with and without --enable-rebalancing (bench/RESULTS.md)
-	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_helm.py --rounds 3
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_helm.py --rounds 3
 
 bench-docker: venv ## Image size and build/start times on the local base image; starts its own Docker engine (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env BENCH_BASE=1 bench/bench_docker.sh
 
-lint: venv ## Lint and check formatting with ruff
+lint: venv ## ruff (lint and formatting) and the import contracts of the house (pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	BIN=$(BIN) scripts/lint-imports.sh
 
 clean: ## Remove the virtual environment, tools and caches
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
 
 # ---- Helm chart (README "Kubernetes (Helm)") --------------------------------------------------
-.PHONY: helm-dashboards helm-docs
-helm-dashboards: ## Copy the Grafana dashboards (docker/grafana/dashboards, the one source) into the Helm chart
-	rm -f helm/sagemaker-loadtest/dashboards/*.json
-	mkdir -p helm/sagemaker-loadtest/dashboards
-	cp docker/grafana/dashboards/*.json helm/sagemaker-loadtest/dashboards/
-
+.PHONY: helm-docs
 helm-docs: venv ## Regenerate the Helm chart's values table (helm/sagemaker-loadtest/README.md) from its schema
 	$(BIN)/python scripts/helm_values_table.py

@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import (  # noqa: E402
+from testkit.support import (
     Procs,
     answers,
     aws_env,

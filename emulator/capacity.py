@@ -13,14 +13,10 @@ import math
 import random
 from bisect import bisect_right
 from collections import deque
-from typing import TYPE_CHECKING
 
 from smload import errors
 
 from .config import ErrorSpec, Variant
-
-if TYPE_CHECKING:
-    from .server import Job
 
 DROP = ErrorSpec("drop")  # a fault that closes the connection without an answer
 
@@ -38,7 +34,7 @@ class VariantRuntime:
         self.config = config
         self.stats = stats
         self.free = config.slots
-        self.queue: deque[Job] = deque()
+        self.queue: deque = deque()  # of server.Job
         self.waiting = 0  # live entries in ``queue`` (expired ones are skipped when popped)
         self.limit = config.queue_limit
         self.max_wait_s = config.queue.max_wait_ms / 1000.0

@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from smload.usage import EXIT_USAGE, UsageError
+from smload.exit_codes import USAGE as EXIT_USAGE
+from smload.usage import UsageError
 
 from . import config as cfg
 

@@ -14,6 +14,9 @@ The HTTP head goes out with the first token (TTFB = TTFT, as from a real contain
 the shape of the route: AWS JSON for the runtime API (a container's 400 becomes ModelError(400)),
 an OpenAI ``{"error": ...}`` body with the container's status on the OpenAI route, plain text on the
 container API.
+
+``app``, ``conn`` and ``req`` below are the server's ``App``, ``Connection`` and ``Request`` (not
+imported: the server imports this module).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from .tokens import Tokens
 
 if TYPE_CHECKING:
     from .capacity import VariantRuntime
-    from .server import App, Connection, Request
 
 _monotonic = time.monotonic
 
@@ -49,7 +51,7 @@ class LLMTarget:
 
     __slots__ = ("runtime", "llm", "engine", "tokens", "pieces", "stats", "model", "app")
 
-    def __init__(self, app: App, runtime: VariantRuntime) -> None:
+    def __init__(self, app, runtime: VariantRuntime) -> None:
         config = runtime.config
         self.app = app
         self.runtime = runtime
@@ -74,8 +76,8 @@ class LLMTarget:
     # --- arrival
     def handle(
         self,
-        conn: Connection,
-        req: Request,
+        conn,
+        req,
         api: int,
         style: int,
         doc: dict | None = None,
@@ -263,7 +265,7 @@ class LLMTarget:
         self.stats.aborted += 1
 
     # --- failures
-    def container_error(self, conn: Connection, req: Request, style: int, status: int, message: str) -> None:
+    def container_error(self, conn, req, style: int, status: int, message: str) -> None:
         """What the model container answers with ``status`` (a refused request, an overloaded model)."""
         runtime = self.runtime
         vstats = runtime.stats

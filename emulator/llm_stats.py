@@ -16,9 +16,10 @@ families on ``/metrics``.
 
 from __future__ import annotations
 
-from smload.histogram import Histogram, bucket_index
+from smload.measure.histogram import Histogram, bucket_index
 
 from .llm_model import Engine
+from .stats import summary
 
 # Prometheus buckets (seconds) for per-token times; request-level times use the classic buckets.
 TOKEN_BUCKETS_S = (
@@ -84,20 +85,18 @@ class LLMStats:
         self.engine.stats.reset()
 
     def to_json(self) -> dict:
-        from .stats import _summary  # one shape for every percentile map
-
         engine = self.engine
         es = engine.stats
         instances = len(engine.instances)
         busy = es.busy_s
         return {
-            "ttft_ms": _summary(self.ttft),
-            "itl_ms": _summary(self.itl),
-            "tpot_ms": _summary(self.tpot),
-            "e2e_ms": _summary(self.e2e),
+            "ttft_ms": summary(self.ttft),
+            "itl_ms": summary(self.itl),
+            "tpot_ms": summary(self.tpot),
+            "e2e_ms": summary(self.e2e),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "queue_wait_ms": _summary(self.queue_wait),
+            "queue_wait_ms": summary(self.queue_wait),
             "aborted": self.aborted,
             "batch": {
                 "mean": round(es.batch_s / busy, 3) if busy else 0.0,

@@ -12,6 +12,9 @@ Authentication: ``Authorization: Bearer <token>`` (emulator/bearer.py: any non-e
 strict mode a verified one) or a SigV4 signature (as on the runtime API). An LLM variant answers in
 OpenAI's format whatever its ``format``; a classic variant has no such route in its container and
 answers 404 with an OpenAI error body (SageMaker hands the container's answer back as is).
+
+``app``, ``conn`` and ``req`` are the server's ``App``, ``Connection`` and ``Request`` (not imported:
+the server imports this module).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from .stats import UNKNOWN
 
 if TYPE_CHECKING:
     from .capacity import VariantRuntime
-    from .server import App, Connection, Request
 
 SUFFIX = b"/openai/v1/chat/completions"
 BASE = "/openai/v1"
@@ -67,14 +69,12 @@ def base_urls(config_json: dict, host: str) -> None:
 
 
 class Route:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app) -> None:
         self.app = app
         config = app.config
         self.verifier = bearer.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
 
-    def handle(
-        self, conn: Connection, req: Request, raw_endpoint: bytes | None, raw_component: bytes | None
-    ) -> None:
+    def handle(self, conn, req, raw_endpoint: bytes | None, raw_component: bytes | None) -> None:
         app = self.app
         doc = None
         if raw_endpoint is None:  # the shorthand: the body names the endpoint
@@ -152,7 +152,7 @@ class Route:
             return
         target.llm.handle(conn, req, RAW_STREAM, OPENAI, doc=doc, fmt="openai")
 
-    def authenticate(self, req: Request) -> sigv4.AuthError | None:
+    def authenticate(self, req) -> sigv4.AuthError | None:
         value = req.headers.get(b"authorization")
         if value is None:
             return sigv4.MISSING_TOKEN

@@ -28,7 +28,7 @@ import httptools
 
 from smload import errors
 
-from . import openai_route, sigv4, wire
+from . import llm_stats, openai_route, sigv4, wire
 from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import STREAM_ERRORS, Config, ErrorSpec
 from .llm_server import AWS, BODY, CONTAINER, EVENTS, RAW_STREAM, LLMTarget
@@ -208,6 +208,7 @@ class App:
         self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values()
                        for v in e.variants + list(e.components.values())}
         self.openai = openai_route.Route(self)
+        self.stats.families.append(llm_stats.prometheus)
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
         self._auth_cache: tuple[bytes, sigv4.AuthError | None] = (b"", sigv4.MISSING_TOKEN)
         self._request_prefix = os.urandom(10).hex()

@@ -1,6 +1,6 @@
 """Ground truth: exact counts per endpoint, variant, status and error type, and server-side latency
 (receipt of the whole request to the last byte written, queue wait included) in a 1%-accurate
-:class:`smload.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
+:class:`smload.measure.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
 format (``/metrics``), both built from the same counters."""
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 
-from smload.histogram import Histogram
-
-from . import llm_stats
+from smload.measure.histogram import Histogram
 
 UNKNOWN = "unknown"  # the variant of a request that reached none and named none
 DROPPED = "dropped"  # the status of a request whose connection was closed without an answer
@@ -27,7 +25,7 @@ class VariantStats:
         self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
         self.in_flight = 0  # received, not yet answered (queued or in a slot): live, never reset
         self.queued = 0
-        self.llm: llm_stats.LLMStats | None = None  # an LLM variant's token-level truth
+        self.llm = None  # an LLM variant's token-level truth (llm_stats.LLMStats): its own JSON and families
         self.reset()
 
     def reset(self) -> None:
@@ -53,14 +51,14 @@ class VariantStats:
 
     def to_json(self) -> dict:
         out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
-               "latency_ms": _summary(self.latency)}
-        out["model_latency_ms"] = _summary(self.model_latency)
+               "latency_ms": summary(self.latency)}
+        out["model_latency_ms"] = summary(self.model_latency)
         if self.llm is not None:
             out["llm"] = self.llm.to_json()
         return out
 
 
-def _summary(h: Histogram) -> dict:
+def summary(h: Histogram) -> dict:
     return {
         "count": h.count, "mean": round(h.mean, 3), "p50": round(h.quantile(0.5), 3), "p90": round(h.quantile(0.9), 3),
         "p95": round(h.quantile(0.95), 3), "p99": round(h.quantile(0.99), 3), "max": round(h.max, 3),
@@ -73,6 +71,9 @@ class Stats:
         self.reset_at = self.started
         self.endpoints: dict[str, dict[str, VariantStats]] = {}
         self.components: dict[str, dict[str, VariantStats]] = {}  # inference components, per endpoint
+        # more metric families, each ``add(lines, rows)`` with rows of (label text, VariantStats): the
+        # LLM families (llm_stats.prometheus), registered by the server so that this module needs them not
+        self.families: list = []
 
     def variant(self, endpoint: str, variant: str, slots: int = 0) -> VariantStats:
         variants = self.endpoints.setdefault(endpoint, {})
@@ -157,7 +158,8 @@ class Stats:
         for labels, vs in rows:
             if vs.slots:
                 lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots}")
-        llm_stats.prometheus(lines, rows)
+        for add in self.families:
+            add(lines, rows)
         return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,11 @@
-"""The Prometheus exporter, a Locust plugin: ``import smload.exporter`` in a locustfile enables it
-(the bundled locustfile does). The master (or a local runner) serves ``/metrics`` on
-``--metrics-host``/``--metrics-port``; every worker feeds it the exact latency histograms of its
-requests (:mod:`smload.exporter.latency`); ``--cloudwatch`` adds the endpoint's CloudWatch metrics.
+"""The Prometheus exporter, a Locust plugin: loaded with the load generator wherever the package is
+installed (the ``smload.plugins`` entry point, :mod:`.plugin`), for the bundled locustfile and
+custom ones alike. The master (or a local runner) serves ``/metrics`` on
+``--metrics-host``/``--metrics-port`` what the measurements (:mod:`smload.measure.store`) merged
+from every worker; ``--cloudwatch`` adds the endpoint's CloudWatch metrics. Nothing in the core
+imports this package: it is a plugin that reads the measurements' public views.
 
-Importing the package registers options and ``init`` listeners with Locust and starts nothing: the
-server starts at Locust's ``init`` on a master or local runner only.
+Importing the package registers nothing; :mod:`.plugin` registers its options and ``init``
+listener and starts nothing: the server starts at Locust's ``init`` on a master or local runner only.
 """
 
-from . import plugin as _plugin  # noqa: F401 - registers the options and the init listener

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from smload.histogram import _GAMMA, Histogram, bucket_index
+from smload.measure.histogram import _GAMMA, Histogram, bucket_index
 
 ABSOLUTE_STEP_MS = 0.5
 FIRST_MS = 0.5

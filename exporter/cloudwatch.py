@@ -114,13 +114,13 @@ class CloudWatchPoller(Collector):
     @classmethod
     def from_options(cls, options: Any, environment: Any = None) -> CloudWatchPoller:
         def clients() -> tuple[Any, Any]:
-            from smload import aws
+            from smload.invoke import aws
 
-            sess = aws.session()
-            region = getattr(options, "region", None) or aws.default_region(sess)
+            region = getattr(options, "region", None) or aws.default_region(aws.session())
             if not region:
                 raise RuntimeError("no AWS region: give --region (or AWS_DEFAULT_REGION)")
-            aws.credentials(sess, region, getattr(options, "role_arn", None))
+            sessions = aws.Sessions.of(environment) if environment is not None else aws.Sessions()
+            sess, _credentials = sessions.get(region, getattr(options, "role_arn", None) or None)
             config = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
             return tuple(sess.create_client(service, region_name=region, config=config)
                          for service in ("sagemaker", "cloudwatch"))
@@ -128,11 +128,11 @@ class CloudWatchPoller(Collector):
         def known_variants() -> set[str]:
             if environment is None:
                 return set()
-            from . import latency
+            from smload.measure import store
+            from smload.record import UNKNOWN
 
-            prefix = f"{options.endpoint_name}/"
-            return {name[len(prefix):] for _, name in latency.lifetime(environment)
-                    if name.startswith(prefix) and "/" not in name[len(prefix):] and not name.endswith("/unknown")}
+            return {identity.target for identity in store.of(environment).lifetime()
+                    if identity.endpoint == options.endpoint_name and identity.target not in (None, UNKNOWN)}
 
         return cls(options.endpoint_name, options.cloudwatch_interval, clients, known_variants)
 

@@ -1,8 +1,9 @@
 """The request metrics in Prometheus's text format (0.0.4), rendered by hand.
 
-``locust_requests_total``, ``locust_request_failures_total``, ``locust_response_bytes_total`` and
-the ``locust_request_duration_seconds`` histogram, per ``(request_type, name)``, from the
-plumbing's lifetime view (counts that only grow). Why by hand: 50 names x 460 buckets is 23,000
+``locust_requests_total``, ``locust_request_failures_total``, ``locust_response_bytes_total``, the
+``locust_request_duration_seconds`` histogram and, for response streams, the
+``locust_time_to_first_byte_seconds`` histogram, per ``(request_type, name)``, from the
+measurements' lifetime view (``smload.measure.store``: counts that only grow). Why by hand: 50 names x 460 buckets is 23,000
 samples, and prometheus_client renders them in about 200 ms where this takes about 5 ms
 (``bench/bench_exporter.py``); the small families (runner gauges, process, CloudWatch) still go
 through prometheus_client.
@@ -16,11 +17,16 @@ and ``increase()`` see a failure type's first occurrences.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from smload import errors
+from smload.measure.histogram import Histogram
+from smload.measure.series import Series
+from smload.record import LATENCY, TTFB
 
 from .buckets import LE_LABELS, cumulative_counts
-from .latency import Key, Series
+
+Key = tuple[str, str]  # (request_type, name): the labels
 
 OVERFLOW_NAME = "(other)"
 ERROR_LABELS = (*errors.ERROR_TYPES, errors.OTHER)
@@ -40,7 +46,13 @@ _HEADERS = {
         "histogram",
         "Request latency to the last byte, measured by the workers, merged exactly on the master",
     ),
+    "locust_time_to_first_byte_seconds": (
+        "histogram",
+        "Response streams: time to the first part, measured by the workers, merged exactly on the master",
+    ),
 }
+# timing kind -> histogram family
+HISTOGRAMS = {LATENCY: "locust_request_duration_seconds", TTFB: "locust_time_to_first_byte_seconds"}
 
 
 def label_value(value: str) -> str:
@@ -65,13 +77,18 @@ class RequestMetrics:
         self.max_names = max_names
         self._tracked: set[Key] = set()  # names with their own series, for the life of the process
         self._labels: dict[Key, str] = {}
-        self._bucket_prefixes: dict[Key, list[str]] = {}
+        self._bucket_prefixes: dict[tuple[str, Key], list[str]] = {}
 
-    def _capped(self, lifetime: Mapping[Key, Series]) -> dict[Key, Series]:
-        """Names beyond the cap, summed per request type into ``(other)``: counts still only grow."""
+    def _capped(self, lifetime: Mapping[Any, Series]) -> dict[Key, Series]:
+        """Per (request type, name); names beyond the cap summed per request type into ``(other)``:
+        counts still only grow."""
         out: dict[Key, Series] = {}
         overflow: dict[Key, Series] = {}
-        for key, series in lifetime.items():
+        for identity, series in lifetime.items():
+            key = (identity.api, identity.name)
+            if key in out:  # two identities under one name (a custom locustfile's): one series
+                out[key] = out[key].copy().merge(series)
+                continue
             if key not in self._tracked and len(self._tracked) < self.max_names:
                 self._tracked.add(key)
             if key in self._tracked:
@@ -88,17 +105,26 @@ class RequestMetrics:
             labels = self._labels[key] = f'request_type="{label_value(key[0])}",name="{label_value(key[1])}"'
         return labels
 
-    def _prefixes(self, key: Key) -> list[str]:
-        prefixes = self._bucket_prefixes.get(key)
+    def _prefixes(self, family: str, key: Key) -> list[str]:
+        prefixes = self._bucket_prefixes.get((family, key))
         if prefixes is None:
             labels = self._labels_of(key)
-            prefixes = [f'locust_request_duration_seconds_bucket{{{labels},le="{le}"}} ' for le in LE_LABELS]
-            self._bucket_prefixes[key] = prefixes
+            prefixes = [f'{family}_bucket{{{labels},le="{le}"}} ' for le in LE_LABELS]
+            self._bucket_prefixes[(family, key)] = prefixes
         return prefixes
 
-    def render(self, lifetime: Mapping[Key, Series]) -> str:
+    def _histogram(self, family: str, key: Key, histogram: Histogram) -> list[str]:
+        labels = self._labels_of(key)
+        lines = [f"{prefix}{count}\n" for prefix, count in
+                 zip(self._prefixes(family, key), cumulative_counts(histogram), strict=True)]
+        lines.append(f"{family}_sum{{{labels}}} {histogram.sum / 1000.0!r}\n")
+        lines.append(f"{family}_count{{{labels}}} {histogram.count}\n")
+        return lines
+
+    def render(self, lifetime: Mapping[Any, Series]) -> str:
         view = self._capped(lifetime)
-        requests, failures, response_bytes, durations = [], [], [], []
+        requests, failures, response_bytes = [], [], []
+        histograms: dict[str, list[str]] = {family: [] for family in HISTOGRAMS.values()}
         for key, series in view.items():
             labels = self._labels_of(key)
             requests.append(f"locust_requests_total{{{labels}}} {series.requests}\n")
@@ -110,17 +136,13 @@ class RequestMetrics:
                 for error_type, n in by_type.items()
             )
             response_bytes.append(f"locust_response_bytes_total{{{labels}}} {series.response_bytes}\n")
-            histogram = series.histogram
-            durations.extend(
-                [f"{prefix}{count}\n" for prefix, count in zip(self._prefixes(key), cumulative_counts(histogram), strict=True)]
-            )
-            durations.append(f"locust_request_duration_seconds_sum{{{labels}}} {histogram.sum / 1000.0!r}\n")
-            durations.append(f"locust_request_duration_seconds_count{{{labels}}} {histogram.count}\n")
-        return "".join(
-            [
-                _header("locust_requests_total"), *requests,
-                _header("locust_request_failures_total"), *failures,
-                _header("locust_response_bytes_total"), *response_bytes,
-                _header("locust_request_duration_seconds"), *durations,
-            ]
-        )
+            for kind, family in HISTOGRAMS.items():
+                histogram = series.timings.get(kind)
+                if histogram is not None or kind == LATENCY:
+                    histograms[family] += self._histogram(family, key, histogram or Histogram())
+        out = [_header("locust_requests_total"), *requests, _header("locust_request_failures_total"), *failures,
+               _header("locust_response_bytes_total"), *response_bytes]
+        for family, lines in histograms.items():
+            if lines:
+                out += [_header(family), *lines]
+        return "".join(out)

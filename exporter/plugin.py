@@ -1,6 +1,7 @@
-"""The exporter as a Locust plugin: its options, their checks, and at ``init`` on the master (or a
-local runner) the ``/metrics`` server and the optional CloudWatch poller. Workers serve nothing:
-they only feed the latency plumbing (:mod:`.latency`)."""
+"""The exporter as a Locust plugin: its options (declared once, :mod:`smload.flags`, checked with
+every other option before anything is spawned) and, at ``init`` on the master (or a local runner),
+the ``/metrics`` server and the optional CloudWatch poller. Workers serve nothing: their requests
+reach the master's measurements with their reports."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from smload import usage
+from smload import flags, usage
 
-from . import latency
 from .exposition import DEFAULT_MAX_NAMES
 
 logger = logging.getLogger("smload.exporter")
@@ -27,44 +27,27 @@ MIN_CLOUDWATCH_INTERVAL = 10.0
 PROG = "locust"
 
 
-@events.init_command_line_parser.add_listener
-def add_arguments(parser: Any, **_kwargs: Any) -> None:
-    group = parser.add_argument_group(
-        "Prometheus exporter", "Metrics of the load test at /metrics on the master (sagemaker-loadtest)."
-    )
-
-    def option(flag: str, **kwargs: Any) -> None:
-        # In a group, hence not in the web UI's form: these apply when the process starts.
-        env = "LOCUST_" + flag.lstrip("-").replace("-", "_").upper()
-        group.add_argument(flag, env_var=env, **kwargs)
-
-    option("--metrics-host", default=DEFAULT_HOST, metavar="HOST",
-           help=f"address the exporter listens on; default {DEFAULT_HOST} (in a container: 0.0.0.0)")
-    option("--metrics-port", type=int, default=DEFAULT_PORT, metavar="PORT",
-           help=f"port of the exporter's /metrics; default {DEFAULT_PORT}; 0 turns the exporter off")
-    option("--metrics-max-names", type=int, default=DEFAULT_MAX_NAMES, metavar="N",
-           help=f"request names with their own series; later names are summed as '(other)'; default {DEFAULT_MAX_NAMES}")
-    option("--cloudwatch", action="store_true", default=False,
-           help="also export the endpoint's CloudWatch metrics and instance counts (sagemaker_*); needs --endpoint-name")
-    option("--cloudwatch-interval", type=float, default=DEFAULT_CLOUDWATCH_INTERVAL, metavar="SECONDS",
-           help=f"seconds between two CloudWatch polls; default {DEFAULT_CLOUDWATCH_INTERVAL:g}")
+def _option(flag: str, help: str, parse: flags.Parser | None = None, **kwargs: Any) -> flags.Option:
+    return flags.Option(flag, help, parse, web_ui=False, **kwargs)  # they apply when the process starts
 
 
-@usage.validator
-def check_exporter_options(options: Any) -> None:
-    port = getattr(options, "metrics_port", DEFAULT_PORT)
-    if not 0 <= port <= 65535:
-        raise usage.UsageError("--metrics-port", f"{port} is not a port: give 1-65535, or 0 to turn the exporter off")
-    if getattr(options, "metrics_max_names", DEFAULT_MAX_NAMES) < 1:
-        raise usage.UsageError("--metrics-max-names", "give at least 1")
-    if getattr(options, "cloudwatch", False):
-        if not getattr(options, "endpoint_name", None):
-            raise usage.UsageError("--cloudwatch", "needs --endpoint-name, the endpoint whose metrics to poll")
-        interval = getattr(options, "cloudwatch_interval", DEFAULT_CLOUDWATCH_INTERVAL)
-        if not interval >= MIN_CLOUDWATCH_INTERVAL:
-            raise usage.UsageError(
-                "--cloudwatch-interval", f"give at least {MIN_CLOUDWATCH_INTERVAL:g} seconds (CloudWatch has 1-minute data)"
-            )
+OPTIONS = (
+    _option("--metrics-host", "address the exporter listens on (in a container: 0.0.0.0)", default=DEFAULT_HOST,
+            metavar="HOST"),
+    _option("--metrics-port", "port of the exporter's /metrics; 0 turns the exporter off",
+            flags.number(0, 65535, integer=True), default=DEFAULT_PORT, metavar="PORT"),
+    _option("--metrics-max-names", "request names with their own series; later names are summed as '(other)'",
+            flags.number(1, integer=True), default=DEFAULT_MAX_NAMES, metavar="N"),
+    _option("--cloudwatch", "also export the endpoint's CloudWatch metrics and instance counts (sagemaker_*); "
+            "needs --endpoint-name", switch=True),
+    _option("--cloudwatch-interval", "seconds between two CloudWatch polls (CloudWatch has 1-minute data)",
+            flags.number(MIN_CLOUDWATCH_INTERVAL, unit="seconds"), default=DEFAULT_CLOUDWATCH_INTERVAL,
+            metavar="SECONDS"),
+)
+
+GROUP = flags.register(flags.Group(
+    "exporter", "Prometheus exporter", "Metrics of the load test at /metrics on the master (sagemaker-loadtest).",
+    OPTIONS, rank=90))
 
 
 @events.init.add_listener
@@ -72,23 +55,25 @@ def _on_init(environment: Environment, runner: Any = None, **_kwargs: Any) -> No
     options = environment.parsed_options
     if options is None or runner is None or isinstance(runner, WorkerRunner):
         return
-    latency.attach(environment)
     try:
-        check_exporter_options(options)
+        settings = GROUP.parse(options)  # the core checked every group already; this one is cheap
+        if settings["cloudwatch"] and not getattr(options, "endpoint_name", None):
+            raise usage.UsageError("--cloudwatch", "needs --endpoint-name, the endpoint whose metrics to poll")
     except usage.UsageError as err:
         usage.exit_usage(err, PROG)
-    if not options.metrics_port:
-        if options.cloudwatch:
+    if not settings["metrics_port"]:
+        if settings["cloudwatch"]:
             logger.warning("--cloudwatch: nothing polled, the exporter is off (--metrics-port 0)")
         return
     collectors = []
-    if options.cloudwatch:
+    if settings["cloudwatch"]:
         from .cloudwatch import CloudWatchPoller
 
         poller = CloudWatchPoller.from_options(options, environment)
         poller.start()
         collectors.append(poller)
-    start_server(environment, options.metrics_host, options.metrics_port, options.metrics_max_names, collectors)
+    start_server(environment, settings["metrics_host"], settings["metrics_port"], settings["metrics_max_names"],
+                 collectors)
 
 
 def start_server(environment: Environment, host: str, port: int, max_names: int, collectors=()) -> None:

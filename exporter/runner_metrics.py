@@ -2,7 +2,7 @@
 ``locust_users``, ``locust_workers{state}``, ``locust_runner_state{state}``,
 ``locust_worker_cpu_usage_percent{worker}``, the event-loop lag counters
 ``locust_worker_event_loop_lag_seconds_total{worker}`` and ``locust_worker_event_loop_probes_total{worker}``
-(:mod:`smload.generator_health`; their rate ratio is the mean lag) and ``locust_test_start_time_seconds``."""
+(:mod:`smload.measure.health`; their rate ratio is the mean lag) and ``locust_test_start_time_seconds``."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ from locust.runners import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from smload import generator_health
-
-from . import latency
+from smload.measure import store
 
 # Every state a runner or a worker can be in ("ready" is Locust's STATE_INIT): each one always has
 # a series, 0 when nothing is in it, so that a panel never mistakes "no data" for "none".
@@ -66,11 +64,12 @@ class RunnerCollector(Collector):
         # How late each worker's 50 ms probe timer fired, in total, and how many probes: a saturated
         # event loop delays every response time it measures by as much (CPU alone misses a worker
         # starved by its neighbours). rate(lag) / rate(probes) is the mean lag.
+        measurements = store.of(self.environment)
         if isinstance(runner, MasterRunner):
-            samples = generator_health.samples_of(self.environment)
+            samples = measurements.health
             totals = {worker: latest for worker, _, _ in workers if (latest := samples.latest(worker)) is not None}
         else:
-            totals = {LOCAL_WORKER: generator_health.local_sample()}
+            totals = {LOCAL_WORKER: measurements.probe.sample()}
         lag = CounterMetricFamily("locust_worker_event_loop_lag", "Total lateness of the worker's 50 ms probe timer, seconds",
                                   labels=["worker"], unit="seconds")
         probes = CounterMetricFamily("locust_worker_event_loop_probes", "Probe timers fired on the worker", labels=["worker"])
@@ -80,7 +79,7 @@ class RunnerCollector(Collector):
         yield lag
         yield probes
 
-        started = latency.test_start_time(self.environment)
+        started = measurements.test_started_at
         if started is not None:
             start = GaugeMetricFamily("locust_test_start_time_seconds", "Unix time at which the current test started")
             start.add_metric([], started)

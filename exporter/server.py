@@ -1,5 +1,5 @@
 """``/metrics`` over HTTP from the master (or the local runner): a gevent WSGI server, so a scrape
-is one more greenlet in Locust's own loop and reads the plumbing without locks."""
+is one more greenlet in Locust's own loop and reads the measurements without locks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from . import latency
+from smload.measure import store
+
 from .exposition import RequestMetrics
 from .runner_metrics import RunnerCollector
 
@@ -42,7 +43,7 @@ class MetricsExporter:
             self.registry.register(collector)
 
     def render(self) -> bytes:
-        lifetime = latency.lifetime(self.environment)
+        lifetime = store.of(self.environment).lifetime()
         return generate_latest(self.registry) + self.requests.render(lifetime).encode()
 
     def wsgi(self, environ, start_response):

@@ -54,7 +54,7 @@ fi
 
 set +e
 # shellcheck disable=SC2086 # ARGS is split on purpose
-"$BIN/locust" -f locust/locustfile.py "${args[@]}" ${ARGS:-}
+"$BIN/smload" run "${args[@]}" ${ARGS:-}
 code=$?
 set -e
 echo "run: Locust exited with $code; HTML report: $report"

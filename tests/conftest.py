@@ -1,13 +1,9 @@
-"""Fixtures shared by every test suite; the helpers themselves live in ``tests/support.py``."""
+"""Fixtures shared by every test suite; the helpers themselves live in the ``testkit`` package."""
 
 import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # make `import support` work from any test directory
-
-from support import Procs  # noqa: E402
+from testkit.support import Procs
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -4,14 +4,15 @@
 import importlib
 import sys
 
-from . import __version__
-from .usage import EXIT_USAGE
+from .exit_codes import USAGE as EXIT_USAGE
+from .version import VERSION
 
-# name -> (module with main(argv) -> int, one-line help)
+# name -> ("module:function" taking argv and returning the exit code, one-line help)
 COMMANDS = {
-    "emulator": ("smload.emulator.cli", "run the SageMaker runtime emulator (the offline default target)"),
-    "calibrate": ("smload.calibrate", "find the endpoint's knee and recommend its autoscaling target"),
-    "k8s": ("smload.k8s", "status, scale, run and stop a load test deployed with the Helm chart"),
+    "run": ("smload.launch:run_main", "run a load test: Locust with the bundled locustfile (all Locust options too)"),
+    "calibrate": ("smload.launch:calibrate_main", "find the endpoint's knee and recommend its autoscaling target"),
+    "emulator": ("smload.emulator.cli:main", "run the SageMaker runtime emulator (the offline default target)"),
+    "k8s": ("smload.k8s:main", "status, scale, run and stop a load test deployed with the Helm chart"),
 }
 
 USAGE = "usage: smload {" + ",".join(COMMANDS) + "} [options]\n"
@@ -22,7 +23,7 @@ def _help() -> str:
     lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += [
         "",
-        "Load tests themselves run with Locust: locust -f locust/locustfile.py --endpoint-name NAME ...",
+        "smload run takes every Locust option: smload run --endpoint-name NAME --payload PATH --headless -u 10 -t 1m",
         "Run 'smload COMMAND --help' for a command's options.",
     ]
     return "\n".join(lines) + "\n"
@@ -34,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_help())
         return 0 if argv else EXIT_USAGE
     if argv[0] == "--version":
-        sys.stdout.write(f"smload {__version__}\n")
+        sys.stdout.write(f"smload {VERSION}\n")
         return 0
     if argv[0] not in COMMANDS:
         sys.stderr.write(f"{USAGE}smload: error: unknown command {argv[0]!r}: choose one of {', '.join(COMMANDS)}\n")
         return EXIT_USAGE
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:])
+    module, function = COMMANDS[argv[0]][0].split(":")
+    return getattr(importlib.import_module(module), function)(argv[1:])
 
 
 if __name__ == "__main__":

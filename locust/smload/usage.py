@@ -1,19 +1,12 @@
 """Bad input gets one line naming the option and what to do, exit code 2, and no traceback,
-before any load is sent.
-
-Every module that adds options registers a check with :func:`validator`; the checks run on the
-master (or the local runner) when Locust fires ``init``, before the first spawn, and on a worker
-when the master's options reach it. Import-light: no Locust import here.
+before any load is sent. Options are checked where they are declared (:mod:`smload.flags`); this
+module is the error and the way out. Import-light: no Locust import here.
 """
 
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
-EXIT_USAGE = 2
-
-Check = Callable[[Any], None]
-_checks: list[Check] = []
+from .exit_codes import USAGE as EXIT_USAGE
 
 
 class UsageError(Exception):
@@ -28,18 +21,6 @@ class UsageError(Exception):
 class MissingOption(UsageError):
     """A required option that was not given (which, unlike a wrong value, a web UI form can still supply)."""
 
-
-def validator(check: Check) -> Check:
-    """Register ``check(parsed_options)``, which raises :class:`UsageError` on bad input."""
-    if check not in _checks:
-        _checks.append(check)
-    return check
-
-
-def validate(options: Any) -> None:
-    """Run every registered check; the first failure raises."""
-    for check in _checks:
-        check(options)
 
 
 def exit_usage(error: UsageError, prog: str = "smload") -> NoReturn:

@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # `import docker_support` from any test file here
-
-from docker_support import Containers, build_image, start_engine, stop_engine  # noqa: E402
+from testkit.docker_support import Containers, build_image, start_engine, stop_engine
 
 
 def pytest_collection_modifyitems(items):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from docker_support import compose_plugin_config
-from support import REPO
+from testkit.docker_support import compose_plugin_config
+from testkit.support import REPO
 
 COMPOSE = REPO / "docker" / "compose.yaml"
 COMPOSE_AWS = REPO / "docker" / "compose.aws.yaml"

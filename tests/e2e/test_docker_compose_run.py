@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from docker_support import compose_plugin_config, private_aws_dir
-from support import REPO, answers, free_port, http_get, http_post, wait_until
+from testkit.docker_support import compose_plugin_config, private_aws_dir
+from testkit.support import REPO, answers, free_port, http_get, http_post, wait_until
 
 COMPOSE = REPO / "docker" / "compose.yaml"
 COMPOSE_AWS = REPO / "docker" / "compose.aws.yaml"

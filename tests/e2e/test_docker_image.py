@@ -4,8 +4,8 @@ import json
 import re
 
 import pytest
-from docker_support import TEST_AWS_ENV, private_aws_dir
-from support import answers, free_port, http_get, wait_until
+from testkit.docker_support import TEST_AWS_ENV, private_aws_dir
+from testkit.support import answers, free_port, http_get, wait_until
 
 CUSTOM_LOCUSTFILE = """\
 from locust import User, task

@@ -10,8 +10,8 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 
-from docker_support import TEST_AWS_ENV, Container, Containers
-from support import answers, free_port, http_get, locust_results, wait_until
+from testkit.docker_support import TEST_AWS_ENV, Container, Containers
+from testkit.support import answers, free_port, http_get, locust_results, wait_until
 
 from smload.errors import base_type
 

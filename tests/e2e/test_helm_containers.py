@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from docker_support import IMAGE, TEST_AWS_ENV, Container, Containers
-from helmchart import MASTER, WORKER, render, template
 from prometheus_client.parser import text_string_to_metric_families
-from support import answers, free_port, http_get, http_post, wait_until
+from testkit.docker_support import IMAGE, TEST_AWS_ENV, Container, Containers
+from testkit.helmchart import MASTER, WORKER, render, template
+from testkit.support import answers, free_port, http_get, http_post, wait_until
 
 REQUEST = '{"inputs": "hello from a ConfigMap"}'
 LOCAL_ONLY = {"master": {"extraEnv": [{"name": "LOCUST_WEB_HOST", "value": "127.0.0.1"},

@@ -10,7 +10,7 @@ import math
 import subprocess
 
 import pytest
-from support import (
+from testkit.support import (
     ARTIFACTS,
     BIN,
     REPO,
@@ -149,7 +149,7 @@ def test_instances_from_describe_endpoint(procs, tmp_path):
     (["--instances", "2", "--slo", "error_rate<1%"], "locust: error: --slo: 'error_rate<1%': an SLO is a latency bound"),
     (["--instances", "2", "--slo", "p99<300"], "locust: error: --slo: 'p99<300': p99 is a latency: give its unit"),
     (["--instances", "2", "--max-error-rate", "0.01"], "locust: error: --max-error-rate: '0.01': give a percentage, e.g. 1%"),
-    (["--instances", "2", "--step-factor", "1"], "locust: error: --step-factor: 1.0 must be between 1.1 and 10"),
+    (["--instances", "2", "--step-factor", "1"], "locust: error: --step-factor: 1 must be between 1.1 and 10"),
     (["--instances", "0"], "locust: error: --instances: 0 must be at least 1"),
     (["--instances", "2", "--reset-stats"], "locust: error: --reset-stats: cannot be used with --calibrate"),
 ])

@@ -5,13 +5,13 @@ a queueing model (tests/endpoint_model.py); real runs are rendered by test_calib
 
 import json
 
-from endpoint_model import ClosedLoopEndpoint, run
-from support import ARTIFACTS, render_in_chromium
+from testkit.endpoint_model import ClosedLoopEndpoint, run
+from testkit.support import ARTIFACTS, render_in_chromium
 
-from smload import reports
-from smload.calibration import Instances, Search, Settings, summarize
-from smload.checks import Observed, evaluate, parse_all
-from smload.histogram import Histogram
+from smload.calibration.search import Instances, Search, Settings, summarize
+from smload.measure.histogram import Histogram
+from smload.results import reports
+from smload.results.checks import Observed, evaluate, parse_all
 
 
 def assert_clean(page):

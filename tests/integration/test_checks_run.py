@@ -11,7 +11,7 @@ import signal
 from urllib.parse import urlencode
 
 import pytest
-from support import (
+from testkit.support import (
     ARTIFACTS,
     REPO,
     answers,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from support import distributed_args, locust_results, run_locust, start_emulator
+from testkit.support import distributed_args, locust_results, run_locust, start_emulator
 
 from smload.errors import base_type
 

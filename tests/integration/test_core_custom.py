@@ -3,9 +3,10 @@ overrides and names; counted against the emulator exactly like the bundled locus
 
 from __future__ import annotations
 
+import json
 import textwrap
 
-from support import distributed_args, locust_results, run_locust, start_emulator
+from testkit.support import distributed_args, locust_results, run_locust, start_emulator
 
 CONFIG = """
 endpoints:
@@ -50,7 +51,8 @@ def test_custom_locustfile_overrides_and_names(procs, tmp_path):
     result = run_locust(
         "--headless", "--metrics-port", "0", "-u", "6", "-r", "6", "-t", "4s", "--stop-timeout", "10", "--json",
         "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "body.json"), *distributed_args(), locustfile=locustfile,
+        "--payload", str(tmp_path / "body.json"), "--report", str(tmp_path / "report"), *distributed_args(),
+        locustfile=locustfile,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     assert "Traceback" not in result.stderr
@@ -61,5 +63,6 @@ def test_custom_locustfile_overrides_and_names(procs, tmp_path):
     assert streamed > 0 and pinned_and_any_b > 0 and ours.requests[("InvokeEndpoint", "ab/variant-a")] > 0
     assert server["variant-b"]["requests"] == pinned_and_any_b + streamed
     assert server["variant-a"]["requests"] == ours.requests[("InvokeEndpoint", "ab/variant-a")]
-    assert ours.requests[("InvokeEndpointWithResponseStream", "renamed TTFB")] == streamed
+    report = {(n["type"], n["name"]): n for n in json.loads((tmp_path / "report" / "report.json").read_text())["names"]}
+    assert report[("InvokeEndpointWithResponseStream", "renamed")]["ttfb_ms"]["count"] == streamed
     assert ours.failures == {}

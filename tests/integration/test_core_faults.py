@@ -5,7 +5,7 @@ the variant the client asked for (here none: ``unknown``). No client retries: on
 from __future__ import annotations
 
 import pytest
-from support import distributed_args, locust_results, run_locust, start_emulator
+from testkit.support import distributed_args, locust_results, run_locust, start_emulator
 
 from smload.errors import base_type
 

@@ -17,19 +17,20 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from support import TEST_ACCESS_KEY, TEST_SECRET_KEY, aws_env, locust_results, run_locust, start_moto
+from testkit.support import TEST_ACCESS_KEY, TEST_SECRET_KEY, aws_env, locust_results, run_locust, start_moto
 
 from smload.emulator import wire
 
 OPTIONS = [
     "--accept", "application/json", "--custom-attributes", "trace=abc;  mode=1",
     "--target-variant", "variant-b", "--target-container-hostname", "container-1",
-    "--inference-component", "component-1",
+    "--inference-component", "component-1", "--session-id", "NEW_SESSION", "--inference-id", "run 42/a",
 ]
 # headers the request is made of (the rest, User-Agent and the SDK's bookkeeping, may differ)
 COMPARED = ("host", "content-type", "content-length", "accept", "x-amzn-sagemaker-accept", "x-amz-security-token",
             "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-target-variant", "x-amzn-sagemaker-target-model",
-            "x-amzn-sagemaker-target-container-hostname", "x-amzn-sagemaker-inference-component")
+            "x-amzn-sagemaker-target-container-hostname", "x-amzn-sagemaker-inference-component",
+            "x-amzn-sagemaker-session-id", "x-amzn-sagemaker-inference-id", "x-amzn-sagemaker-enable-explanations")
 
 
 class Recorder:
@@ -104,7 +105,7 @@ def valid_signature(request_line: str, headers: dict[str, str], body: bytes, url
 def capture(recorder: Recorder, tmp_path, client: str, stream: bool, *more: str, env=None):
     recorder.requests = []
     (tmp_path / "body.csv").write_text("1.5,2.5,3.5\n")
-    extra = ["--stream"] if stream else ["--target-model", "model-a.tar.gz"]
+    extra = ["--stream"] if stream else ["--target-model", "model-a.tar.gz", "--enable-explanations", "`true`"]
     result = run_locust(
         "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5",
         "--endpoint-name", "same-ep", "--endpoint-url", recorder.url, "--region", "eu-west-1",
@@ -141,6 +142,8 @@ def test_fast_and_boto3_send_the_same_request(tmp_path, stream):
     assert body == b"1.5,2.5,3.5\n" and headers["content-type"] == "text/csv"
     assert headers["x-amzn-sagemaker-custom-attributes"] == "trace=abc;  mode=1"
     assert headers["x-amzn-sagemaker-accept" if stream else "accept"] == "application/json"
+    assert (headers["x-amzn-sagemaker-session-id"], headers["x-amzn-sagemaker-inference-id"]) == ("NEW_SESSION", "run 42/a")
+    assert headers.get("x-amzn-sagemaker-enable-explanations") == (None if stream else "`true`")
     assert scope == "eu-west-1/sagemaker/aws4_request"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from support import REPO, answers, aws_env, free_port, start_emulator
+from testkit.support import REPO, answers, aws_env, free_port, start_emulator
 
 
 def clean_env(tmp_path, **extra: str) -> dict[str, str]:

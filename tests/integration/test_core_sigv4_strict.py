@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from support import aws_env, distributed_args, locust_results, run_locust, start_emulator
+from testkit.support import aws_env, distributed_args, locust_results, run_locust, start_emulator
 
 KEY_ID, SECRET = "AKIDSTRICTLONGTERM01", "long/term/secret+key/0123456789abcdefghij"
 TEMP_KEY_ID, TEMP_SECRET, TOKEN = "ASIASTRICTSESSION001", "session/secret/key/abcdefghij0123456789", "FwoGZXIvYXdzEBYaD+session/token=="

@@ -10,7 +10,7 @@ import subprocess
 import urllib.parse
 
 import pytest
-from support import (
+from testkit.support import (
     Procs,
     aws_env,
     distributed_args,

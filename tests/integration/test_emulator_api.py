@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
-from support import BIN, aws_env, http_get, http_post, runtime_client, start_emulator
+from testkit.support import BIN, aws_env, http_get, http_post, runtime_client, start_emulator
 
 ERRORS_CONFIG = """
 endpoints:

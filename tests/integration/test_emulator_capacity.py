@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from support import start_emulator
+from testkit.support import start_emulator
 
 # Default mode accepts any well-formed SigV4 header: these drivers need no real signature.
 HEADERS = {

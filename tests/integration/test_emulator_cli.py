@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from support import AB_TEST_CONFIG, BIN, aws_env, free_port, runtime_client, start_emulator
+from testkit.support import AB_TEST_CONFIG, BIN, aws_env, free_port, runtime_client, start_emulator
 
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 
 from botocore.exceptions import ClientError
-from support import http_get, runtime_client, start_emulator, wait_until
+from testkit.support import http_get, runtime_client, start_emulator, wait_until
 
 FAULTS_CONFIG = """
 endpoints:

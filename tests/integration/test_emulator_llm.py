@@ -15,7 +15,7 @@ import threading
 import openai
 import pytest
 from botocore.credentials import Credentials
-from support import (
+from testkit.support import (
     BIN,
     REPO,
     TEST_ACCESS_KEY,

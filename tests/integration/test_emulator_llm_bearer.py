@@ -17,7 +17,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from support import TEST_ACCESS_KEY, TEST_SECRET_KEY, start_emulator
+from testkit.support import TEST_ACCESS_KEY, TEST_SECRET_KEY, start_emulator
 
 from smload.bearer import PREFIX, TokenSource, mint
 

@@ -11,7 +11,7 @@ import statistics
 import threading
 import time
 
-from support import start_emulator
+from testkit.support import start_emulator
 
 CONFIG = """
 endpoints:

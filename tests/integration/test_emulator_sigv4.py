@@ -15,7 +15,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from support import TEST_ACCESS_KEY, TEST_SECRET_KEY, runtime_client, start_emulator
+from testkit.support import TEST_ACCESS_KEY, TEST_SECRET_KEY, runtime_client, start_emulator
 
 TEMP_KEY, TEMP_SECRET, TEMP_TOKEN = "ASIASMLOADTEMP000001", "temporary/secret/key/000000000000000000000", "FwoGZXIvYXdzEXAMPLETOKEN+/=="
 OLD_KEY, OLD_SECRET, OLD_TOKEN = "ASIASMLOADEXPIRED001", "expired/secret/key/00000000000000000000000", "FwoGZXIvOLDTOKEN"

@@ -14,7 +14,7 @@ import json
 import math
 import random
 
-from support import BIN, answers, free_port, prometheus_config, start_prometheus, wait_until
+from testkit.support import BIN, answers, free_port, prometheus_config, start_prometheus, wait_until
 
 QUANTILES = (0.5, 0.95, 0.99)
 DEFAULT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -8,7 +8,16 @@ endpoint does not exist there. Each failure is logged once, clearly, with the pe
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
-from support import answers, aws_env, free_port, http_get, locust_cmd, start_emulator, start_moto, wait_until
+from testkit.support import (
+    answers,
+    aws_env,
+    free_port,
+    http_get,
+    locust_cmd,
+    start_emulator,
+    start_moto,
+    wait_until,
+)
 
 
 def test_access_denied_and_a_missing_endpoint_are_logged_once_and_the_test_goes_on(procs, tmp_path):

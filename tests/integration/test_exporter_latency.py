@@ -1,4 +1,4 @@
-"""The latency plumbing (``smload.exporter.latency``) across real Locust processes: every request
+"""The measurements (``smload.measure``) across real Locust processes: every request
 a worker fires reaches the master's views exactly once - per name, per latency bucket, per error
 type - whether the run is local, ``--processes`` or explicit ``--master``/``--worker`` processes,
 over a stats reset and two tests in the same master.
@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import (
+from testkit.support import (
     REPO,
     aws_env,
     distributed_args,
@@ -24,7 +24,8 @@ from support import (
     wait_until,
 )
 
-from smload.histogram import Histogram
+from smload.measure.histogram import Histogram
+from smload.measure.series import Series
 
 SYNTHETIC = REPO / "tests" / "locustfiles" / "synthetic.py"
 
@@ -53,8 +54,9 @@ def truth(books: list[dict]) -> dict[str, dict]:
 
 def assert_view_is(view: dict[str, list], expected: dict[str, dict]) -> None:
     assert sorted(view) == sorted(expected)
-    for key, (requests, hist_wire, response_bytes, failures) in view.items():
-        hist = Histogram.from_wire(hist_wire)
+    for key, wire in view.items():
+        series = Series.from_wire(wire)
+        requests, hist, response_bytes, failures = series.requests, series.histogram, series.response_bytes, series.failures
         want = expected[key]
         assert requests == want["requests"], key
         assert hist.counts == want["histogram"].counts, key  # bucket for bucket

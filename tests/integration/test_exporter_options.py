@@ -6,7 +6,16 @@ from __future__ import annotations
 import socket
 
 import pytest
-from support import answers, aws_env, free_port, http_get, locust_cmd, run_locust, start_emulator, wait_until
+from testkit.support import (
+    answers,
+    aws_env,
+    free_port,
+    http_get,
+    locust_cmd,
+    run_locust,
+    start_emulator,
+    wait_until,
+)
 
 VALID = ["--endpoint-name", "ep", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1"]
 

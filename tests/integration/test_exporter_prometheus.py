@@ -29,9 +29,9 @@ import subprocess
 import time
 
 import pytest
-from dashboards import load, metric_names, queries, resolve_variables, substitute
 from prometheus_client.parser import text_string_to_metric_families
-from support import (
+from testkit.dashboards import load, metric_names, queries, resolve_variables, substitute
+from testkit.support import (
     LOCUSTFILE,
     REPO,
     Procs,
@@ -291,3 +291,25 @@ def test_cloudwatch_gauges_from_moto(run):
     assert gauge(before, "sagemaker_instances", "variant-b") == 1
     assert gauge(after, "sagemaker_instances", "variant-b") == 3  # autoscaling, seen at the next poll
     assert gauge(after, "sagemaker_instances", "variant-a") == 2
+
+
+def test_promtool_finds_nothing_to_lint_in_the_request_families():
+    """promtool's exposition linter on the hand-rendered request families (the unit tests parse them back)."""
+    import shutil
+
+    from smload.exporter.exposition import RequestMetrics
+    from smload.measure.series import Series
+    from smload.record import Identity
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: run `make tools` (Debian: apt-get install prometheus)"
+    lifetime = {}
+    for i in range(3):
+        s = lifetime[Identity("InvokeEndpoint", f"ep/v{i}")] = Series()
+        for ms in (5.0, 50.0):
+            s.requests += 1
+            s.histogram.record(ms)
+        s.failures["ThrottlingException"] = 1
+    text = RequestMetrics(max_names=2).render(lifetime)
+    result = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout and not result.stderr, result

@@ -9,7 +9,7 @@ import signal
 import time
 
 from prometheus_client.parser import text_string_to_metric_families
-from support import (
+from testkit.support import (
     LOCUSTFILE,
     free_port,
     http_get,

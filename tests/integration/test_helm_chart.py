@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
-from helmchart import (
+from kubernetes_validate.utils import SchemaNotFoundError, latest_version
+from testkit.helmchart import (
     FULLNAME,
     MASTER,
     MATRIX,
@@ -29,7 +30,6 @@ from helmchart import (
     render,
     template,
 )
-from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 
 K8S_VERSIONS = ["1.29.0", latest_version()]
 @pytest.fixture(scope="module")

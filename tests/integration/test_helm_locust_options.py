@@ -1,8 +1,9 @@
 """The containers' Locust settings, as the chart renders them (``LOCUST_*`` variables and
 arguments), parsed by Locust's own parser with the bundled locustfile's options loaded (the load
-generator's, the exporter's, the checks'): every variable is one Locust knows, every argument is
-accepted, and each value lands on the option it is meant for. A misspelt variable would otherwise be
-ignored without a word."""
+generator's, the exporter's, the checks'), then read by each option's own declaration
+(``smload.flags``): every variable is one Locust knows, every argument is accepted, and each value
+lands on the option it is meant for, typed as the load generator checks it. A misspelt variable would
+otherwise be ignored without a word."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from helmchart import MASTER, MATRIX, WORKER, container, find, render
-from support import LOCUSTFILE, REPO
+from testkit.helmchart import MASTER, MATRIX, WORKER, container, find, render
+from testkit.support import LOCUSTFILE, REPO
 
 # Runs in a subprocess: importing Locust monkey-patches the process for gevent.
 PARSE = r"""
@@ -20,13 +21,16 @@ import importlib.util, json, sys
 from locust import argument_parser
 spec = importlib.util.spec_from_file_location("locustfile", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))   # registers the plugins' options
+from smload import flags
 parser = argument_parser.get_parser()
 known = sorted({a.env_var for a in parser._actions if getattr(a, "env_var", None)})
 out = []
 for case in json.load(sys.stdin):
     try:
         parsed = parser.parse_args(case["args"], env_vars=case["env"])
-        out.append({"parsed": {k: v for k, v in vars(parsed).items() if isinstance(v, (str, int, float, bool, list, type(None)))}})
+        values = {k: v for k, v in vars(parsed).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+        values.update({o.dest: o.read(parsed) for g in flags.groups() for o in g.options if not o.required})
+        out.append({"parsed": values})
     except SystemExit as exit:
         out.append({"error": exit.code})
 print(json.dumps({"env_vars": known, "results": out}))
@@ -77,6 +81,7 @@ def test_values_land_on_their_options(rendered_containers):
     assert m["payload"] == "/opt/smload/payloads/small.json"
     assert m["check"] == ["p99 < 1s; error_rate < 1%"]  # one value, which the checks split at ';'
 
+    assert (m["session_id"], m["inference_id"], m["enable_explanations"]) == ("NEW_SESSION", "nightly-42", "`true`")
     assert m["loglevel"] == "DEBUG"
     assert (m["cloudwatch"], m["cloudwatch_interval"]) == (True, 30.0)
 
@@ -88,3 +93,20 @@ def test_values_land_on_their_options(rendered_containers):
     assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust")
     assert jm["report"] == "/var/lib/smload"
     assert jw["worker"] is True and jw["master_host"] == MASTER
+
+
+def test_every_declared_option_can_be_set_from_the_chart():
+    """The chart's env mapping against the declarations: each LOCUST_* variable the chart sets is a
+    declared option's, and any declared option (the ones without a named value too) is reachable
+    through ``options`` with the variable its declaration names."""
+    from smload import flags
+    from smload.calibration import options as _c  # noqa: F401 - registers the groups, as the plugin does
+    from smload.invoke import options as _e  # noqa: F401
+    from smload.run import options as _v  # noqa: F401
+
+    declared = {o.env: o for g in flags.groups() for o in g.options}
+    every = {o.flag.lstrip("-"): "x" for o in declared.values()}
+    master = container(find(render({"options": every}), "Deployment", MASTER))
+    env = {e["name"]: e.get("value") for e in master["env"]}
+    for variable, option in declared.items():
+        assert env.get(variable) == "x", f"options.{option.flag.lstrip('-')} does not set {variable}"

@@ -4,14 +4,15 @@ schema can say, the chart's own ``fail`` for the rest (mutually exclusive source
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 import yaml
-from helmchart import CHART, render, render_error
-from support import REPO
+from testkit.helmchart import CHART, render, render_error
+from testkit.support import REPO
 
 SCHEMA_HEADER = "values don't meet the specifications of the schema"
 
@@ -88,8 +89,9 @@ def test_values_reference_is_up_to_date_and_complete():
     """helm/sagemaker-loadtest/README.md's table is generated from the schema (make helm-docs)."""
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "helm_values_table.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    sys.path.insert(0, str(REPO / "scripts"))
-    import helm_values_table
+    spec = importlib.util.spec_from_file_location("helm_values_table", REPO / "scripts" / "helm_values_table.py")
+    helm_values_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helm_values_table)
 
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())

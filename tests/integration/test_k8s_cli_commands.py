@@ -9,9 +9,9 @@ import json
 import re
 
 import pytest
-from helmchart import MASTER, NAMESPACE, RELEASE, WORKER
-from k8s_release import deploy
-from support import Procs, http_get, http_post, wait_until
+from testkit.helmchart import MASTER, NAMESPACE, RELEASE, WORKER
+from testkit.k8s_release import deploy
+from testkit.support import Procs, http_get, http_post, wait_until
 
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/part-of=sagemaker-loadtest"
 PROXY = f"/api/v1/namespaces/{NAMESPACE}/services/{MASTER}:web/proxy/"

@@ -11,10 +11,10 @@ import os
 import subprocess
 
 import pytest
-from helmchart import MASTER, NAMESPACE, RELEASE, WORKER, render
-from k8s_release import TOKEN
-from k8s_standin import StandIn
-from support import BIN, free_port
+from testkit.helmchart import MASTER, NAMESPACE, RELEASE, WORKER, render
+from testkit.k8s_release import TOKEN
+from testkit.k8s_standin import StandIn
+from testkit.support import BIN, free_port
 
 
 def smload_k8s(kubeconfig: str, tmp, *args: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 latencies, sizes and failures drawn at random, and every process keeps its own record of exactly
 what it fired, independently of the plumbing under test. At exit each process writes what it knows
 to ``$SMLOAD_TEST_OUT``: workers (and a local runner) what they fired, the master (and a local
-runner) the plumbing's views and Locust's own totals. ``GET /smload-test/views`` shows the master's
+runner) the measurements' views and Locust's own totals. ``GET /smload-test/views`` shows the master's
 views live.
 
 Environment: ``SMLOAD_TEST_OUT`` (a directory), ``SYNTH_NAMES`` (request names, default 3),
@@ -17,7 +17,8 @@ from collections import defaultdict
 from locust import User, constant, events, task
 from locust.runners import WorkerRunner
 
-import smload.exporter.latency as latency
+import smload.run.hooks  # noqa: F401 - the plugin: the measurements under test, and the exporter
+from smload.measure import store
 
 OUT = os.environ["SMLOAD_TEST_OUT"]
 NAMES = [f"synthetic/name-{i}" for i in range(int(os.environ.get("SYNTH_NAMES", "3")))]
@@ -74,12 +75,12 @@ def _new_test(environment, **_kwargs):
 
 def _views(environment):
     def wire(view):
-        return {f"{rt}|{name}": series.to_wire() for (rt, name), series in view.items()}
+        return {f"{identity.api}|{identity.name}": series.to_wire() for identity, series in view.items()}
 
     stats = environment.stats
     return {
-        "lifetime": wire(latency.lifetime(environment)),
-        "test": wire(latency.test_series(environment)),
+        "lifetime": wire(store.of(environment).lifetime()),
+        "test": wire(store.of(environment).test()),
         "locust": {
             "requests": stats.total.num_requests,
             "failures": stats.total.num_failures,

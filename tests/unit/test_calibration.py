@@ -2,10 +2,10 @@
 the step schedule, the stop rules, the bisection, the summary and the recommendation maths."""
 
 import pytest
-from endpoint_model import ClosedLoopEndpoint, run
+from testkit.endpoint_model import ClosedLoopEndpoint, run
 
-from smload import autoscaling
-from smload.calibration import (
+from smload.calibration import policies
+from smload.calibration.search import (
     ERROR_RATE,
     MAX_STEPS,
     MAX_USERS,
@@ -16,7 +16,7 @@ from smload.calibration import (
     Settings,
     summarize,
 )
-from smload.checks import parse_all
+from smload.results.checks import parse_all
 
 
 def users_tried(search):
@@ -187,4 +187,4 @@ def test_summary_without_a_good_step_has_no_recommendation():
 
 @pytest.mark.parametrize("rps, safety, expected", [(160.0, 0.5, 4800.0), (0.01, 0.5, 1.0), (33.3, 0.3, 599.0)])
 def test_invocations_target(rps, safety, expected):
-    assert autoscaling.invocations_target(rps, safety) == expected
+    assert policies.invocations_target(rps, safety) == expected

@@ -2,8 +2,17 @@
 
 import pytest
 
-from smload.checks import Observed, evaluate, exit_code, format_value, parse, parse_all, split_values, table
-from smload.histogram import Histogram
+from smload.measure.histogram import Histogram
+from smload.results.checks import (
+    Observed,
+    evaluate,
+    exit_code,
+    format_value,
+    parse,
+    parse_all,
+    split_values,
+    table,
+)
 from smload.usage import UsageError
 
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from smload.payloads import MAX_BODY_BYTES, PayloadPicker, load
+from smload.invoke.payloads import MAX_BODY_BYTES, PayloadPicker, load
 from smload.usage import MissingOption, UsageError
 
 

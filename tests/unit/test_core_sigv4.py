@@ -9,8 +9,8 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from smload.payloads import Payload
-from smload.sigv4 import Signer, host_header, signing_key
+from smload.invoke.payloads import Payload
+from smload.invoke.sigv4 import Signer, host_header, signing_key
 
 NOW = datetime.datetime(2026, 3, 1, 23, 59, 59, tzinfo=datetime.UTC)
 

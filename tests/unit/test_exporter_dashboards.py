@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-from dashboards import BUILTINS, DASHBOARDS, load, panels, queries, substitute
-from support import REPO
+from testkit.dashboards import BUILTINS, DASHBOARDS, load, panels, queries, substitute
+from testkit.support import REPO
 
 DOCKER = REPO / "docker"
 BOARDS = load()
@@ -55,7 +55,7 @@ def test_provisioning_matches_the_compose_stack():
     assert datasource["url"] == "http://prometheus:9090" and datasource["isDefault"] and "prometheus" in compose
     provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/sagemaker-loadtest.yaml").read_text())["providers"][0]
     mounts = compose["grafana"]["volumes"]
-    assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
+    assert f"../helm/sagemaker-loadtest/dashboards:{provider['options']['path']}:ro" in mounts
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
     home = compose["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == f"{provider['options']['path']}/overview.json"

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from smload.histogram import RELATIVE_ERROR, Histogram
+from smload.measure.histogram import RELATIVE_ERROR, Histogram
 
 
 def exact_quantile(values, q):

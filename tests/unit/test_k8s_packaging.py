@@ -4,7 +4,7 @@ while the editable install of the tests finds it anyway."""
 
 import tomllib
 
-from support import REPO
+from testkit.support import REPO
 
 
 def test_every_package_directory_is_listed():

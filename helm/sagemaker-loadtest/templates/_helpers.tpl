@@ -225,6 +225,10 @@ worker needs only the master's address, the locustfile and the files that option
 - name: LOCUST_PAYLOAD_SEED
   value: {{ .Values.payload.seed | toString | quote }}
 {{- end }}
+{{- range $flag, $value := .Values.options }}
+- name: {{ printf "LOCUST_%s" ($flag | upper | replace "-" "_") }}
+  value: {{ $value | toString | quote }}
+{{- end }}
 {{- end }}
 
 {{/* What both roles need: the locustfile, and the SDK's region (STS for IRSA, Pod Identity). */}}

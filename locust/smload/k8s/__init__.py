@@ -15,16 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..usage import EXIT_USAGE, UsageError
+from .. import exit_codes
+from ..usage import UsageError
 from .api import Api, ApiError
 from .connect import connect
 from .master import RUNNING_STATES, Master, MasterUnavailable, aggregated, connected_workers
 from .release import Release, ReleaseError, find_release
 
-EXIT_FAILED = 1
 READY_TIMEOUT = 60.0  # seconds for workers to be ready, and for a started test to run
 WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
-EXIT_CHECK_FAILED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             api.close()
     except UsageError as error:
-        return _error(str(error), EXIT_USAGE)
+        return _error(str(error), exit_codes.USAGE)
     except ReleaseError as error:
-        return _error(str(error), EXIT_USAGE)
+        return _error(str(error), exit_codes.USAGE)
     except MasterUnavailable as error:
-        return _error(str(error), EXIT_FAILED)
+        return _error(str(error), exit_codes.FAILED)
     except ApiError as error:
         hint = " (allowed by the chart's rbac.create=true and rbac.subjects)" if error.status == 403 else ""
-        return _error(f"Kubernetes API: {error}{hint}", EXIT_FAILED)
+        return _error(f"Kubernetes API: {error}{hint}", exit_codes.FAILED)
     except KeyboardInterrupt:
         return 130
 
@@ -134,7 +133,7 @@ def scale(api: Api, release: Release, args: argparse.Namespace) -> int:
     if seen != args.workers:
         _say(f"the master counts {seen} workers, not {args.workers}, after {args.timeout:g}s "
              f"(kubectl -n {release.namespace} get pods -l app.kubernetes.io/instance={release.name})")
-        return EXIT_FAILED
+        return exit_codes.FAILED
     _say(f"{seen} workers connected")
     return 0
 
@@ -150,7 +149,7 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
     stats = _follow(master, release, _seconds(run_time) + max(60.0, users / spawn_rate), args.interval)
     if stats is None:
-        return EXIT_FAILED
+        return exit_codes.FAILED
     stats = _final(master, stats)
 
     report = Path(args.report or f"{release.name}-report.html")
@@ -162,8 +161,8 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
         for line in verdict["table"]:
             _say(line)
         # As a headless run's verdict (smload.verdict): with checks, they alone say what is acceptable.
-        return 0 if verdict["passed"] else EXIT_CHECK_FAILED
-    return EXIT_FAILED if total.get("num_failures") else 0
+        return 0 if verdict["passed"] else exit_codes.CHECK_FAILED
+    return exit_codes.FAILED if total.get("num_failures") else 0
 
 
 def _run_settings(release: Release, args: argparse.Namespace) -> tuple[int, float, str, list[str]]:
@@ -294,6 +293,6 @@ def _seconds(timespan: str) -> float | None:
 
 def _checks(values: list[str]) -> list[str]:
     """The check expressions, each checked here before any load (smload.checks, no Locust import)."""
-    from ..checks import parse_all
+    from ..results.checks import parse_all
 
     return [check.text for check in parse_all(values)]

@@ -1,0 +1,274 @@
+"""Calibration inside Locust: ``--calibrate`` turns any run of the bundled locustfile into a step
+load driven by the master (or the local runner), identical on a laptop (``--processes N``) and in
+the Helm chart's job mode. :mod:`.search` decides the steps; this module runs them and
+measures each one.
+
+How a step is measured (the master only sees what the workers report, every ~3 s):
+
+* Throughput and errors come from Locust's per-second request counters (``num_reqs_per_sec``,
+  keyed by the second each request *completed* on its worker, merged on the master), summed over
+  the whole seconds ``[a, b)``: ``a`` = step start + warm-up, ``b`` = ``a`` + step time. The step
+  ends only once every worker has reported after ``b``, so these seconds are complete: the
+  report lag costs time, never accuracy.
+* Latency percentiles come from the merged histograms (``smload.measure``), as the difference of two
+  snapshots: one taken once every worker has reported after ``a`` (so that nothing of the warm-up
+  is in it), one at the step's end. Only this step's users are running in between.
+* Load generator health: the busiest process's CPU and event-loop lag over the window
+  (:mod:`smload.measure.health`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from locust import LoadTestShape
+from locust.runners import STATE_MISSING, MasterRunner
+
+from smload.invoke import control_plane
+from smload.invoke.options import Settings as EndpointSettings
+from smload.measure.histogram import Histogram
+from smload.measure.store import Measurements
+from smload.record import Identity
+from smload.results import reports
+from smload.usage import UsageError
+
+from . import search as calibration
+from .options import Calibration
+from .search import Instances, Search, Traffic, Window
+
+logger = logging.getLogger("smload.calibration")
+console = logging.getLogger("locust.stats_logger")
+
+REPORT_SLACK_S = 0.25  # a report must arrive this long after a boundary to cover every request before it
+REPORT_WAIT_MAX_S = 15.0  # a worker silent for longer is left out of the boundary wait (logged)
+
+
+# --- the shape ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Mark:
+    """A snapshot of the master's merged state at one instant."""
+
+    histograms: dict[Identity, Histogram]
+    errors: dict[tuple[Identity, str], int]  # (identity, error type) -> failures so far
+
+
+@dataclass
+class _Step:
+    users: int
+    started: float  # wall clock
+    a: int  # the measured seconds [a, b)
+    b: int
+    first: _Mark | None = None
+
+
+class CalibrationShape(LoadTestShape):
+    """Runs :class:`smload.calibration.Search` step by step (``tick`` is called about once a second)."""
+
+    abstract = False
+
+    def __init__(self, calibration: Calibration, endpoint: EndpointSettings, instances: Instances,
+                 measurements: Measurements, runner: Any):
+        super().__init__()
+        self.calibration = calibration
+        self.settings = calibration.search
+        self.endpoint = endpoint
+        self.instances = instances
+        self.measurements = measurements
+        self.runner = runner
+        self.search = Search(self.settings)
+        self.step: _Step | None = None
+        self.health = measurements.health
+        self.started_wall = time.time()
+        self.summary: dict | None = None
+        self.completed = False  # the search ran to one of its stop rules
+
+    def reset_time(self) -> None:  # Locust calls this when the shape (re)starts
+        super().reset_time()
+        self.search = Search(self.settings)
+        self.step = None
+        self.summary = None
+        self.completed = False
+        self.started_wall = time.time()
+
+    # --- tick --------------------------------------------------------------------------------
+
+    def tick(self) -> tuple[int, float] | None:
+        now = time.time()
+        if self.summary is not None:
+            return None
+        step = self.step
+        if step is None:
+            return self._begin(self.search.next_users(), now)
+        if not isinstance(self.runner, MasterRunner):
+            self.health.add_local(self.measurements.probe)
+        if step.first is None:
+            if now >= step.a and self._reported_since(step.a, now):
+                step.first = self._mark()
+            return self._hold(step)
+        if now >= step.b and self._reported_since(step.b, now):
+            window = self._window(step, self._mark())
+            recorded = self.search.record(window)
+            self._log_step(recorded)
+            return self._begin(self.search.next_users(), now)
+        return self._hold(step)
+
+    def _begin(self, users: int | None, now: float) -> tuple[int, float] | None:
+        if users is None:
+            self.completed = True
+            self.finish()
+            return None
+        a = math.ceil(now + self.settings.warmup_s)
+        previous = self.step.users if self.step else 0
+        self.step = _Step(users, now, a, a + math.ceil(self.settings.measure_s))
+        return users, float(max(1, abs(users - previous)))  # the whole step's users in one wave
+
+    def _hold(self, step: _Step) -> tuple[int, float]:
+        return step.users, float(max(1, step.users))
+
+    def _workers(self) -> list[Any]:
+        runner = self.runner
+        if isinstance(runner, MasterRunner):
+            return [c for c in runner.clients.values() if c.state != STATE_MISSING]
+        return []
+
+    def _reported_since(self, boundary: float, now: float) -> bool:
+        """Every worker has reported after ``boundary`` (a local runner records as it goes)."""
+        last = self.measurements.last_report
+        late = [w.id for w in self._workers() if last.get(w.id, 0) < boundary + REPORT_SLACK_S]
+        if late and now - boundary > REPORT_WAIT_MAX_S:
+            logger.warning("no report from worker(s) %s for %.0f s: measuring without waiting for them", late,
+                           now - boundary)
+            return True
+        return not late
+
+    # --- measuring ---------------------------------------------------------------------------
+
+    def _mark(self) -> _Mark:
+        series = self.measurements.test()
+        return _Mark({key: s.histogram.copy() for key, s in series.items()},
+                     {(key, error): n for key, s in series.items() for error, n in s.failures.items()})
+
+    def _window(self, step: _Step, last: _Mark) -> Window:
+        stats = self.runner.stats
+        seconds = range(step.a, step.b)
+        span = step.b - step.a
+        first = step.first or _Mark({}, {})
+        names: dict[Identity, Traffic] = {}
+        for identity, histogram in sorted(last.histograms.items()):
+            entry = stats.entries.get((identity.name, identity.api))
+            requests = sum(entry.num_reqs_per_sec.get(t, 0) for t in seconds) if entry else 0
+            failures = sum(entry.num_fail_per_sec.get(t, 0) for t in seconds) if entry else 0
+            before = first.histograms.get(identity)
+            window = histogram.since(before) if before is not None else histogram
+            if requests or window.count:
+                names[identity] = Traffic(requests, failures, requests / span, window)
+        total = Traffic()
+        for t in names.values():
+            total.add(t)
+        errors: dict[str, int] = {}
+        for (_identity, error), count in last.errors.items():
+            delta = count - first.errors.get((_identity, error), 0)
+            if delta:
+                errors[error] = errors.get(error, 0) + delta
+        origin = self.started_wall
+        cpu, lag = self.health.window(step.a, time.time())
+        return Window(step.users, step.started - origin, step.a - origin, step.b - origin, total, names, errors, cpu,
+                      lag)
+
+    def _log_step(self, step: calibration.Step) -> None:
+        w = step.window
+        h = w.total.histogram
+        p = {q: (f"{h.quantile(q / 100):.1f}" if h.count else "n/a") for q in (50, 99)}
+        cpu = f"{w.cpu_percent:.0f}%" if w.cpu_percent is not None else "n/a"
+        lag = f"{w.loop_lag_ms:.2f} ms" if w.loop_lag_ms is not None else "n/a"
+        verdict = step.verdict if step.good else f"{step.verdict}: {'; '.join(step.reasons)}"
+        console.info(f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
+                     f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
+                     f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def finish(self, detail: str | None = None) -> dict:
+        """Summarize, print and write the results (once)."""
+        if self.summary is not None:
+            return self.summary
+        if detail:
+            self.search.stop(detail)
+        self.summary = calibration.summarize(
+            self.search, self.instances, self.calibration.safety_factor, self.endpoint.endpoint_name,
+            region=self.endpoint.region, settings=self._run_settings(), started_at=reports.iso_utc(self.started_wall),
+            duration_s=time.time() - self.started_wall,
+        )
+        for line in summary_lines(self.summary):
+            console.info(line)
+        output = self.calibration.output
+        if output:
+            try:
+                paths = reports.write_calibration(output, self.summary)
+                console.info(f"calibration results: {', '.join(str(p) for p in paths[:2])}")
+            except OSError as err:
+                logger.error("--output: cannot write %s: %s", output, err)
+        return self.summary
+
+
+    def finish_at_quit(self) -> None:
+        """The test ends (its end, Ctrl-C, the web UI's stop): keep what was measured."""
+        if self.summary is None and self.search.steps:
+            self.finish("the test was stopped before calibration finished")
+
+    def _run_settings(self) -> dict:
+        e = self.endpoint
+        settings = {"endpoint_name": e.endpoint_name, "endpoint_url": e.endpoint_url, "region": e.region,
+                    "target_variant": e.target_variant, "client": e.client, "stream": e.stream}
+        settings = {key: value for key, value in settings.items() if value not in (None, "", False)}
+        settings["workers"] = self.runner.worker_count if isinstance(self.runner, MasterRunner) else 0
+        return settings
+
+
+def summary_lines(summary: dict) -> list[str]:
+    stop = summary["stop_text"]
+    lines = ["", "=== Calibration ===", f"stopped: {stop}" + (f" ({summary['stop_detail']})" if summary["stop_detail"] else "")]
+    if summary["max_sustainable_rps"] is None:
+        lines.append("no sustainable throughput: no step met the SLO and the error limit")
+    else:
+        lines.append(f"max sustainable throughput: {summary['max_sustainable_rps']:.1f} req/s")
+        if summary["instances"]:
+            lines.append(f"instances: {summary['instances']} ({summary['instances_source']}); "
+                         f"per instance: {summary['max_rps_per_instance']:.1f} req/s")
+            lines.append(f"recommended SageMakerVariantInvocationsPerInstance: "
+                         f"{summary['recommended_invocations_per_instance']:.0f} per minute "
+                         f"(x safety factor {summary['settings']['safety_factor']} x 60)")
+    knee = summary["knee"]
+    if knee:
+        lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
+                     f"{knee['bracket'][1]} users")
+    lines += [f"warning: {w}" for w in summary["warnings"]]
+    return lines
+
+
+def install(environment: Any, runner: Any, calibration: Calibration, endpoint: EndpointSettings,
+            measurements: Measurements, session: Any) -> CalibrationShape:
+    """Make ``--calibrate`` the environment's load shape; raises UsageError (before any load)."""
+    options = environment.parsed_options
+    if getattr(options, "reset_stats", False):
+        raise UsageError("--reset-stats", "cannot be used with --calibrate: each step is measured from the running totals")
+    if environment.shape_class is not None:
+        raise UsageError("--calibrate", f"the locustfile already has a load shape "
+                                        f"({type(environment.shape_class).__name__}): remove it to calibrate")
+    if calibration.instances:
+        instances = Instances("--instances", each=calibration.instances)
+    else:
+        counts = control_plane.describe_instances(session, endpoint.region, endpoint.endpoint_name,
+                                                  endpoint.endpoint_url)
+        instances = Instances("DescribeEndpoint", per_variant=counts)
+    shape = CalibrationShape(calibration, endpoint, instances, measurements, runner)
+    environment.shape_class = shape
+    logger.info("calibration: instances from %s%s", instances.source,
+                f" ({instances.per_variant})" if instances.per_variant else f" ({instances.each} per variant)")
+    return shape

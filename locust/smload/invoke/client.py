@@ -1,0 +1,140 @@
+"""``self.client`` of a :class:`~smload.invoke.user.SageMakerUser`, and the per-process state it shares.
+
+:class:`Runtime` is built once per test in each process that runs users (a worker, or the local
+runner) by the TestRun, from the settings it checked and the credentials it resolved, and kept on
+the Environment (:func:`attach_runtime`): the payload picker, the gate of requests in flight and,
+for ``--client boto3``, the shared boto3 client. :class:`SageMakerClient` turns each invocation into
+one Locust ``request`` event named ``<endpoint>/<variant>`` with a closed-set error type, and hands
+the measurements a :class:`~smload.record.Record` (its identity, the time to the first part of a
+stream) in the event's context.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from locust.exception import StopUser
+
+from smload.errors import RequestFailure
+from smload.record import PARTS, PER_PART, RECORD, TTFB, Identity, Record
+
+from .options import Settings
+from .payloads import Payload, PayloadPicker
+from .transport import Boto3Transport, FastTransport, Outcome
+
+_ATTRIBUTE = "smload_runtime"  # where an Environment keeps the current test's Runtime
+
+
+class Runtime:
+    """What the users of one process share during one test. ``gate`` counts the requests in flight
+    and says when no new one may start (a test that is ending: ``smload.measure.drain``)."""
+
+    def __init__(self, settings: Settings, credentials: Any, session: Any, gate: Any, worker_index: int = 0,
+                 max_users: int = 1):
+        self.settings = settings
+        self.credentials = credentials
+        self.gate = gate
+        self.picker = PayloadPicker(list(settings.payloads), settings.payload_order, settings.payload_seed,
+                                    stream=worker_index)
+        self.ca_bundle = session.get_config_variable("ca_bundle")
+        self._shared = None
+        if settings.client == "boto3":
+            self._shared = Boto3Transport(Boto3Transport.create_client(session, settings, max_users))
+
+    def transport(self) -> FastTransport | Boto3Transport:
+        return self._shared or FastTransport(self.settings, self.credentials, self.ca_bundle)
+
+
+def attach_runtime(environment: Any, runtime: Runtime | None) -> None:
+    """The current test's Runtime of this process; None when its options were refused."""
+    setattr(environment, _ATTRIBUTE, runtime)
+
+
+def runtime_of(environment: Any) -> Runtime | None:
+    return getattr(environment, _ATTRIBUTE, None)
+
+
+class SageMakerClient:
+    """Invokes the endpoint and reports each invocation to Locust."""
+
+    def __init__(self, runtime: Runtime, user: Any):
+        self.settings = runtime.settings
+        self._transport = runtime.transport()
+        self._next_payload = runtime.picker.next
+        self._gate = runtime.gate
+        self._fire = user.environment.events.request.fire
+        self._user = user
+        self._overridden: dict[tuple, Settings] = {}
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def invoke(self, body: bytes | str | None = None, *, content_type: str | None = None, name: str | None = None,
+               **overrides: Any) -> Outcome:
+        """Send one invocation and report it; returns its :class:`~smload.invoke.transport.Outcome`.
+
+        ``body`` defaults to the next ``--payload`` body; ``content_type`` to ``--content-type``,
+        else ``application/json``. Keyword overrides for this call, checked like the options: every
+        SageMaker header option by its name (``target_variant``, ``custom_attributes``, ``accept``,
+        ``target_model``, ``target_container_hostname``, ``inference_component``, ``inference_id``,
+        ``enable_explanations``, ``session_id``), ``endpoint_name`` and ``stream``. ``name``
+        replaces the ``<endpoint>/<variant>`` name of the Locust entry.
+        """
+        settings = self.settings if not overrides else self._with(overrides)
+        if body is None:
+            payload = self._next_payload()
+        else:
+            payload = Payload.of(body, content_type or settings.content_type or "application/json")
+        gate = self._gate
+        if gate.draining:  # the test is ending: finish, do not start
+            raise StopUser()
+        gate.count += 1
+        try:
+            start_time = time.time()
+            outcome = self._transport.invoke(settings, payload)
+            self._report(settings, outcome, start_time, name)
+        finally:
+            gate.count -= 1
+        return outcome
+
+    def _with(self, overrides: dict[str, Any]) -> Settings:
+        key = tuple(sorted(overrides.items()))
+        settings = self._overridden.get(key)
+        if settings is None:
+            settings = self._overridden[key] = self.settings.overridden(**overrides)
+        return settings
+
+    def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None) -> None:
+        target = settings.inference_component or outcome.variant or settings.target_variant
+        identity = Identity.of(settings.api, settings.endpoint_name, target, name)
+        if outcome.first_part_ms is None:
+            record = Record(identity)
+        else:
+            timings: tuple[tuple[str, float], ...] = ((TTFB, outcome.first_part_ms),)
+            if outcome.parts > 1:
+                timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
+            record = Record(identity, timings, ((PARTS, outcome.parts),))
+        context = self._user.context()
+        self._fire(
+            request_type=identity.api,
+            name=identity.name,
+            response_time=outcome.response_time,
+            response_length=outcome.length,
+            exception=RequestFailure(outcome.error, outcome.detail) if outcome.error else None,
+            context={**context, RECORD: record} if context else {RECORD: record},
+            start_time=start_time,
+        )
+
+
+class RefusingClient:
+    """The client of a user whose process has no valid options (already reported): the first
+    invocation stops the user, so that nothing is sent."""
+
+    settings = None
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Outcome:
+        raise StopUser()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,159 @@
+"""Request bodies for ``--payload``: one file, a directory (each file one body), or a JSON Lines
+file (each line one body). Everything is read and checked at start-up, so that a bad file stops
+the test before the first request; each body's SHA-256 is computed once, here, for SigV4.
+
+Import-light (no Locust, no botocore): the master validates with it before anything is spawned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smload.usage import MissingOption, UsageError
+
+OPTION = "--payload"
+MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit on a request body
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+ORDERS = ("random", "round-robin")
+
+# Extensions mimetypes does not know (or knows differently) that inference payloads commonly use.
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".jsonl": "application/jsonlines",
+    ".ndjson": "application/jsonlines",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".npy": "application/x-npy",
+    ".parquet": "application/x-parquet",
+    ".recordio": "application/x-recordio-protobuf",
+    ".pb": "application/x-protobuf",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".wav": "audio/wav",
+}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One request body, ready to send: its bytes, content type and SigV4 payload hash."""
+
+    body: bytes
+    content_type: str
+    sha256: str = field(default="", compare=False)
+    source: str = field(default="", compare=False)  # file (and line) it came from, for messages
+
+    @classmethod
+    def of(cls, body: bytes | str, content_type: str, source: str = "") -> Payload:
+        if isinstance(body, str):
+            body = body.encode()
+        return cls(body, content_type, hashlib.sha256(body).hexdigest(), source)
+
+
+def content_type_for(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _CONTENT_TYPES:
+        return _CONTENT_TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or DEFAULT_CONTENT_TYPE
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise UsageError(OPTION, f"cannot read {str(path)!r}: permission denied") from None
+    except OSError as err:
+        raise UsageError(OPTION, f"cannot read {str(path)!r}: {err.strerror or err}") from None
+
+
+def _check_size(body: bytes, source: str) -> None:
+    if len(body) > MAX_BODY_BYTES:
+        raise UsageError(
+            OPTION,
+            f"{source} is {len(body):,} bytes, over InvokeEndpoint's limit of {MAX_BODY_BYTES:,} bytes (6 MiB): "
+            "make it smaller",
+        )
+
+
+def _json_lines(path: Path, content_type: str | None) -> list[Payload]:
+    data = _read(path)
+    payloads = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        source = f"{path}:{number}"
+        try:
+            json.loads(line)
+        except ValueError as err:
+            raise UsageError(OPTION, f"{source}: invalid JSON ({err}): each line of a JSON Lines file is one request body") from None
+        _check_size(line, source)
+        payloads.append(Payload.of(line.strip(), content_type or "application/json", source))
+    if not payloads:
+        raise UsageError(OPTION, f"{str(path)!r} has no lines: a JSON Lines file needs one JSON request body per line")
+    return payloads
+
+
+def _one_file(path: Path, content_type: str | None) -> Payload:
+    body = _read(path)
+    if not body:
+        raise UsageError(OPTION, f"{str(path)!r} is empty: InvokeEndpoint needs a request body")
+    _check_size(body, repr(str(path)))
+    return Payload.of(body, content_type or content_type_for(path), str(path))
+
+
+def load(spec: str | None, content_type: str | None = None) -> list[Payload]:
+    """Read and check every body that ``--payload spec`` names; raise UsageError on bad input."""
+    if not spec:
+        raise MissingOption(OPTION, "is required: give a file, a directory of files or a .jsonl file of request bodies")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UsageError(OPTION, f"{spec!r} does not exist: give a file, a directory of files or a .jsonl file")
+    if path.is_dir():
+        try:
+            # symlinks count even when broken: a dangling link is an unreadable file, not a skipped one
+            files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
+        except OSError as err:
+            raise UsageError(OPTION, f"cannot list {spec!r}: {err.strerror or err}") from None
+        if not files:
+            raise UsageError(OPTION, f"directory {spec!r} has no files: put one request body per file in it")
+        return [_one_file(p, content_type) for p in files]
+    if path.suffix.lower() in JSON_LINES_SUFFIXES:
+        return _json_lines(path, content_type)
+    return [_one_file(path, content_type)]
+
+
+class PayloadPicker:
+    """Hands out the next body: ``round-robin`` in file (and line) order, or ``random`` with an
+    optional seed (each worker derives its own stream from it, so workers do not send in lockstep)."""
+
+    def __init__(self, payloads: list[Payload], order: str = "random", seed: int | None = None, stream: int = 0):
+        if not payloads:
+            raise ValueError("no payloads")
+        self.payloads = payloads
+        self.order = order
+        self._next_index = 0
+        self._random = random.Random(None if seed is None else f"{seed}/{stream}")
+        if len(payloads) == 1:
+            self.next = self._only
+        elif order == "round-robin":
+            self.next = self._round_robin
+        else:
+            self.next = self._random_choice
+
+    def _only(self) -> Payload:
+        return self.payloads[0]
+
+    def _round_robin(self) -> Payload:
+        index = self._next_index
+        self._next_index = (index + 1) % len(self.payloads)
+        return self.payloads[index]
+
+    def _random_choice(self) -> Payload:
+        return self.payloads[self._random.randrange(len(self.payloads))]

@@ -1,0 +1,141 @@
+"""Everything recorded per request, exact across Locust's workers: :class:`Measurements`, one per
+Locust Environment (:func:`attach`, :func:`of`).
+
+Every process records each request (Locust's ``request`` event, with the client's
+:class:`~smload.record.Record` when there is one) into a pending :class:`~.series.Series` per
+request identity. A worker sends what is pending, with its generator-health readings, in each
+report to the master (:mod:`.wire`; once more as soon as its users have stopped, so that a test's
+tail reaches the master before the next test starts) and forgets it; the master folds in every
+report, from live and since-departed workers alike. A local runner (and the master, for requests
+fired on it) folds its pending data in whenever it is read.
+
+Two views on the master and on a local runner:
+
+* :meth:`Measurements.lifetime` - since the process started. Only ever grows: not reset by
+  Locust's stats resets, a new test or a lost worker. The exporter publishes it as counters.
+* :meth:`Measurements.test` - since the current test's start: what checks, calibration and
+  reports use.
+
+The listeners that feed it are registered by :mod:`smload.run.hooks`; this module registers none.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from smload.errors import classify
+from smload.record import LATENCY, RECORD, Identity
+
+from . import wire
+from .drain import InFlight
+from .health import Probe, Samples
+from .histogram import Histogram
+from .series import Series, merge_into
+
+_ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
+
+
+class Measurements:
+    def __init__(self, sends: bool, aggregates: bool):
+        self.pending: dict[Identity, Series] = {}  # recorded here, not yet sent or folded in
+        self.lifetime_series: dict[Identity, Series] = {}
+        self.test_series: dict[Identity, Series] = {}
+        self.test_started_at: float | None = None  # unix time of the current test's start
+        self.in_flight = InFlight()  # this process's requests under way (the client's gate)
+        self.probe = Probe() if sends else None  # this process's generator health
+        self.health = Samples() if aggregates else None  # every sending process's readings
+        self.last_report: dict[str, float] = {}  # worker -> when its last report arrived (unix time)
+
+    # --- recording: every process ------------------------------------------------------------
+    def on_request(self, request_type: str, name: str, response_time: float | None, response_length: int | None,
+                   exception: Any = None, context: Any = None, **_kwargs: Any) -> None:
+        record = context.get(RECORD) if context else None
+        key = record.identity if record is not None else Identity(request_type, name)
+        series = self.pending.get(key)
+        if series is None:
+            series = self.pending[key] = Series()
+        series.requests += 1
+        if response_time is not None:
+            series.timing(LATENCY).record(response_time)
+        if response_length:
+            series.response_bytes += response_length
+        if exception is not None:
+            error = classify(exception)
+            series.failures[error] = series.failures.get(error, 0) + 1
+        if record is not None:
+            for kind, ms in record.timings:
+                series.timing(kind).record(ms)
+            for counter, n in record.counts:
+                series.counts[counter] = series.counts.get(counter, 0) + n
+
+    # --- worker -----------------------------------------------------------------------------------
+    def report(self) -> list:
+        """What goes to the master now (and is forgotten here)."""
+        pending, self.pending = self.pending, {}
+        return wire.encode(pending, self.probe.sample() if self.probe else None)
+
+    def keep_unsent(self, payload: list) -> None:
+        """A report that could not be sent: its requests go out with the next one."""
+        for key, series in wire.decode(payload).series.items():
+            merge_into(self.pending, key, series)
+
+    # --- master and local runner ---------------------------------------------------------------
+    def fold_report(self, process: str, payload: Any) -> None:
+        self.last_report[process] = time.time()
+        if payload is None:
+            return
+        report = wire.decode(payload)
+        for key, series in report.series.items():
+            self._add(key, series)
+        if self.health is not None:
+            self.health.add(process, time.time(), report.health)
+
+    def _add(self, key: Identity, series: Series) -> None:
+        merge_into(self.lifetime_series, key, series)
+        merge_into(self.test_series, key, series)
+
+    def fold_pending(self) -> None:
+        pending, self.pending = self.pending, {}
+        for key, series in pending.items():
+            self._add(key, series)
+
+    def start_test(self) -> None:
+        """A new test: requests fired before it belong to the one before."""
+        self.fold_pending()
+        self.test_series = {}
+        self.test_started_at = time.time()
+        if self.health is not None:
+            self.health.series.clear()
+
+    # --- views (master and local runner) ----------------------------------------------------------
+    def lifetime(self) -> dict[Identity, Series]:
+        """Since the process started, merged from all workers. Live objects: copy to keep."""
+        self.fold_pending()
+        return self.lifetime_series
+
+    def test(self) -> dict[Identity, Series]:
+        """Since the current test started, merged from all workers. Live objects: copy to keep."""
+        self.fold_pending()
+        return self.test_series
+
+    def test_histograms(self, kind: str = LATENCY) -> dict[Identity, Histogram]:
+        """One kind of timing per identity since the current test started (copies)."""
+        return {key: series.timings[kind].copy() for key, series in self.test().items() if kind in series.timings}
+
+
+def attach(environment: Any, sends: bool, aggregates: bool) -> Measurements:
+    """The environment's Measurements, created on first call (idempotent)."""
+    measurements = getattr(environment, _ATTRIBUTE, None)
+    if measurements is None:
+        measurements = Measurements(sends, aggregates)
+        setattr(environment, _ATTRIBUTE, measurements)
+    return measurements
+
+
+def of(environment: Any) -> Measurements:
+    measurements = getattr(environment, _ATTRIBUTE, None)
+    if measurements is None:
+        raise RuntimeError("no smload measurements on this environment: the smload plugin was not loaded "
+                           "(import smload, or run a locustfile that does)")
+    return measurements

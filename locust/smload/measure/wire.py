@@ -1,0 +1,28 @@
+"""The one worker-report codec: what a worker adds to Locust's report to the master (~every 3 s,
+``report_to_master``) under :data:`FIELD`, msgpack-friendly lists: every request identity's series
+delta since the last report, and the worker's generator-health totals."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from smload.record import Identity
+
+from .series import Series
+
+FIELD = "smload"
+
+
+class Report(NamedTuple):
+    series: dict[Identity, Series]
+    health: list[float] | None  # [cpu seconds, loop lag seconds, probes] (smload.measure.health)
+
+
+def encode(series: dict[Identity, Series], health: list[float] | None) -> list:
+    return [[[*key, s.to_wire()] for key, s in series.items()], health]
+
+
+def decode(payload: Any) -> Report:
+    entries, health = payload
+    return Report({Identity(api, name, endpoint, target): Series.from_wire(wire)
+                   for api, name, endpoint, target, wire in entries}, health)

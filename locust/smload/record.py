@@ -1,0 +1,57 @@
+"""What one request tells the measurements, passed from the client to :mod:`smload.measure` inside
+Locust's ``request`` event (``context[RECORD]``): who it was for (:class:`Identity`) and what was
+timed and counted besides the headline latency. Structured, so that no consumer parses a name.
+
+The ground floor of the house: the client (``smload.invoke``) builds records and ``smload.measure``
+reads them, and neither imports the other. Import-light: the standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# request_type of each API (DESIGN.md "Request identity")
+INVOKE = "InvokeEndpoint"
+STREAM = "InvokeEndpointWithResponseStream"
+CHAT = "ChatCompletions"
+HTTP = "HTTP"  # the inference container's own API (no SageMaker front end)
+APIS = (INVOKE, STREAM, CHAT, HTTP)
+
+UNKNOWN = "unknown"  # the target of a request that reached no variant and named none
+
+# Kinds of timing (ms), each a histogram of its own per identity.
+LATENCY = "latency"  # the headline response time, to the last byte (Locust's response_time)
+TTFB = "ttfb"  # to the first part of a response stream
+PER_PART = "per_part"  # mean time between a stream's parts, one value per stream
+
+# Counters besides requests, failures and response bytes.
+PARTS = "parts"  # PayloadParts received
+
+RECORD = "smload"  # the key of a Record in the request event's context
+
+
+class Identity(NamedTuple):
+    """Who a request was for. ``name`` is Locust's entry name (``<endpoint>/<target>`` unless a
+    custom name was given); ``endpoint`` and ``target`` (the production variant, or the inference
+    component) are None for requests our client did not make (a custom locustfile's own)."""
+
+    api: str
+    name: str
+    endpoint: str | None = None
+    target: str | None = None
+
+    @classmethod
+    def of(cls, api: str, endpoint: str, target: str | None, name: str | None = None) -> Identity:
+        target = target or UNKNOWN
+        return cls(api, name or f"{endpoint}/{target}", endpoint, target)
+
+    @property
+    def invocation(self) -> bool:
+        """A request to an endpoint API (not the container's, not a custom locustfile's own)."""
+        return self.api in (INVOKE, STREAM, CHAT)
+
+
+class Record(NamedTuple):
+    identity: Identity
+    timings: tuple[tuple[str, float], ...] = ()  # (kind, ms) besides the headline latency; repeatable
+    counts: tuple[tuple[str, int], ...] = ()  # (counter, n)

@@ -1,0 +1,199 @@
+"""Self-contained HTML reports (Chart.js inlined: no CDN, they work offline) and their JSON twins:
+``calibration.html``/``calibration.json`` for ``smload calibrate``, ``report.html``/``report.json``
+for ordinary runs (``--report DIR``). The page renders its tables on the server side and draws its
+charts from the JSON embedded in it, so the HTML and the JSON always say the same thing.
+
+Import-light: Jinja2 and the standard library only (no Locust).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from smload import errors
+from smload.measure.histogram import Histogram
+from smload.version import VERSION
+
+from .checks import Result, format_value
+
+CHART_JS_VERSION = "4.6.1"
+REPORT_PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+def _asset(package_dir: str, name: str) -> str:
+    return resources.files("smload.results").joinpath(package_dir, name).read_text(encoding="utf-8")
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("smload.results", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(fmt=_fmt, pct=_pct, version=VERSION, chart_js_version=CHART_JS_VERSION)
+    env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2)  # tojson would sort the keys
+    env.filters["setting"] = _setting
+    return env
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    """``2025-01-31T12:00:00Z``, or None for a missing time."""
+    if not timestamp:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return "; ".join(value)
+    return json.dumps(value)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{fraction * 100:.2f}%"
+
+
+def _script_json(data: dict) -> str:
+    """JSON safe inside <script>: no '</' can close the element early."""
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _render(template: str, page_js: str, title: str, data: dict) -> str:
+    return _templates().get_template(template).render(
+        title=title,
+        d=data,
+        stop_text=data.get("stop_text") or "not finished",
+        # Our own files, and JSON made safe for <script>: inserted verbatim, not HTML-escaped.
+        css=Markup(_asset("templates", "report.css")),
+        chart_js=Markup(_asset("assets", "chart.umd.min.js")),
+        common_js=Markup(_asset("templates", "common.js")),
+        page_js=Markup(_asset("templates", page_js)),
+        data_json=Markup(_script_json(data)),
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)  # a reader never sees half a report
+    return path
+
+
+# --- calibration -------------------------------------------------------------------------------
+
+
+def render_calibration(summary: dict) -> str:
+    title = f"Calibration of {summary.get('endpoint') or 'the endpoint'}"
+    return _render("calibration.html.j2", "calibration.js", title, summary)
+
+
+def write_calibration(directory: str | Path, summary: dict) -> list[Path]:
+    """calibration.json, calibration.html, and one file per scaling policy (the commands name them)."""
+    out = Path(directory)
+    written = [_write(out / "calibration.json", json.dumps(summary, indent=2) + "\n"),
+               _write(out / "calibration.html", render_calibration(summary))]
+    for variant in ((summary.get("recommendation") or {}).get("variants") or {}).values():
+        for kind in ("invocations_per_instance", "concurrency_high_resolution"):
+            if kind in variant:
+                written.append(_write(out / variant[kind]["policy_file"], json.dumps(variant[kind]["policy"], indent=2) + "\n"))
+    return written
+
+
+# --- ordinary runs -----------------------------------------------------------------------------
+
+
+@dataclass
+class NameStats:
+    """One (request type, name) of a run: counts from Locust's stats, latencies from the histogram."""
+
+    type: str
+    name: str
+    requests: int
+    failures: int
+    rps: float
+    histogram: Histogram = field(default_factory=Histogram)
+    timings: dict[str, Histogram] = field(default_factory=dict)  # other kinds (ttfb, ...): "<kind>_ms" maps
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        h = self.histogram
+        out = {"type": self.type, "name": self.name, "requests": self.requests, "failures": self.failures,
+               "error_rate": self.failures / self.requests if self.requests else 0.0, "rps": round(self.rps, 3)}
+        for p in REPORT_PERCENTILES:
+            out[f"p{p:g}_ms"] = round(h.quantile(p / 100), 3) if h.count else None
+        out["avg_ms"] = round(h.mean, 3) if h.count else None
+        out["max_ms"] = round(h.max, 3) if h.count else None
+        out.update({f"{kind}_ms": percentiles(timing) for kind, timing in sorted(self.timings.items())})
+        out.update(sorted(self.counts.items()))
+        return out
+
+
+def percentiles(h: Histogram) -> dict:
+    """A distribution as the emulator's ground truth shapes it: count, mean, p50, p90, p95, p99, max (ms)."""
+    if not h.count:
+        return {"count": 0, "mean": None, "p50": None, "p90": None, "p95": None, "p99": None, "max": None}
+    return {"count": h.count, "mean": round(h.mean, 3), **{f"p{q}": round(h.quantile(q / 100), 3) for q in (50, 90, 95, 99)},
+            "max": round(h.max, 3)}
+
+
+def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
+               checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
+               duration_s: float | None = None, users: int | None = None, workers: int | None = None,
+               endpoint: str | None = None) -> dict:
+    """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count)."""
+    error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
+                  for name, message, count in failures]
+    error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
+    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value)} for r in checks]
+    totals = total.as_dict()
+    return {
+        "kind": "run",
+        "endpoint": endpoint,
+        "started_at": started_at,
+        "duration_s": duration_s,
+        "users": users,
+        "workers": workers,
+        "totals": totals,
+        "names": [n.as_dict() for n in sorted(names, key=lambda n: (n.name, n.type))],
+        "errors": error_rows,
+        "error_types": _count_by(error_rows),
+        "checks": check_rows,
+        "checks_passed": all(r.passed for r in checks),
+        "timeline": timeline,
+        "settings": settings,
+    }
+
+
+def _count_by(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["type"]] = counts.get(row["type"], 0) + row["count"]
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def render_run(report: dict) -> str:
+    title = f"Load test of {report.get('endpoint') or 'the endpoint'}"
+    return _render("run.html.j2", "run.js", title, report)
+
+
+def write_run(directory: str | Path, report: dict) -> list[Path]:
+    out = Path(directory)
+    return [_write(out / "report.json", json.dumps(report, indent=2) + "\n"),
+            _write(out / "report.html", render_run(report))]
+

@@ -1,0 +1,109 @@
+"""The end-of-test summary the master (or local runner) prints: one row per variant (requests,
+failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
+health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
+the HTML report is.
+
+Percentiles come from the merged measurements (1% relative error, exact across workers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from smload.measure.health import generator_busy
+from smload.record import APIS, PER_PART, TTFB
+
+QUANTILES = (0.50, 0.95, 0.99)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def render(run: Any) -> str:
+    stats = run.runner.stats
+    rows_of = sorted(((identity, s) for identity, s in run.measurements.test().items() if identity.api in APIS),
+                     key=lambda item: (item[0].name, item[0].api))
+    if not rows_of:
+        return ""
+    header = ["variant", "requests", "failures", "RPS", "p50 ms", "p95 ms", "p99 ms"]
+    streaming = any(TTFB in s.timings for _i, s in rows_of)
+    if streaming:
+        header += ["TTFB p50", "parts/s"]
+    rows, notes, medians = [], [], []
+    for identity, s in rows_of:
+        entry = stats.entries.get((identity.name, identity.api))
+        rps = entry.total_rps if entry else 0.0
+        row = [identity.name, str(s.requests), str(s.failure_count), f"{rps:.1f}"]
+        h = s.histogram
+        quantiles = [h.quantile(q) for q in QUANTILES]
+        medians += [quantiles[0]] if h.count else []
+        row += [_ms(q) for q in quantiles]
+        if streaming:
+            ttfb, per_part = s.timings.get(TTFB), s.timings.get(PER_PART)
+            row.append(_ms(ttfb.quantile(0.5)) if ttfb and ttfb.count else "-")
+            row.append(f"{1000 / per_part.mean:.1f}" if per_part and per_part.mean else "-")
+        rows.append(row)
+        if s.failures:
+            by_type = sorted(s.failures.items(), key=lambda kv: -kv[1])
+            notes.append(f"  {identity.name}: " + ", ".join(f"{kind}={n}" for kind, n in by_type))
+    total_requests = sum(s.requests for _i, s in rows_of)
+    total_failures = sum(s.failure_count for _i, s in rows_of)
+    duration = (stats.last_request_timestamp or 0) - (stats.start_time or 0)
+    total_rps = total_requests / duration if duration > 0 else 0.0
+    rows.append(["total", str(total_requests), str(total_failures), f"{total_rps:.1f}"] + [""] * (len(header) - 4))
+
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    out = ["", "=== SageMaker load test summary ==="]
+    out += [line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows[:-1]] + [line(["-" * w for w in widths]), line(rows[-1])]
+    if notes:
+        out += ["failures by type:", *notes]
+    out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
+    html = getattr(run.environment.parsed_options, "html_file", None)
+    if html:
+        out.append(f"HTML report: {os.path.abspath(html)}")
+    return "\n".join(out) + "\n"
+
+
+def health_figures(run: Any) -> dict[str, tuple[float | None, float | None]]:
+    """Per process: highest CPU % and loop lag (ms) once all users ran (the ramp-up, users starting
+    and connections opening, is no steady state), else over the whole test."""
+    samples = run.measurements.health
+    now = time.time()
+    for since in (run.steady_at, run.started_at):
+        figures = {p: f for p, f in samples.by_process(since or now, now).items() if f != (None, None)}
+        if figures:
+            return figures
+    return {}
+
+
+def _health_lines(run: Any, median_ms: float) -> list[str]:
+    runner = run.runner
+    figures = {_process_name(run, process): f for process, f in health_figures(run).items()}
+    warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
+    if not figures and not warned:
+        return []
+    parts = [", ".join(filter(None, [f"{process} CPU {cpu:.0f}%" if cpu is not None else process,
+                                     f"loop lag {lag:.1f} ms" if lag is not None else None]))
+             for process, (cpu, lag) in sorted(figures.items())]
+    busy = {process: generator_busy(cpu, lag, median_ms) for process, (cpu, lag) in figures.items()}
+    busy = {process: why for process, why in busy.items() if why}
+    if busy or warned:
+        reasons = "; ".join(f"{process}: {why}" for process, why in sorted(busy.items())) or "Locust's CPU warning"
+        return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
+                "queueing: add workers. Highest: " + "; ".join(parts)]
+    return ["generator health: OK, highest: " + "; ".join(parts)]
+
+
+def _process_name(run: Any, process: str) -> str:
+    """``worker N`` (Locust's worker index) for a worker's id; ``local`` stays."""
+    return f"worker {run.runner.get_worker_index(process)}" if run.role == "master" else process

@@ -1,0 +1,165 @@
+"""The TestRun: one per Locust Environment, created by :mod:`.hooks` at ``init``. It holds what a
+test needs from start to verdict, so that no part keeps per-test state of its own:
+
+* the options, checked once per test (:func:`smload.flags.parse`: each part's typed settings) and
+  the AWS session and credentials, resolved once for them;
+* the measurements (:mod:`smload.measure.store`), and on processes that send requests the
+  Runtime the users share (:mod:`smload.invoke.client`);
+* the test's timeline: when it started, when all users ran, users over time, workers seen;
+* the end of a test on the master (or the local runner), one written-down pipeline
+  (:meth:`TestRun.finish`): fold the workers' last reports -> evaluate the checks -> write the
+  reports -> render the summary -> decide the exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from locust.runners import MasterRunner, WorkerRunner
+
+from smload import flags
+from smload.invoke import aws
+from smload.invoke.client import Runtime, attach_runtime
+from smload.invoke.options import Settings as EndpointSettings
+from smload.invoke.user import SageMakerUser
+from smload.measure import store
+from smload.results.checks import Result
+from smload.usage import MissingOption
+
+from . import report, summary, verdict
+
+logger = logging.getLogger("smload")
+
+MASTER, WORKER, LOCAL = "master", "worker", "local"
+_ATTRIBUTE = "smload_run"
+
+
+class TestRun:
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, environment: Any, runner: Any):
+        self.environment = environment
+        self.role = MASTER if isinstance(runner, MasterRunner) else WORKER if isinstance(runner, WorkerRunner) else LOCAL
+        self.measurements = store.attach(environment, sends=self.role != MASTER, aggregates=self.role != WORKER)
+        self.settings: dict[str, Any] = {}  # each option group's checked settings (smload.flags)
+        # the current test
+        self.started_at: float | None = None
+        self.steady_at: float | None = None  # all users running (Locust's spawning_complete)
+        self.users: list[tuple[float, int]] = []
+        self.workers_seen = 0
+        self.results: list[Result] = []
+        self.summary_text = ""
+        self.calibration: Any = None  # the CalibrationShape, when --calibrate
+
+    @classmethod
+    def attach(cls, environment: Any, runner: Any) -> TestRun:
+        run = getattr(environment, _ATTRIBUTE, None)
+        if run is None:
+            run = cls(environment, runner)
+            setattr(environment, _ATTRIBUTE, run)
+        return run
+
+    @classmethod
+    def find(cls, environment: Any) -> TestRun | None:
+        return getattr(environment, _ATTRIBUTE, None)
+
+    @property
+    def invokes(self) -> bool:
+        """Whether a user class of the locustfile is a SageMakerUser."""
+        return any(issubclass(user, SageMakerUser) for user in self.environment.user_classes or ())
+
+    @property
+    def runner(self) -> Any:
+        return self.environment.runner
+
+    @property
+    def endpoint(self) -> EndpointSettings | None:
+        return self.settings.get("endpoint")
+
+    # --- options, checked once ----------------------------------------------------------------------
+    def check_options(self, options: Any) -> dict[str, Any]:
+        """Check every option and file and resolve the credentials; kept for the test. Raises UsageError.
+        The endpoint options only matter (and are required) when a user class invokes the endpoint."""
+        groups = [g.key for g in flags.groups() if g.key != "endpoint" or self.invokes]
+        settings = flags.parse(options, only=groups)
+        endpoint = settings.get("endpoint")
+        if endpoint is not None:
+            self.session_for(endpoint)
+        self.settings = settings
+        return settings
+
+    def session_for(self, endpoint: EndpointSettings) -> tuple[Any, Any]:
+        """The botocore session and credentials of these settings, resolved once (per region and role)."""
+        return aws.Sessions.of(self.environment).get(endpoint.region, endpoint.role_arn)
+
+    def build_runtime(self) -> Runtime:
+        """The Runtime this process's users share during the test (workers and the local runner)."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise MissingOption("--endpoint-name", "is required: the SageMaker endpoint to invoke")
+        session, credentials = self.session_for(endpoint)
+        options = self.environment.parsed_options
+        runtime = Runtime(endpoint, credentials, session, self.measurements.in_flight,
+                          getattr(self.runner, "worker_index", 0), int(getattr(options, "num_users", None) or 1))
+        attach_runtime(self.environment, runtime)
+        return runtime
+
+    def refuse_runtime(self) -> None:
+        attach_runtime(self.environment, None)
+
+    # --- the timeline ----------------------------------------------------------------------------------
+    def start_test(self) -> None:
+        self.measurements.in_flight.draining = False
+        if self.role == WORKER:
+            return
+        self.measurements.start_test()
+        self.started_at = time.time()
+        self.steady_at = None
+        self.users = [(self.started_at, 0)]
+        self.results = []
+        self._local_health()
+
+    def users_changed(self, user_count: int) -> None:
+        if self.role == WORKER:
+            return
+        self.steady_at = time.time()
+        self.users.append((self.steady_at, user_count))
+        if self.role == MASTER:
+            self.workers_seen = max(self.workers_seen, self.runner.worker_count)
+        self._local_health()
+
+    def stop_test(self) -> None:
+        self._local_health()
+
+    def _local_health(self) -> None:
+        """A local runner sends no reports: its own probe's readings at the test's turning points."""
+        if self.role == LOCAL and self.measurements.probe is not None:
+            self.measurements.health.add_local(self.measurements.probe)
+
+    # --- the end of a test (master or local runner) ------------------------------------------------
+    def finish(self) -> None:
+        """At Locust's ``quitting``: after the master received the workers' final reports, before
+        Locust picks its exit code. The pipeline of every test's end, in this order."""
+        if self.role == WORKER or self.started_at is None:
+            return
+        self.measurements.fold_pending()  # 1. fold: the workers' reports are in, our own too
+        wanted = self.settings.get("verdict")
+        if self.calibration is not None:
+            self.calibration.finish_at_quit()
+        self.results = verdict.evaluate(self, wanted.checks) if wanted else []  # 2. checks
+        if wanted and wanted.report:  # 3. reports
+            report.write(self, wanted.report)
+        self.summary_text = summary.render(self)  # 4. summary
+        self.environment.process_exit_code = verdict.exit_code(self)  # 5. exit code
+
+    def show(self, exit_code: int) -> None:
+        """At Locust's ``quit``: after Locust's own tables, the last thing on the terminal."""
+        if self.summary_text:  # with --json, stdout belongs to Locust's JSON
+            out = sys.stderr if getattr(self.environment.parsed_options, "json", False) else sys.stdout
+            out.write(self.summary_text)
+            out.flush()
+        verdict.print_checks(self.results, exit_code)
+

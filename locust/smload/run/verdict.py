@@ -1,0 +1,78 @@
+"""What a test's measurements say against its checks, and the exit code that follows.
+
+Exit codes (:mod:`smload.exit_codes`): **3** when a check fails, or a calibration found no
+sustainable step. With checks given and all passing the run exits **0**, even if some requests
+failed: the checks say what is acceptable (``error_rate<1%``), where Locust alone exits **1** on
+any failed request. An exception in user code still gives Locust's 1, and an exit code another part
+already set (2 for bad options) is never lowered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from smload import exit_codes
+from smload.measure.histogram import Histogram
+from smload.record import Identity
+from smload.results import checks
+from smload.results.checks import Check, Observed, Result
+
+console = logging.getLogger("locust.stats_logger")  # Locust's own plain stdout logger for tables
+
+
+def observer(run: Any) -> Callable[[str | None], Observed | None]:
+    """``observe(name)`` for :func:`smload.results.checks.evaluate`: counts and latencies from the
+    merged measurements, throughput from Locust's stats; None for a name no request had. All
+    requests (no name) is every request of the test."""
+    series = run.measurements.test()
+    entries = run.runner.stats.entries
+
+    def gather(selected: Callable[[Identity], bool]) -> Observed | None:
+        chosen = [(identity, s) for identity, s in series.items() if selected(identity)]
+        if not chosen:
+            return None
+        histogram = Histogram()
+        for _identity, s in chosen:
+            if s.timings:
+                histogram.merge(s.histogram)
+        rps = sum(e.total_rps for identity, _s in chosen if (e := entries.get((identity.name, identity.api))))
+        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps)
+
+    def observe(name: str | None) -> Observed | None:
+        if name is None:
+            return gather(lambda _identity: True) or Observed(Histogram(), 0, 0, 0.0)
+        return gather(lambda identity: identity.name == name)
+
+    return observe
+
+
+def evaluate(run: Any, wanted: tuple[Check, ...]) -> list[Result]:
+    return checks.evaluate(wanted, observer(run)) if wanted else []
+
+
+def exit_code(run: Any) -> int | None:
+    """The process exit code once the test ended (None: Locust decides, as without our plugin)."""
+    environment = run.environment
+    code = environment.process_exit_code
+    shape = run.calibration
+    if shape is not None and shape.completed:
+        # its failed requests are measurements, not errors: Locust alone would exit 1 after an error-rate stop
+        found = shape.summary is not None and shape.summary["max_sustainable_rps"] is not None
+        code = max(code or 0, exit_codes.OK if found else exit_codes.CHECK_FAILED)
+    wanted = run.settings.get("verdict")
+    if wanted and wanted.checks:
+        code = checks.exit_code(run.results, code, bool(run.runner.exceptions))
+    return code
+
+
+def print_checks(results: list[Result], exit_code: int) -> None:
+    """The pass/fail table, after Locust's own statistics: the last thing a CI log shows."""
+    if not results:
+        return
+    console.info("")
+    console.info("=== Checks ===")
+    for line in checks.table(results):
+        console.info(line)
+    console.info(f"exit code {exit_code}" + (" (a check failed)" if exit_code == exit_codes.CHECK_FAILED else ""))
