@@ -126,22 +126,17 @@ class Route:
             return  # answered: no such variant or component
         vstats = target.stats
         vstats.requests += 1
-        if target.llm is None:
-            app.fail(
-                conn,
-                req,
-                vstats,
+        if target.llm is None:  # the container's own 404, handed back as is (no AWS error type)
+            body = token_formats.openai_error(
                 404,
-                "",
-                None,
-                errors.HTTP_ERROR,
-                target.name_header,
-                body=token_formats.openai_error(
-                    404,
-                    f"{_what(target)} serves a classic model: its container has no "
-                    "/v1/chat/completions (use InvokeEndpoint)",
-                ),
+                f"{_what(target)} serves a classic model: its container has no /v1/chat/completions "
+                "(use InvokeEndpoint)",
             )
+            conn.send(
+                app.head(404, b"application/json", len(body), target.name_header, req.keep_alive) + body,
+                req.keep_alive,
+            )
+            vstats.answered("404", errors.HTTP_ERROR, _monotonic() - req.received)
             return
         if app.front_end_fault(conn, req, target, OPENAI):
             return

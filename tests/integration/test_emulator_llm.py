@@ -192,8 +192,9 @@ def test_inference_components_route_count_and_export(llm):
         api_key="any",
         max_retries=0,
     )
-    with pytest.raises(openai.NotFoundError, match="serves a classic model"):
+    with pytest.raises(openai.NotFoundError, match="serves a classic model") as caught:
         route.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}])
+    assert "x-amzn-errortype" not in caught.value.response.headers  # the container's answer, as is
     stats = llm.stats()["endpoints"]["multi"]
     components = stats["inference_components"]
     assert components["writer"]["status"] == {"200": 1}
