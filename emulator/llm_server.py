@@ -187,8 +187,7 @@ class LLMTarget:
                     if api == EVENTS:
                         tail = wire.payload_part(tail)
                     data += b"%x\r\n%s\r\n" % (len(tail), tail)
-                conn.transport.write(data)
-                self.finish(job, now)
+                self.finish(job, now, data)
             elif hold:
                 job.out = [data]
             else:
@@ -229,7 +228,7 @@ class LLMTarget:
             )
         )
 
-    def finish(self, job: LLMJob, now: float) -> None:
+    def finish(self, job: LLMJob, now: float, last: bytes = b"") -> None:
         """The last token is out (or, for a body, generated): answer or close the stream, and count."""
         req = job.req
         stats = self.stats
@@ -246,7 +245,7 @@ class LLMTarget:
             )
             stats.output_tokens += job.n
         else:
-            job.conn.send(b"0\r\n\r\n", req.keep_alive)
+            job.conn.send(last + b"0\r\n\r\n", req.keep_alive)  # the last frames and the end, one write
         e2e_s = now - job.arrived
         vstats.in_flight -= 1
         vstats.answered("200", None, e2e_s)
