@@ -29,6 +29,12 @@ from .tokens import TokenizerError, Tokens
 
 FORMATS = ("openai", "tgi", "lmi")
 MAX_CHARS_PER_TOKEN = 16
+# Upper bounds of the values (a typo of a few digits must be an error, not a server that never answers)
+MAX_BATCH = 100_000
+MAX_KV = 2**31 - 1
+MAX_TOKENS = 10_000_000
+MAX_STEP_MS = 60_000.0
+MAX_TEXT = 4096
 
 
 @dataclass(frozen=True)
@@ -174,16 +180,18 @@ def parse(doc: Any, path: str, reader, base_dir: Path | None = None) -> LLM:
     doc = reader.mapping(doc, path, LLM_KEYS)
     llm = LLM()
     if "max_batch" in doc:
-        llm.max_batch = reader.integer(doc["max_batch"], f"{path}.max_batch", 1)
+        llm.max_batch = _bounded(reader, doc["max_batch"], f"{path}.max_batch", 1, MAX_BATCH)
     if "kv_cache_tokens" in doc:
-        llm.kv_cache_tokens = reader.integer(doc["kv_cache_tokens"], f"{path}.kv_cache_tokens", 2)
+        llm.kv_cache_tokens = _bounded(reader, doc["kv_cache_tokens"], f"{path}.kv_cache_tokens", 2, MAX_KV)
     if "prefill_ms_per_token" in doc:
-        llm.prefill_ms_per_token = reader.number(doc["prefill_ms_per_token"], f"{path}.prefill_ms_per_token")
+        llm.prefill_ms_per_token = reader.number(
+            doc["prefill_ms_per_token"], f"{path}.prefill_ms_per_token", maximum=MAX_STEP_MS
+        )
     if "decode" in doc:
         d = reader.mapping(doc["decode"], f"{path}.decode", ("base_ms", "per_seq_ms"))
         llm.decode = Decode(
-            reader.number(d.get("base_ms", 2.0), f"{path}.decode.base_ms"),
-            reader.number(d.get("per_seq_ms", 0.5), f"{path}.decode.per_seq_ms"),
+            reader.number(d.get("base_ms", 2.0), f"{path}.decode.base_ms", maximum=MAX_STEP_MS),
+            reader.number(d.get("per_seq_ms", 0.5), f"{path}.decode.per_seq_ms", maximum=MAX_STEP_MS),
         )
     if llm.decode.base_ms + llm.decode.per_seq_ms <= 0:
         raise reader.fail(
@@ -194,7 +202,9 @@ def parse(doc: Any, path: str, reader, base_dir: Path | None = None) -> LLM:
     if "eos_probability" in doc:
         llm.eos_probability = reader.number(doc["eos_probability"], f"{path}.eos_probability", maximum=1.0)
     if "default_max_tokens" in doc:
-        llm.default_max_tokens = reader.integer(doc["default_max_tokens"], f"{path}.default_max_tokens", 1)
+        llm.default_max_tokens = _bounded(
+            reader, doc["default_max_tokens"], f"{path}.default_max_tokens", 1, MAX_TOKENS
+        )
     if "format" in doc:
         if doc["format"] not in FORMATS:
             raise reader.fail(f"{path}.format", f"must be one of {', '.join(FORMATS)}")
@@ -206,7 +216,7 @@ def parse(doc: Any, path: str, reader, base_dir: Path | None = None) -> LLM:
                 f"{path}.chars_per_token", f"must be an integer from 1 to {MAX_CHARS_PER_TOKEN}"
             )
     if doc.get("tokenizer") is not None:
-        if not isinstance(doc["tokenizer"], str) or not doc["tokenizer"]:
+        if not isinstance(doc["tokenizer"], str) or not 0 < len(doc["tokenizer"]) <= MAX_TEXT:
             raise reader.fail(f"{path}.tokenizer", "must be the path of a tokenizer.json file")
         tokenizer = Path(doc["tokenizer"])
         if not tokenizer.is_absolute() and base_dir is not None:
@@ -219,10 +229,20 @@ def parse(doc: Any, path: str, reader, base_dir: Path | None = None) -> LLM:
             raise reader.fail(f"{path}.tokenizer", str(exc)) from None
         llm.tokenizer = str(tokenizer)
     if doc.get("model") is not None:
-        if not isinstance(doc["model"], str) or not doc["model"]:
-            raise reader.fail(f"{path}.model", "must be a non-empty string")
+        if (
+            not isinstance(doc["model"], str)
+            or not 0 < len(doc["model"]) <= MAX_TEXT
+            or not doc["model"].isprintable()
+        ):
+            raise reader.fail(f"{path}.model", f"must be a printable string of 1 to {MAX_TEXT} characters")
         llm.model = doc["model"]
     return llm
+
+
+def _bounded(reader, value: Any, path: str, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise reader.fail(path, f"must be an integer >= {minimum} and <= {maximum}")
+    return value
 
 
 def _output_length(value: Any, path: str, reader) -> OutputLength:
@@ -230,9 +250,9 @@ def _output_length(value: Any, path: str, reader) -> OutputLength:
         return OutputLength()
     if isinstance(value, dict):
         value = reader.mapping(value, path, ("median", "p99"))
-        median = reader.number(value.get("median"), f"{path}.median", minimum=1.0)
-        p99 = reader.number(value.get("p99", median), f"{path}.p99", minimum=median)
+        median = reader.number(value.get("median"), f"{path}.median", minimum=1.0, maximum=MAX_TOKENS)
+        p99 = reader.number(value.get("p99", median), f"{path}.p99", minimum=median, maximum=MAX_TOKENS)
         return OutputLength("lognormal", median=median, p99=p99)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TOKENS:
         return OutputLength("fixed", fixed=value)
     raise reader.fail(path, "must be max_tokens, a number of tokens >= 1, or {median, p99}")

@@ -55,6 +55,8 @@ def test_llm_variant_from_flags_and_components_from_a_file(tmp_path):
     "argv, message",
     [
         (["--variant", "name=a,max_batch=0"], "--variant: max_batch: must be an integer >= 1"),
+        (["--variant", "max_batch=1000000"], "--variant: max_batch: must be an integer >= 1 and <= 100000"),
+        (["--variant", "decode_ms=1e9"], "--variant: decode_ms: must be a number >= 0 and <= 60000"),
         (["--variant", "format=grpc"], "--variant: format: must be one of openai, tgi, lmi"),
         (
             ["--variant", "decode_ms=0,decode_per_seq_ms=0"],
