@@ -22,12 +22,13 @@ imported: the server imports this module).
 from __future__ import annotations
 
 import time
+from random import random
 from typing import TYPE_CHECKING
 
 from smload import errors
 
 from . import token_formats, wire
-from .config import ErrorSpec
+from .config import STREAM_ERRORS, ErrorSpec
 from .llm_model import Engine, Instance, Seq
 from .llm_stats import LLMStats, record_n
 from .token_formats import BadRequest, Frames
@@ -115,6 +116,9 @@ class LLMTarget:
         job.api = api
         job.style = style
         job.frames = Frames(fmt, self.tokens, self.pieces, self.model, prompt.include_usage)
+        error_rate = runtime.config.stream.error_rate
+        if api == EVENTS and error_rate and random() < error_rate:
+            job.break_at = job.n // 2  # the stream breaks after half its tokens, as a classic one
         vstats.in_flight += 1
         if not self.engine.submit(job):
             vstats.in_flight -= 1
@@ -163,6 +167,9 @@ class LLMTarget:
             if api == BODY:
                 if last:
                     self.finish(job, now)
+                continue
+            if i == job.break_at:
+                self.break_stream(job, now)
                 continue
             frames = job.frames
             if last:
@@ -255,6 +262,28 @@ class LLMTarget:
         if job.n > 1:
             stats.tpot.record((now - job.first_at) * 1000.0 / (job.n - 1))
 
+    def break_stream(self, job: LLMJob, now: float) -> None:
+        """An injected stream error (``stream.error_rate``): the event-stream exception after half the
+        tokens, as a model failing mid-answer; the client raises it once the stream got this far."""
+        error = self.runtime.config.stream.error
+        event = wire.stream_error(
+            error,
+            "The model failed while streaming its response (fault injected by the emulator).",
+            "ModelStreamError" if error == "ModelStreamError" else None,
+        )
+        data = b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event)
+        if job.emitted == 1:
+            data = self.stream_head(job) + data
+        held = job.out
+        if held is not None:
+            job.out = None
+            data = b"".join(held) + data
+        job.aborted = True  # the engine frees its place in the batch
+        job.conn.send(data, job.req.keep_alive)
+        vstats = self.runtime.stats
+        vstats.in_flight -= 1
+        vstats.answered("200", STREAM_ERRORS[error], now - job.arrived)
+
     def abort(self, job: LLMJob, now: float) -> None:
         """The client closed its connection: the engine drops the sequence (as vLLM aborts it)."""
         job.aborted = True
@@ -331,13 +360,14 @@ class LLMTarget:
 
 
 class LLMJob(Seq):
-    __slots__ = ("conn", "req", "api", "style", "frames", "first_at", "queued", "out")
+    __slots__ = ("conn", "req", "api", "style", "frames", "first_at", "queued", "out", "break_at")
 
     def __init__(self, input_tokens: int, max_tokens: int, n: int, arrived: float) -> None:
         super().__init__(input_tokens, max_tokens, n, arrived)
         self.first_at = 0.0
         self.queued = False
         self.out: list[bytes] | None = None  # frames held for one write while the engine catches up
+        self.break_at = -1  # the index of the token an injected stream error replaces (-1: none)
 
     def reason(self) -> str:
         return token_formats.finish_reason(self.frames.fmt, self.n >= self.max_tokens)

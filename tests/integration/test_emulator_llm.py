@@ -15,6 +15,7 @@ import threading
 import openai
 import pytest
 from botocore.credentials import Credentials
+from botocore.exceptions import EventStreamError
 from testkit.support import (
     BIN,
     REPO,
@@ -100,7 +101,7 @@ def test_boto3_reads_llm_streams_part_by_part_in_each_format(procs, tmp_path):
     config = tmp_path / "formats.yaml"
     config.write_text(
         "endpoints: [{name: gen, variants: [{name: openai, llm: {}}, {name: tgi, llm: {format: tgi}}, "
-        "{name: lmi, llm: {format: lmi}}]}]\n"
+        "{name: lmi, llm: {format: lmi}}, {name: breaks, llm: {format: tgi}, stream: {error_rate: 1.0}}]}]\n"
     )
     emulator = start_emulator(procs, "--config", str(config))
     client = runtime_client(emulator.url)
@@ -136,6 +137,18 @@ def test_boto3_reads_llm_streams_part_by_part_in_each_format(procs, tmp_path):
         assert len(text) == 6 * 4  # 4 characters per token
     stats = emulator.stats()["endpoints"]["gen"]["variants"]
     assert [stats[v]["llm"]["output_tokens"] for v in bodies] == [6, 6, 6]
+    # a stream that breaks: half its tokens, then the modelled error event
+    response = client.invoke_endpoint_with_response_stream(
+        EndpointName="gen", TargetVariant="breaks", Body=json.dumps(bodies["tgi"])
+    )
+    parts = []
+    with pytest.raises(EventStreamError) as caught:
+        for event in response["Body"]:
+            parts.append(event["PayloadPart"]["Bytes"])
+    assert len(parts) == 3 and caught.value.response["Error"]["Code"] == "ModelStreamError"
+    broken = emulator.stats()["endpoints"]["gen"]["variants"]["breaks"]
+    assert broken["status"] == {"200": 1} and broken["errors"] == {"ModelError": 1}
+    assert broken["llm"]["output_tokens"] == 3 and broken["llm"]["batch"]["now"] == 0
 
 
 def test_aws_cli_gets_a_non_streamed_completion(llm, tmp_path):
