@@ -80,16 +80,19 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker
+.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
 
 # Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
 # holds the recorded results and the command behind each table.
-bench: bench-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
+bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
+
+bench-llm-emulator: venv tools ## LLM emulator: tokens/s of 1-ms decode steps on one core, OpenAI route and response stream (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_llm_emulator.py
 
 bench-core: venv ## Load generator: req per CPU-second of fast vs boto3 vs FastHttpUser, and latency honesty (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_core.py

@@ -30,6 +30,9 @@ from typing import Any
 from smload import errors
 from smload.usage import UsageError
 
+from . import llm_config
+from .llm_config import LLM
+
 # SageMaker's own name rules (the service model's EndpointName / TargetVariantHeader patterns).
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 NAME_MAX = 63
@@ -136,10 +139,11 @@ class Variant:
     response: Response = field(default_factory=Response)
     stream: Stream = field(default_factory=Stream)
     faults: Faults = field(default_factory=Faults)
+    llm: LLM | None = None  # set: an LLM (continuous batching per instance) instead of slots x latency
 
     @property
     def slots(self) -> int:
-        return self.instances * self.concurrency
+        return self.instances * (self.llm.max_batch if self.llm is not None else self.concurrency)
 
     @property
     def queue_limit(self) -> int:
@@ -150,6 +154,9 @@ class Variant:
 class Endpoint:
     name: str
     variants: list[Variant]
+    # Inference components instead of variants: each a Variant whose ``instances`` are its copies
+    # (routed to by the X-Amzn-SageMaker-Inference-Component header, never by weight).
+    components: list[Variant] = field(default_factory=list)
 
 
 @dataclass
@@ -185,8 +192,19 @@ class Config:
         out = plain(self)
         out["access_keys"] = sorted(self.access_keys)
         for endpoint, data in zip(self.endpoints, out["endpoints"], strict=True):
-            for variant, vdata in zip(endpoint.variants, data["variants"], strict=True):
+            for variant, vdata in zip(endpoint.variants + endpoint.components, data["variants"] + data["components"],
+                                      strict=True):
                 vdata["queue"]["max_depth"] = variant.queue_limit
+                if variant.llm is None:
+                    del vdata["llm"]
+                else:
+                    vdata["llm"] = variant.llm.to_json()
+            components = data.pop("components")
+            for vdata in components:
+                vdata["copies"] = vdata.pop("instances")
+                del vdata["weight"]
+            if components:
+                data["inference_components"] = components
         return out
 
 
@@ -197,8 +215,9 @@ class Config:
 class _Reader:
     """Walks a parsed document, naming every field by its path for error messages."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, base_dir: Path | None = None):
         self.source = source
+        self.base_dir = base_dir  # where relative paths in the document (a tokenizer) start
 
     def fail(self, path: str, message: str) -> UsageError:
         return UsageError(f"{self.source}: {path}" if path else self.source, message)
@@ -297,7 +316,7 @@ def load_file(path: Path) -> Config:
     except Exception as exc:  # the parser's verdict on the user's text (YAMLError, ValueError, ...)
         message = " ".join(str(exc).split())
         raise UsageError(source, f"not valid {kind}: {message[:300]}") from None
-    config = from_dict(doc, _Reader(source))
+    config = from_dict(doc, _Reader(source, path.parent))
     config.source = str(path)
     return config
 
@@ -353,8 +372,18 @@ def _unique(names: list[str], path: str, what: str, reader: _Reader) -> None:
 
 
 def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
-    doc = reader.mapping(doc, path, ("name", "variants"))
+    doc = reader.mapping(doc, path, ("name", "variants", "inference_components"))
     name = reader.name(doc.get("name"), f"{path}.name")
+    if "inference_components" in doc:
+        if "variants" in doc:
+            raise reader.fail(f"{path}.inference_components", "an endpoint has variants or inference components, "
+                                                              "not both")
+        if not isinstance(doc["inference_components"], list) or not doc["inference_components"]:
+            raise reader.fail(f"{path}.inference_components", "must be a list of at least one inference component")
+        components = [_variant(c, f"{path}.inference_components[{i}]", reader, component=True)
+                      for i, c in enumerate(doc["inference_components"])]
+        _unique([c.name for c in components], f"{path}.inference_components", "inference component", reader)
+        return Endpoint(name, [], components)
     if not isinstance(doc.get("variants"), list) or not doc["variants"]:
         raise reader.fail(f"{path}.variants", "must be a list of at least one variant")
     variants = [_variant(v, f"{path}.variants[{i}]", reader) for i, v in enumerate(doc["variants"])]
@@ -362,16 +391,22 @@ def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
     return Endpoint(name, variants)
 
 
-_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults")
+_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
+# An inference component: its copies instead of a weight and instances (each copy is one instance).
+_COMPONENT_KEYS = ("name", "copies", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
 
 
-def _variant(doc: Any, path: str, reader: _Reader) -> Variant:
-    doc = reader.mapping(doc, path, _VARIANT_KEYS)
+def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> Variant:
+    doc = reader.mapping(doc, path, _COMPONENT_KEYS if component else _VARIANT_KEYS)
     v = Variant(name=reader.name(doc.get("name"), f"{path}.name"))
     if "weight" in doc:
         v.weight = reader.number(doc["weight"], f"{path}.weight", MAX_WEIGHT, exclusive=True)
     if "instances" in doc:
         v.instances = reader.integer(doc["instances"], f"{path}.instances", 1)
+    if "copies" in doc:
+        v.instances = reader.integer(doc["copies"], f"{path}.copies", 1)
+    if "llm" in doc:
+        v.llm = llm_config.parse(doc["llm"], f"{path}.llm", reader, reader.base_dir)
     if "concurrency" in doc:
         v.concurrency = reader.integer(doc["concurrency"], f"{path}.concurrency", 1)
     if "latency" in doc:
@@ -540,6 +575,7 @@ VARIANT_FLAG_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "drop_rate": (("faults", "drop_rate"), "num"),
     "slow_rate": (("faults", "slow", "rate"), "num"),
     "slow_ms": (("faults", "slow", "extra_ms"), "num"),
+    **llm_config.FLAG_KEYS,  # any of these makes the variant an LLM variant
 }
 
 

@@ -2,8 +2,10 @@
 parse -> route -> capacity model -> respond, with nothing else on the path.
 
 Routes (one port): the runtime API ``POST /endpoints/{name}/invocations`` and
-``.../invocations-response-stream``; the container API ``GET /ping`` and ``POST /invocations``;
-``GET /metrics``; the control API under ``/_emulator/`` (a prefix no SageMaker path can have).
+``.../invocations-response-stream``; the OpenAI-compatible route ``.../openai/v1/chat/completions``
+(openai_route); the container API ``GET /ping`` and ``POST /invocations``; ``GET /metrics``; the
+control API under ``/_emulator/`` (a prefix no SageMaker path can have). LLM variants and inference
+components are served by llm_server; the classic request path below stays as short as it was.
 
 HTTP/1.1 keep-alive, ``Connection: close``, HTTP/1.0, ``Expect: 100-continue`` and pipelining
 (requests on one connection are answered one at a time, in order) are handled.
@@ -34,9 +36,10 @@ import httptools
 
 from smload import errors
 
-from . import sigv4, wire
+from . import llm_stats, openai_route, sigv4, wire
 from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import STREAM_ERRORS, Config, ErrorSpec
+from .llm_server import AWS, BODY, CONTAINER, EVENTS, RAW_STREAM, LLMTarget
 from .stats import DROPPED, UNCONFIGURED, UNKNOWN, Stats, VariantStats
 
 MAX_BODY = 6 * 1024 * 1024  # BodyBlob's max in the service model: 6 MiB
@@ -288,18 +291,26 @@ class App:
         self.stats = Stats()
         self.region = config.region
         self.endpoints: dict[bytes, EndpointRuntime] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
         for endpoint in config.endpoints:
             runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots))
                         for v in endpoint.variants]
-            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes)
+            components = [VariantRuntime(endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots), True)
+                          for c in endpoint.components]
+            for runtime in runtimes + components:
+                if runtime.config.llm is not None:
+                    runtime.llm = LLMTarget(self, runtime)
+            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes, components)
         self.container_endpoint = config.endpoints[0].name.encode()
-        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values() for v in e.variants}
+        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values()
+                       for v in e.variants + list(e.components.values())}
+        self.openai = openai_route.Route(self)
+        self.stats.families.append(llm_stats.prometheus)
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
         self._auth_cache: tuple[bytes, sigv4.AuthError | None] = (b"", sigv4.MISSING_TOKEN)
         self._request_prefix = os.urandom(10).hex()
         self._request_count = 0
         self.date = formatdate(usegmt=True).encode()
-        self.loop: asyncio.AbstractEventLoop | None = None
         self._uv = False
 
     # --- time
@@ -327,6 +338,9 @@ class App:
         else:
             self.loop.call_at(due, callback, arg)
 
+    def call_later(self, delay: float, callback, arg):
+        return self.loop.call_later(delay, callback, arg)
+
     def request_id(self) -> bytes:
         self._request_count += 1
         p = self._request_prefix
@@ -350,6 +364,10 @@ class App:
             if operation == b"async-invocations" and method == b"POST":
                 self.invoke(conn, req, name, False, unsupported="InvokeEndpointAsync is not emulated: use InvokeEndpoint.")
                 return
+            route = openai_route.match(path) if method == b"POST" else None
+            if route is not None:
+                self.openai.handle(conn, req, *route)
+                return
         elif path == b"/invocations" and method == b"POST":
             self.container_invoke(conn, req)
             return
@@ -363,6 +381,9 @@ class App:
         elif path.startswith(b"/_emulator/"):
             self.control(conn, req, path[11:], method)
             return
+        elif path == openai_route.SUFFIX and method == b"POST":
+            self.openai.handle(conn, req, None, None)
+            return
         body = json.dumps({"message": None}).encode()
         conn.send(self.head(404, b"application/json", len(body), b"x-amzn-ErrorType: UnknownOperationException\r\n",
                             req.keep_alive) + body, req.keep_alive)
@@ -375,6 +396,7 @@ class App:
             body = {"reset": True}
         elif what == b"config" and method == b"GET":
             body = self.config.to_json()
+            openai_route.base_urls(body, req.headers.get(b"host", b"127.0.0.1").decode("latin-1"))
         else:
             conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, POST /_emulator/reset, "
                                  b"GET /_emulator/config\n", keep_alive=req.keep_alive)
@@ -417,17 +439,11 @@ class App:
                 message = unsupported or f"Endpoint {name} of account {wire.ACCOUNT} not found."
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
             return
-        name = endpoint.name
-        if target is None:
+        if target is None and not endpoint.components:
             variant = endpoint.pick()
         else:
-            variant = endpoint.by_name.get(target.decode("latin-1"))
+            variant = self.route_target(conn, req, endpoint, req.headers.get(b"x-amzn-sagemaker-inference-component"))
             if variant is None:
-                vstats = self.unrouted(endpoint, target)
-                vstats.requests += 1
-                self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
-                          f"Variant {target.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
-                          errors.VALIDATION_ERROR, variant_header=b"")
                 return
         vstats = variant.stats
         vstats.requests += 1
@@ -435,6 +451,10 @@ class App:
             self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                       f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
                       f"length less than or equal to {MAX_BODY}", errors.VALIDATION_ERROR, variant.name_header)
+            return
+        if variant.llm is not None:
+            if not self.front_end_fault(conn, req, variant, AWS):
+                variant.llm.handle(conn, req, EVENTS if stream else BODY, AWS)
             return
         fault = variant.fault(_monotonic() - self.stats.reset_at)
         if fault is not None and fault.error != errors.MODEL_ERROR:
@@ -446,12 +466,70 @@ class App:
             return
         self.submit(variant, Job(conn, req, variant, vstats, fault, stream, False))
 
+    def route_target(self, conn: Connection, req: Request, endpoint: EndpointRuntime,
+                     raw_component: bytes | None) -> VariantRuntime | None:
+        """The variant or inference component a request goes to, or None once it was answered with
+        the ValidationError AWS gives a missing or unknown one."""
+        name = endpoint.name
+        if raw_component is not None or endpoint.components:
+            if raw_component is None:
+                vstats = self.stats.variant(name, UNKNOWN)
+                message = ("Inference Component Name header is required for endpoints to which you plan to deploy "
+                           "inference components. Please include Inference Component Name header or consider using "
+                           "SageMaker models.")
+            else:
+                component = _decode_name(raw_component)
+                target = endpoint.components.get(component)
+                if target is not None:
+                    return target
+                vstats = self.stats.component(name, UNCONFIGURED)  # bounded: any unknown name, one label
+                message = f"Inference Component {component} not found for endpoint {name} of account {wire.ACCOUNT}."
+            vstats.requests += 1
+            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
+            return None
+        header = req.headers.get(b"x-amzn-sagemaker-target-variant")
+        if header is None:
+            return endpoint.pick()
+        variant = endpoint.by_name.get(header.decode("latin-1"))
+        if variant is None:
+            vstats = self.unrouted(endpoint, header)
+            vstats.requests += 1
+            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
+                      f"Variant {header.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
+                      errors.VALIDATION_ERROR, variant_header=b"")
+        return variant
+
+    def front_end_fault(self, conn: Connection, req: Request, variant: VariantRuntime, style: int) -> bool:
+        """An LLM variant's injected fault, if any, answered at once (True): front-end errors in AWS's
+        shapes, a ModelError as the container's own error status (there is no model time to spend)."""
+        fault = variant.fault(_monotonic() - self.stats.reset_at)
+        if fault is None:
+            return False
+        if fault is DROP:
+            self.drop(conn, req, variant.stats)
+        elif fault.error == errors.MODEL_ERROR:
+            status = fault.status if fault.status is not None else variant.config.faults.model_error_status
+            variant.llm.container_error(conn, req, style, status or 500,
+                                        "Internal server error (fault injected by the emulator)")
+        elif style == CONTAINER:
+            return False  # no SageMaker front end in front of a container
+        else:
+            self.fail(conn, req, variant.stats, wire.STATUS[fault.error], fault.error, wire.fault_message(fault.error),
+                      fault.error, variant.name_header)
+        return True
+
     def container_invoke(self, conn: Connection, req: Request) -> None:
         """``POST /invocations``: the model container's own contract, served by the first endpoint's
-        variants. No SigV4, no front-end errors: a model error is the model's HTTP status."""
-        variant = self.endpoints[self.container_endpoint].pick()
+        variants (or its first inference component). No SigV4, no front-end errors: a model error is
+        the model's HTTP status."""
+        endpoint = self.endpoints[self.container_endpoint]
+        variant = endpoint.pick() if endpoint.variants else next(iter(endpoint.components.values()))
         vstats = variant.stats
         vstats.requests += 1
+        if variant.llm is not None:
+            if not self.front_end_fault(conn, req, variant, CONTAINER):
+                variant.llm.handle(conn, req, RAW_STREAM, CONTAINER)
+            return
         fault = variant.fault(_monotonic() - self.stats.reset_at)
         if fault is DROP:
             self.drop(conn, req, vstats)
