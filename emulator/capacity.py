@@ -24,13 +24,14 @@ DROP = ErrorSpec("drop")  # a fault that closes the connection without an answer
 class VariantRuntime:
     __slots__ = ("endpoint", "name", "config", "stats", "free", "queue", "waiting", "limit", "max_wait_s",
                  "median_s", "sigma", "per_byte_s", "constant", "faults", "slow_rate", "slow_s",
-                 "windows", "model_error", "name_header", "llm", "component")
+                 "windows", "model_error", "name_header", "llm", "component", "scaling")
 
     def __init__(self, endpoint: str, config: Variant, stats, component: bool = False) -> None:
         self.endpoint = endpoint
         self.name = config.name
         self.component = component  # an inference component (copies = instances), not a production variant
         self.llm = None  # an LLM variant's front end to its batching engine (llm_server.LLMTarget)
+        self.scaling = None  # emulated autoscaling (autoscaling.EmulatedScaling): instances change over time
         self.config = config
         self.stats = stats
         self.free = config.slots

@@ -23,13 +23,15 @@ BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.7
 
 class VariantStats:
     __slots__ = ("requests", "status", "errors", "latency", "model_latency", "buckets", "seconds_sum",
-                 "seconds_count", "in_flight", "queued", "slots", "llm")
+                 "seconds_count", "in_flight", "queued", "slots", "llm", "instances", "scaling")
 
-    def __init__(self, slots: int = 0) -> None:
+    def __init__(self, slots: int = 0, instances: int = 0) -> None:
         self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
+        self.instances = instances  # as configured (an autoscaled variant's count now: scaling.instances)
         self.in_flight = 0  # received, not yet answered (queued or in a slot): live, never reset
         self.queued = 0
         self.llm = None  # an LLM variant's token-level truth (llm_stats.LLMStats): its own JSON and families
+        self.scaling = None  # an autoscaled variant's scaler (autoscaling.EmulatedScaling)
         self.reset()
 
     def reset(self) -> None:
@@ -52,6 +54,16 @@ class VariantStats:
         self.buckets[bisect_left(BUCKETS_S, seconds)] += 1
         self.seconds_sum += seconds
         self.seconds_count += 1
+        if self.scaling is not None:
+            self.scaling.answered(error, seconds, status == "200")
+
+    @property
+    def instances_now(self) -> int:
+        return self.scaling.instances if self.scaling is not None else self.instances
+
+    @property
+    def slots_now(self) -> int:
+        return self.slots if self.scaling is None else self.scaling.instances * self.scaling.concurrency
 
     def to_json(self) -> dict:
         out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
@@ -59,6 +71,9 @@ class VariantStats:
         out["model_latency_ms"] = summary(self.model_latency)
         if self.llm is not None:
             out["llm"] = self.llm.to_json()
+        if self.scaling is not None:
+            out["instances"] = self.scaling.instances
+            out["scaling_events"] = self.scaling.events_json()
         return out
 
 
@@ -79,19 +94,19 @@ class Stats:
         # LLM families (llm_stats.prometheus), registered by the server so that this module needs them not
         self.families: list = []
 
-    def variant(self, endpoint: str, variant: str, slots: int = 0) -> VariantStats:
+    def variant(self, endpoint: str, variant: str, slots: int = 0, instances: int = 0) -> VariantStats:
         variants = self.endpoints.setdefault(endpoint, {})
         vs = variants.get(variant)
         if vs is None:
-            vs = variants[variant] = VariantStats(slots)
+            vs = variants[variant] = VariantStats(slots, instances)
         return vs
 
-    def component(self, endpoint: str, component: str, slots: int = 0) -> VariantStats:
+    def component(self, endpoint: str, component: str, slots: int = 0, instances: int = 0) -> VariantStats:
         self.endpoints.setdefault(endpoint, {})
         components = self.components.setdefault(endpoint, {})
         cs = components.get(component)
         if cs is None:
-            cs = components[component] = VariantStats(slots)
+            cs = components[component] = VariantStats(slots, instances)
         return cs
 
     def reset(self) -> None:
@@ -168,7 +183,19 @@ class Stats:
                "Concurrent requests a variant serves (instances x concurrency; an LLM's: instances x max_batch).")
         for labels, vs in rows:
             if vs.slots:
-                lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots}")
+                lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots_now}")
+        family("sagemaker_emulator_instances", "gauge",
+               "Instances (or inference-component copies) taking traffic; emulated autoscaling changes it.")
+        for labels, vs in rows:
+            if vs.slots:
+                lines.append(f"sagemaker_emulator_instances{{{labels}}} {vs.instances_now}")
+        family("sagemaker_emulator_scaling_events_total", "counter",
+               "Scaling activities started by emulated autoscaling, by direction (out: more instances, in: fewer).")
+        for labels, vs in rows:
+            if vs.slots:
+                outs, ins = (vs.scaling.scale_outs, vs.scaling.scale_ins) if vs.scaling is not None else (0, 0)
+                lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="out"}} {outs}')
+                lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="in"}} {ins}')
         for add in self.families:
             add(lines, rows)
         return "\n".join(lines) + "\n"
