@@ -36,7 +36,9 @@ from smload.results.checks import Check
 
 STEP_S = 1.0
 LOGNORMAL_Z99 = 2.3263478740408408
-SERVICE_POINTS = tuple((i + 0.5) / 40 for i in range(40))  # the service time's quantiles a wait is convolved with
+SERVICE_POINTS = tuple(
+    (i + 0.5) / 40 for i in range(40)
+)  # the service time's quantiles a wait is convolved with
 ARRIVALS = {"poisson": 1.0, "constant": 0.0}  # squared coefficient of variation of inter-arrival times
 
 
@@ -95,9 +97,11 @@ class Capacity:
     timeout_s: float = 60.0
 
     def describe(self) -> str:
-        return (f"{self.rps_per_instance:g} req/s per instance, {self.slots_per_instance:g} in flight at the knee, "
-                f"service p50 {self.service.quantile(0.5):.1f} ms p99 {self.service.quantile(0.99):.1f} ms, "
-                f"queue {self.queue_per_instance} per instance, timeout {self.timeout_s:g} s")
+        return (
+            f"{self.rps_per_instance:g} req/s per instance, {self.slots_per_instance:g} in flight at the knee, "
+            f"service p50 {self.service.quantile(0.5):.1f} ms p99 {self.service.quantile(0.99):.1f} ms, "
+            f"queue {self.queue_per_instance} per instance, timeout {self.timeout_s:g} s"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,8 +175,19 @@ class _Accumulator:
     desired: int = 0
     groups: dict = field(default_factory=dict)  # (w, c, m) rounded -> _Latency
 
-    def add(self, a: float, served: float, errors: float, capacity: float, billed: float, queue: float,
-            concurrency: float, instances: int, desired: int, latency: _Latency) -> None:
+    def add(
+        self,
+        a: float,
+        served: float,
+        errors: float,
+        capacity: float,
+        billed: float,
+        queue: float,
+        concurrency: float,
+        instances: int,
+        desired: int,
+        latency: _Latency,
+    ) -> None:
         self.seconds += 1
         self.offered += a
         self.served += served
@@ -196,11 +211,16 @@ class _Accumulator:
         seconds = max(1, self.seconds)
         real = seconds * self.dt
         out = {
-            "t": self.start, "rate": round(self.offered / real, 3), "instances": self.instances,
-            "desired": self.desired, "capacity_rps": round(self.capacity / real, 3),
+            "t": self.start,
+            "rate": round(self.offered / real, 3),
+            "instances": self.instances,
+            "desired": self.desired,
+            "capacity_rps": round(self.capacity / real, 3),
             "utilisation": round(self.served / self.capacity, 4) if self.capacity else None,
-            "queue": round(self.queue_max, 1), "concurrency": round(self.concurrency / seconds, 3),
-            "requests": round(self.offered, 1), "errors": round(self.errors, 1),
+            "queue": round(self.queue_max, 1),
+            "concurrency": round(self.concurrency / seconds, 3),
+            "requests": round(self.offered, 1),
+            "errors": round(self.errors, 1),
             "instance_seconds": round(self.billed, 1),
         }
         for p in percentiles:
@@ -224,10 +244,22 @@ class Result:
     summary: dict
 
 
-def simulate(capacity: Capacity, rate: Callable[[float], float | None], duration_s: float,
-             policies: list[scaling.Policy], limits: scaling.Limits, instances: int, *, name: str = "policy",
-             resolution_s: int = 60, arrivals: str = "poisson", slo: tuple[Check, ...] = (),
-             max_error_rate: float = 0.01, instance_price: float | None = None, time_scale: float = 1.0) -> Result:
+def simulate(
+    capacity: Capacity,
+    rate: Callable[[float], float | None],
+    duration_s: float,
+    policies: list[scaling.Policy],
+    limits: scaling.Limits,
+    instances: int,
+    *,
+    name: str = "policy",
+    resolution_s: int = 60,
+    arrivals: str = "poisson",
+    slo: tuple[Check, ...] = (),
+    max_error_rate: float = 0.01,
+    instance_price: float | None = None,
+    time_scale: float = 1.0,
+) -> Result:
     """Run the profile ``rate(t)`` (requests per second at policy second ``t``; None: the end) for
     ``duration_s`` policy seconds through the endpoint and its policies.
 
@@ -276,7 +308,9 @@ def simulate(capacity: Capacity, rate: Callable[[float], float | None], duration
         errors = refused + timed_out
         # the wait of this second's arrivals: the backlog ahead of them, then a slot (below capacity)
         backlog_ms = 1000.0 * q / (mu * n) if n else 0.0
-        c_wait, mean_wait_s = _slot_wait(lam if q <= 0 else 0.0, n * capacity.slots_per_instance, mean_s, variability)
+        c_wait, mean_wait_s = _slot_wait(
+            lam if q <= 0 else 0.0, n * capacity.slots_per_instance, mean_s, variability
+        )
         busy = min(lam, mu * n) * mean_s
         in_flight = q + busy + lam * c_wait * mean_wait_s
         latency = _Latency(max(0.0, a - errors), backlog_ms, c_wait, 1000.0 * mean_wait_s)
@@ -357,15 +391,17 @@ def _passes(value: float, check: Check) -> bool:
     return OPERATORS[check.op](value, check.threshold)
 
 
-def _summary(rows: list[dict], minutes: list[dict], events: list[dict], price: float | None,
-             capacity: Capacity) -> dict:
+def _summary(
+    rows: list[dict], minutes: list[dict], events: list[dict], price: float | None, capacity: Capacity
+) -> dict:
     requests = sum(m["requests"] for m in minutes)
     errors = sum(m["errors"] for m in minutes)
     hours = sum(m["instance_seconds"] for m in minutes) / 3600.0
     short = [m for m in minutes if m["rate"] > m["capacity_rps"] * 1.0001]
     peak = max((m["p99_ms"] for m in minutes if m.get("p99_ms") is not None), default=None)
     return {
-        "requests": round(requests), "errors": round(errors),
+        "requests": round(requests),
+        "errors": round(errors),
         "error_rate": round(errors / requests, 6) if requests else 0.0,
         "slo_violating_minutes": sum(1 for m in minutes if not m["slo_ok"]),
         "minutes": len(minutes),

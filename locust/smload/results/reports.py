@@ -197,3 +197,17 @@ def write_run(directory: str | Path, report: dict) -> list[Path]:
     return [_write(out / "report.json", json.dumps(report, indent=2) + "\n"),
             _write(out / "report.html", render_run(report))]
 
+
+
+# --- autoscaling strategy (smload autoscaling simulate) and its verification ---------------------
+
+
+def render_strategy(doc: dict) -> str:
+    title = f"Autoscaling strategy for {doc.get('endpoint') or 'the endpoint'}/{doc.get('variant')}"
+    return _render("strategy.html.j2", "strategy.js", title, doc)
+
+
+def write_strategy(directory: str | Path, doc: dict) -> list[Path]:
+    out = Path(directory)
+    return [_write(out / "strategy.json", json.dumps(doc, indent=2) + "\n"),
+            _write(out / "strategy.html", render_strategy(doc))]
