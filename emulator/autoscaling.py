@@ -75,6 +75,7 @@ class EmulatedScaling:
         self.scale_outs = 0
         self.scale_ins = 0
         self.draining: scaling.Activity | None = None
+        self.first_arrival: float | None = None  # policy time of the first request since the start or reset
         self._schedule()
 
     # --- time
@@ -120,6 +121,8 @@ class EmulatedScaling:
         t = self.policy_time(now)
         if t >= self.window_end:
             self.roll(now)
+        if self.first_arrival is None:
+            self.first_arrival = t
         window = self.window
         window.arrivals += 1
         window.per_instance += 1.0 / max(1, self.scaler.in_service)
@@ -254,6 +257,7 @@ class EmulatedScaling:
         limits = self.spec.limits
         return {
             "policy_time_s": round(self.policy_time(now), 3),
+            "first_arrival_s": None if self.first_arrival is None else round(self.first_arrival, 3),
             "instances": self.instances,
             "desired": self.desired,
             "status": "Updating" if self.scaler.updating else "InService",

@@ -26,6 +26,7 @@ from smload.usage import UsageError
 from . import simulation, strategy, traffic
 
 RESOLUTIONS = {"1m": 60, "60s": 60, "10s": 10}
+DEFAULT_STARTUP_S = 300.0  # a few minutes is typical of a SageMaker instance launch: measure yours
 
 
 class _Parser(argparse.ArgumentParser):
@@ -254,7 +255,8 @@ class Setup:
         base = strategy.instances(self.calibration, self.cap.variant)
         low = args.min_capacity or base
         high = args.max_capacity or max(4 * low, low + 1)
-        self.limits = scaling.check_limits(scaling.Limits(low, high, args.startup_time), [], "--min-capacity")
+        startup = args.startup_time if args.startup_time is not None else DEFAULT_STARTUP_S
+        self.limits = scaling.check_limits(scaling.Limits(low, high, startup), [], "--min-capacity")
         self.instances = args.instances or low
         if not low <= self.instances <= high:
             raise UsageError(

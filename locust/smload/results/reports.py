@@ -211,3 +211,14 @@ def write_strategy(directory: str | Path, doc: dict) -> list[Path]:
     out = Path(directory)
     return [_write(out / "strategy.json", json.dumps(doc, indent=2) + "\n"),
             _write(out / "strategy.html", render_strategy(doc))]
+
+
+def render_verification(doc: dict) -> str:
+    title = f"Autoscaling verified on {doc.get('endpoint') or 'the endpoint'}/{doc.get('variant')}"
+    return _render("verify.html.j2", "verify.js", title, doc)
+
+
+def write_verification(directory: str | Path, doc: dict) -> list[Path]:
+    out = Path(directory)
+    return [_write(out / "verify.json", json.dumps(doc, indent=2) + "\n"),
+            _write(out / "verify.html", render_verification(doc))]
