@@ -134,7 +134,8 @@ class CloudWatchPoller(Collector):
             return {identity.target for identity in store.of(environment).lifetime()
                     if identity.endpoint == options.endpoint_name and identity.target not in (None, UNKNOWN)}
 
-        return cls(options.endpoint_name, options.cloudwatch_interval, clients, known_variants)
+        # a number once checked (smload.flags), but the text itself when given on the command line
+        return cls(options.endpoint_name, float(options.cloudwatch_interval), clients, known_variants)
 
     def start(self) -> gevent.Greenlet:
         return gevent.spawn(self._run)
