@@ -109,9 +109,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--startup-time",
         type=duration,
-        default=300.0,
         metavar="DURATION",
-        help="from a scale-out decision until the new instances take traffic (default 5m)",
+        help="from a scale-out decision until the new instances take traffic (default 5m; verify: the "
+        "emulator's startup_s)",
     )
     p.add_argument(
         "--arrival",

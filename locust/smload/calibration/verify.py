@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +43,7 @@ from smload.usage import UsageError
 from . import observed, traffic
 
 KIND = "autoscaling-verification"
+RUN_GRACE_S = 120.0  # past the profile's end: time for the run to start, drain and write its report
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -329,8 +331,6 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one pipeline, written
         str(profile_file),
         "--arrival",
         args.arrival,
-        "--run-time",
-        f"{math.ceil(seconds) + 60}s",
         "--report",
         str(run_dir),
     ]
@@ -356,12 +356,7 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one pipeline, written
     log = open(output / "run.log", "wb")  # noqa: SIM115 - closed below
     try:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        while True:
-            try:
-                code = process.wait()
-                break
-            except KeyboardInterrupt:
-                continue
+        code = _wait(process, seconds + RUN_GRACE_S)
     finally:
         poller.done.set()
         poller.join(timeout=30)
@@ -479,6 +474,21 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one pipeline, written
     paths = reports.write_verification(output, doc)
     _print(doc, paths)
     return code
+
+
+def _wait(process: subprocess.Popen, limit: float) -> int:
+    """The run's exit code. The profile ends the run; should it not have ended ``limit`` seconds
+    later, it is stopped as Ctrl-C stops it (it still writes what it measured). Ctrl-C here
+    reaches the run too: wait for it to finish."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + RUN_GRACE_S
+        except KeyboardInterrupt:
+            continue
 
 
 def _read_json(path: Path) -> dict | None:
