@@ -66,20 +66,49 @@ def policy_file(variant: str, kind: str) -> str:
 
 def commands(endpoint: str, variant: str, instances: int, kind: str, region: str | None) -> list[str]:
     """The AWS CLI commands that register the variant and apply one policy file."""
-    common = ["--service-namespace", "sagemaker", "--resource-id", resource_id(endpoint, variant),
-              "--scalable-dimension", SCALABLE_DIMENSION]
+    common = [
+        "--service-namespace",
+        "sagemaker",
+        "--resource-id",
+        resource_id(endpoint, variant),
+        "--scalable-dimension",
+        SCALABLE_DIMENSION,
+    ]
     if region:
         common += ["--region", region]
-    register = ["aws", "application-autoscaling", "register-scalable-target", *common,
-                "--min-capacity", str(instances), "--max-capacity", str(max(2 * instances, instances + 1))]
-    put = ["aws", "application-autoscaling", "put-scaling-policy", *common,
-           "--policy-name", f"{endpoint}-{variant}-{kind}", "--policy-type", "TargetTrackingScaling",
-           "--target-tracking-scaling-policy-configuration", f"file://{policy_file(variant, kind)}"]
+    register = [
+        "aws",
+        "application-autoscaling",
+        "register-scalable-target",
+        *common,
+        "--min-capacity",
+        str(instances),
+        "--max-capacity",
+        str(max(2 * instances, instances + 1)),
+    ]
+    put = [
+        "aws",
+        "application-autoscaling",
+        "put-scaling-policy",
+        *common,
+        "--policy-name",
+        f"{endpoint}-{variant}-{kind}",
+        "--policy-type",
+        "TargetTrackingScaling",
+        "--target-tracking-scaling-policy-configuration",
+        f"file://{policy_file(variant, kind)}",
+    ]
     return [shlex.join(register), shlex.join(put)]
 
 
-def recommend(endpoint: str, total_rps: float, instances: int, loads: list[VariantLoad], safety_factor: float,
-              region: str | None = None) -> dict:
+def recommend(
+    endpoint: str,
+    total_rps: float,
+    instances: int,
+    loads: list[VariantLoad],
+    safety_factor: float,
+    region: str | None = None,
+) -> dict:
     """The recommendation block of calibration.json: totals, and per variant both policies."""
     per_instance = total_rps / instances
     variants = {}

@@ -72,8 +72,14 @@ class CalibrationShape(LoadTestShape):
 
     abstract = False
 
-    def __init__(self, calibration: Calibration, endpoint: EndpointSettings, instances: Instances,
-                 measurements: Measurements, runner: Any):
+    def __init__(
+        self,
+        calibration: Calibration,
+        endpoint: EndpointSettings,
+        instances: Instances,
+        measurements: Measurements,
+        runner: Any,
+    ):
         super().__init__()
         self.calibration = calibration
         self.settings = calibration.search
@@ -142,8 +148,11 @@ class CalibrationShape(LoadTestShape):
         last = self.measurements.last_report
         late = [w.id for w in self._workers() if last.get(w.id, 0) < boundary + REPORT_SLACK_S]
         if late and now - boundary > REPORT_WAIT_MAX_S:
-            logger.warning("no report from worker(s) %s for %.0f s: measuring without waiting for them", late,
-                           now - boundary)
+            logger.warning(
+                "no report from worker(s) %s for %.0f s: measuring without waiting for them",
+                late,
+                now - boundary,
+            )
             return True
         return not late
 
@@ -151,8 +160,10 @@ class CalibrationShape(LoadTestShape):
 
     def _mark(self) -> _Mark:
         series = self.measurements.test()
-        return _Mark({key: s.histogram.copy() for key, s in series.items()},
-                     {(key, error): n for key, s in series.items() for error, n in s.failures.items()})
+        return _Mark(
+            {key: s.histogram.copy() for key, s in series.items()},
+            {(key, error): n for key, s in series.items() for error, n in s.failures.items()},
+        )
 
     def _window(self, step: _Step, last: _Mark) -> Window:
         stats = self.runner.stats
@@ -178,8 +189,17 @@ class CalibrationShape(LoadTestShape):
                 errors[error] = errors.get(error, 0) + delta
         origin = self.started_wall
         cpu, lag = self.health.window(step.a, time.time())
-        return Window(step.users, step.started - origin, step.a - origin, step.b - origin, total, names, errors, cpu,
-                      lag)
+        return Window(
+            step.users,
+            step.started - origin,
+            step.a - origin,
+            step.b - origin,
+            total,
+            names,
+            errors,
+            cpu,
+            lag,
+        )
 
     def _log_step(self, step: calibration.Step) -> None:
         w = step.window
@@ -188,9 +208,11 @@ class CalibrationShape(LoadTestShape):
         cpu = f"{w.cpu_percent:.0f}%" if w.cpu_percent is not None else "n/a"
         lag = f"{w.loop_lag_ms:.2f} ms" if w.loop_lag_ms is not None else "n/a"
         verdict = step.verdict if step.good else f"{step.verdict}: {'; '.join(step.reasons)}"
-        console.info(f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
-                     f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
-                     f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
+        console.info(
+            f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
+            f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
+            f"generator CPU {cpu}, loop lag {lag} -> {verdict}"
+        )
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -201,8 +223,13 @@ class CalibrationShape(LoadTestShape):
         if detail:
             self.search.stop(detail)
         self.summary = calibration.summarize(
-            self.search, self.instances, self.calibration.safety_factor, self.endpoint.endpoint_name,
-            region=self.endpoint.region, settings=self._run_settings(), started_at=reports.iso_utc(self.started_wall),
+            self.search,
+            self.instances,
+            self.calibration.safety_factor,
+            self.endpoint.endpoint_name,
+            region=self.endpoint.region,
+            settings=self._run_settings(),
+            started_at=reports.iso_utc(self.started_wall),
             duration_s=time.time() - self.started_wall,
         )
         for line in summary_lines(self.summary):
@@ -216,7 +243,6 @@ class CalibrationShape(LoadTestShape):
                 logger.error("--output: cannot write %s: %s", output, err)
         return self.summary
 
-
     def finish_at_quit(self) -> None:
         """The test ends (its end, Ctrl-C, the web UI's stop): keep what was measured."""
         if self.summary is None and self.search.steps:
@@ -224,8 +250,14 @@ class CalibrationShape(LoadTestShape):
 
     def _run_settings(self) -> dict:
         e = self.endpoint
-        settings = {"endpoint_name": e.endpoint_name, "endpoint_url": e.endpoint_url, "region": e.region,
-                    "target_variant": e.target_variant, "client": e.client, "stream": e.stream}
+        settings = {
+            "endpoint_name": e.endpoint_name,
+            "endpoint_url": e.endpoint_url,
+            "region": e.region,
+            "target_variant": e.target_variant,
+            "client": e.client,
+            "stream": e.stream,
+        }
         settings = {key: value for key, value in settings.items() if value not in (None, "", False)}
         settings["workers"] = self.runner.worker_count if isinstance(self.runner, MasterRunner) else 0
         return settings
@@ -233,42 +265,67 @@ class CalibrationShape(LoadTestShape):
 
 def summary_lines(summary: dict) -> list[str]:
     stop = summary["stop_text"]
-    lines = ["", "=== Calibration ===", f"stopped: {stop}" + (f" ({summary['stop_detail']})" if summary["stop_detail"] else "")]
+    lines = [
+        "",
+        "=== Calibration ===",
+        f"stopped: {stop}" + (f" ({summary['stop_detail']})" if summary["stop_detail"] else ""),
+    ]
     if summary["max_sustainable_rps"] is None:
         lines.append("no sustainable throughput: no step met the SLO and the error limit")
     else:
         lines.append(f"max sustainable throughput: {summary['max_sustainable_rps']:.1f} req/s")
         if summary["instances"]:
-            lines.append(f"instances: {summary['instances']} ({summary['instances_source']}); "
-                         f"per instance: {summary['max_rps_per_instance']:.1f} req/s")
-            lines.append(f"recommended SageMakerVariantInvocationsPerInstance: "
-                         f"{summary['recommended_invocations_per_instance']:.0f} per minute "
-                         f"(x safety factor {summary['settings']['safety_factor']} x 60)")
+            lines.append(
+                f"instances: {summary['instances']} ({summary['instances_source']}); "
+                f"per instance: {summary['max_rps_per_instance']:.1f} req/s"
+            )
+            lines.append(
+                f"recommended SageMakerVariantInvocationsPerInstance: "
+                f"{summary['recommended_invocations_per_instance']:.0f} per minute "
+                f"(x safety factor {summary['settings']['safety_factor']} x 60)"
+            )
     knee = summary["knee"]
     if knee:
-        lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
-                     f"{knee['bracket'][1]} users")
+        lines.append(
+            f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
+            f"{knee['bracket'][1]} users"
+        )
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return lines
 
 
-def install(environment: Any, runner: Any, calibration: Calibration, endpoint: EndpointSettings,
-            measurements: Measurements, session: Any) -> CalibrationShape:
+def install(
+    environment: Any,
+    runner: Any,
+    calibration: Calibration,
+    endpoint: EndpointSettings,
+    measurements: Measurements,
+    session: Any,
+) -> CalibrationShape:
     """Make ``--calibrate`` the environment's load shape; raises UsageError (before any load)."""
     options = environment.parsed_options
     if getattr(options, "reset_stats", False):
-        raise UsageError("--reset-stats", "cannot be used with --calibrate: each step is measured from the running totals")
+        raise UsageError(
+            "--reset-stats", "cannot be used with --calibrate: each step is measured from the running totals"
+        )
     if environment.shape_class is not None:
-        raise UsageError("--calibrate", f"the locustfile already has a load shape "
-                                        f"({type(environment.shape_class).__name__}): remove it to calibrate")
+        raise UsageError(
+            "--calibrate",
+            f"the locustfile already has a load shape "
+            f"({type(environment.shape_class).__name__}): remove it to calibrate",
+        )
     if calibration.instances:
         instances = Instances("--instances", each=calibration.instances)
     else:
-        counts = control_plane.describe_instances(session, endpoint.region, endpoint.endpoint_name,
-                                                  endpoint.endpoint_url)
+        counts = control_plane.describe_instances(
+            session, endpoint.region, endpoint.endpoint_name, endpoint.endpoint_url
+        )
         instances = Instances("DescribeEndpoint", per_variant=counts)
     shape = CalibrationShape(calibration, endpoint, instances, measurements, runner)
     environment.shape_class = shape
-    logger.info("calibration: instances from %s%s", instances.source,
-                f" ({instances.per_variant})" if instances.per_variant else f" ({instances.each} per variant)")
+    logger.info(
+        "calibration: instances from %s%s",
+        instances.source,
+        f" ({instances.per_variant})" if instances.per_variant else f" ({instances.each} per variant)",
+    )
     return shape

@@ -587,17 +587,18 @@ def _print(doc: dict, paths: list[Path]) -> None:
     out.write("\nInstance count changes (policy seconds since the profile started):\n")
     for c in doc["comparison"]["changes"]:
         ob, si = c["observed"], c["simulated"]
-        text = lambda e: (
-            "none" if e is None else f"{e['from']}->{e['to']} at {e['time']:.0f} s, ready {_t(e['ready'])}"
-        )  # noqa: E731
         mark = "ok" if c["within_period"] else "DIFFERS"
-        out.write(f"  {c['change']}. observed {text(ob)}; simulated {text(si)} [{mark}]\n")
+        out.write(f"  {c['change']}. observed {_change(ob)}; simulated {_change(si)} [{mark}]\n")
     for lag in doc["observed"]["lags"]:
         out.write(
             f"  scale-out {lag['from']}->{lag['to']}: the load outgrew {lag['from']} instance(s) at "
             f"{_t(lag['onset'])} s; decided {_t(lag['detect_s'])} s later, in service {_t(lag['lag_s'])} s after\n"
         )
     out.write(f"\nrun exit code {doc['run']['exit_code']}; written: {', '.join(str(p) for p in paths)}\n")
+
+
+def _change(e: dict | None) -> str:
+    return "none" if e is None else f"{e['from']}->{e['to']} at {e['time']:.0f} s, ready {_t(e['ready'])}"
 
 
 def _t(value: float | None) -> str:
