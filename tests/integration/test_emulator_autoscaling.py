@@ -148,3 +148,58 @@ def test_the_simulation_predicts_the_emulators_run(run):
         assert abs(p["time"] - o["time"]) <= 60 and abs(p["ready"] - o["ready"]) <= 60, (p, o)
     errors = run["stats"]["endpoints"]["autoscaling"]["variants"]["AllTraffic"]["errors"]["ModelError"]
     assert predicted.summary["errors"] == pytest.approx(errors, rel=0.2), (predicted.summary, errors)
+
+
+COMPONENT = """
+time_scale: 60
+endpoints:
+  - name: llm-ep
+    inference_components:
+      - name: ic
+        copies: 1
+        concurrency: 4
+        latency: 25
+        autoscaling:
+          max_capacity: 3
+          startup_s: 60
+          policies:
+            - TargetValue: 2.0
+              PredefinedMetricSpecification:
+                PredefinedMetricType: SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution
+"""
+
+
+def test_an_inference_component_scales_on_its_high_resolution_concurrency(procs, tmp_path):
+    """Copies of a component, on ConcurrentRequestsPerCopy (10-second periods): 240 req/s from 120 s
+    fill one copy's slots and queue at once, so the windows ending 130, 140 and 150 s breach the
+    target of 2: scale out at 150 s to the maximum, 3 copies, in service 60 s later."""
+    (tmp_path / "ic.yaml").write_text(COMPONENT)
+    emulator = start_emulator(procs, "--config", str(tmp_path / "ic.yaml"))
+    client = control_client(emulator.url)
+    emulator.reset()
+    start = time.monotonic()
+    rate = lambda t: None if t * SCALE >= 600 else (40.0 if t * SCALE < 120 else 240.0)  # noqa: E731
+    thread, offered = offer_in_thread(
+        emulator.port, "llm-ep", rate, start=start, headers=b"X-Amzn-SageMaker-Inference-Component: ic\r\n"
+    )
+    while time.monotonic() < start + 180 / SCALE:
+        time.sleep(0.01)
+    during = client.describe_inference_component(InferenceComponentName="ic")
+    thread.join(timeout=60)
+    status, body = http_get(f"{emulator.url}/_emulator/autoscaling")
+    import json
+
+    state = json.loads(body)["endpoints"]["llm-ep"]["inference_components"]["ic"]
+    (event,) = state["scaling_events"]
+    assert (event["from"], event["to"]) == (1, 3) and abs(event["time"] - 150) <= scaling.WINDOW_S, event
+    assert event["ready"] == pytest.approx(event["time"] + 60)
+    assert "for 3 x 10 s" in event["reason"]
+    assert during["InferenceComponentStatus"] == "Updating"
+    assert during["RuntimeConfig"] == {"DesiredCopyCount": 3, "CurrentCopyCount": 1}
+    after = client.describe_inference_component(InferenceComponentName="ic")
+    assert after["RuntimeConfig"] == {"DesiredCopyCount": 3, "CurrentCopyCount": 3}
+    stats = emulator.stats()["endpoints"]["llm-ep"]["inference_components"]["ic"]
+    assert stats["instances"] == 3 and stats["requests"] == offered.sent
+    assert (
+        'sagemaker_emulator_instances{endpoint="llm-ep",inference_component="ic"} 3\n' in emulator.metrics()
+    )

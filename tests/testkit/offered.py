@@ -32,8 +32,9 @@ async def _offer(
     result: Offered,
     max_connections: int,
     start: float | None,
+    headers: bytes = b"",
 ) -> None:
-    request = invocation(endpoint.encode())
+    request = invocation(endpoint.encode(), headers=headers)
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     opened = 0
     tasks: set[asyncio.Task] = set()
@@ -95,12 +96,14 @@ def offer_in_thread(
     rate: Callable[[float], float | None],
     max_connections: int = 2000,
     start: float | None = None,
+    headers: bytes = b"",
 ) -> tuple[threading.Thread, Offered]:
-    """Start offering ``rate(t)`` requests per second (t: seconds since ``start``; None ends it)."""
+    """Start offering ``rate(t)`` requests per second (t: seconds since ``start``; None ends it);
+    ``headers``: more request header lines (``b"Name: value\r\n"``)."""
     result = Offered()
 
     def run() -> None:
-        asyncio.run(_offer(port, endpoint, rate, result, max_connections, start))
+        asyncio.run(_offer(port, endpoint, rate, result, max_connections, start, headers))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
