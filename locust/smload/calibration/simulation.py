@@ -51,8 +51,10 @@ class Service:
 
     @property
     def sigma(self) -> float:
-        p50 = self.quantile(0.5)
-        p99 = self.quantile(0.99)
+        """The lognormal's sigma through p50 and p99 (or the first and last percentiles given)."""
+        known = dict(self.points)
+        p50 = known.get(0.5, self.points[0][1])
+        p99 = known.get(0.99, self.points[-1][1])
         return math.log(p99 / p50) / LOGNORMAL_Z99 if p50 > 0 and p99 > p50 else 0.0
 
     @property
@@ -62,8 +64,8 @@ class Service:
 
     def quantile(self, p: float) -> float:
         pts = self.points
-        if p <= pts[0][0]:
-            return pts[0][1] * (p / pts[0][0]) ** 0.1 if pts[0][0] > 0 else pts[0][1]
+        if p <= pts[0][0]:  # below the first percentile: the lognormal through p50 and p99
+            return pts[0][1] * math.exp(self.sigma * (_z(p) - _z(pts[0][0])))
         for (p0, v0), (p1, v1) in zip(pts, pts[1:], strict=False):
             if p <= p1:
                 return v0 + (v1 - v0) * (p - p0) / (p1 - p0)
