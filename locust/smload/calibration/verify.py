@@ -48,7 +48,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def add_parser(sub: Any, add_common: Any) -> None:
-    from .autoscaling import positive
+    from .inputs import positive
 
     p = sub.add_parser(
         "verify",
@@ -259,7 +259,7 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one pipeline, written
     from smload.results import reports
     from smload.results.checks import parse_all
 
-    from .autoscaling import RESOLUTIONS, Setup
+    from .inputs import RESOLUTIONS, Setup
 
     setup = Setup(args, args.endpoint_name)
     variant = setup.cap.variant
