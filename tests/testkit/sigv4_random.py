@@ -98,9 +98,9 @@ ESCAPES = [
 _PCHAR = _UNRESERVED + _SUB_DELIMS + ":@"
 segment = st.one_of(
     st.sampled_from(["", ".", "..", "endpoints", "invocations"]),
-    st.tuples(st.text(_PCHAR, max_size=6), st.sampled_from(["", "", *ESCAPES]), st.text(_PCHAR, max_size=3))
-    .map("".join)
-    .filter(bool),
+    st.tuples(
+        st.text(_PCHAR, max_size=6), st.sampled_from(["", "", *ESCAPES]), st.text(_PCHAR, max_size=3)
+    ).map(lambda parts: "".join(parts) or "x"),  # maps, not filters: a filter costs retries
 )
 
 
@@ -121,8 +121,11 @@ queries = st.lists(st.tuples(query_name, query_text), max_size=5).map(percent_en
 header_name = st.one_of(
     st.sampled_from(_NAMES + [name.swapcase() for name in _NAMES]),
     st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12),
-).filter(lambda name: name.lower() not in _RESERVED)
-# Visible ASCII with inner runs of spaces and tabs; no leading or trailing whitespace (a server drops it)
+).map(lambda name: f"X-{name}" if name.lower() in _RESERVED else name)
+# Visible ASCII with inner runs of spaces and tabs; no leading or trailing whitespace: it is not part
+# of a field value (RFC 9110), but httptools keeps trailing whitespace and the emulator joins a
+# repeated header's values as received, so "a  " then "b" would be refused there (a gap of
+# server.py's join, not of the verifier).
 header_value = st.text("".join(map(chr, range(0x21, 0x7F))) + " \t", max_size=24).map(
     lambda v: v.strip(" \t")
 )
