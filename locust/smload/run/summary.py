@@ -1,8 +1,9 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
 health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
-CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
-the HTML report is.
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), the
+variants compared with confidence intervals and the traffic split (:mod:`.ab`), and where the HTML
+report is.
 
 Percentiles come from the merged measurements (1% relative error, exact across workers).
 """
@@ -67,6 +68,8 @@ def render(run: Any) -> str:
     if notes:
         out += ["failures by type:", *notes]
     out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    if run.analysis is not None:
+        out += run.analysis.summary_lines()
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
     html = getattr(run.environment.parsed_options, "html_file", None)
     if html:
