@@ -61,6 +61,13 @@ class Estimate:
     sampling_se: float | None = None  # the part of ``se`` that shrinks with 1/sqrt(n) (rounding excluded)
 
     @property
+    def rounding(self) -> float:
+        """The variance of the histogram's rounding in ``se`` (which no sample size removes)."""
+        if self.se is None or self.sampling_se is None:
+            return 0.0
+        return max(0.0, self.se**2 - self.sampling_se**2)
+
+    @property
     def spread(self) -> float | None:
         """The per-request standard deviation of this statistic (``SE sqrt(n)``): what sample sizes scale."""
         se = self.sampling_se if self.sampling_se is not None else self.se
@@ -135,6 +142,7 @@ class Difference:
     high: float | None
     detectable: float | None  # the smallest difference detectable with POWER at these sample sizes
     spreads: tuple[float, float] | None  # per-request spreads (baseline, candidate): for sample sizes
+    rounding: float = 0.0  # the variance the histogram's rounding adds, whatever the sample size
 
     @property
     def significant(self) -> bool:
@@ -145,13 +153,16 @@ class Difference:
         return self.difference / self.baseline if self.baseline else None
 
     def required_n(self, delta: float, confidence: float) -> int | None:
-        """Requests per variant (equal sizes) that detect a difference ``delta`` with POWER."""
+        """Requests per variant (equal sizes) that detect a difference ``delta`` with POWER: the n with
+        ``(z + z_power) sqrt((sigma_a**2 + sigma_b**2) / n + rounding) = delta``. None when no n will:
+        ``delta`` is within what the 1% buckets can resolve."""
         if self.spreads is None or delta <= 0:
             return None
         a, b = self.spreads
-        return max(
-            MIN_REQUESTS, math.ceil(((z_value(confidence) + z_power()) / delta) ** 2 * (a * a + b * b))
-        )
+        room = (delta / (z_value(confidence) + z_power())) ** 2 - self.rounding
+        if room <= 0:
+            return None
+        return max(MIN_REQUESTS, math.ceil((a * a + b * b) / room))
 
 
 def difference(baseline: Estimate, candidate: Estimate, confidence: float = 0.95) -> Difference:
@@ -168,6 +179,7 @@ def difference(baseline: Estimate, candidate: Estimate, confidence: float = 0.95
         d + z * se,
         (z + z_power()) * se,
         (baseline.spread or 0.0, candidate.spread or 0.0),
+        baseline.rounding + candidate.rounding,
     )
 
 
