@@ -15,6 +15,7 @@ from smload.results import checks, split
 class Verdict:
     checks: tuple[checks.Check, ...]
     report: str | None  # --report DIR
+    drain_timeout: float | None  # None: the endpoint's request timeout (smload.measure.drain)
     baseline_variant: str | None = None  # compare the other variants against this one
     expected_split: dict[str, float] | None = None  # variant -> share (sums to 1)
 
@@ -27,6 +28,10 @@ OPTIONS = (
                  repeat=True),
     flags.Option("--report", "write report.html (self-contained) and report.json into DIR when the test ends",
                  flags.writable_directory, metavar="DIR"),
+    flags.Option("--drain-timeout", "when a test ends (any way it ends), seconds to wait for the requests in flight "
+                 "before counting them as abandoned; default: --connect-timeout + --request-timeout, the longest "
+                 "a live endpoint's answer can take; 0 cuts them off at once", flags.number(0, unit="seconds"),
+                 metavar="SECONDS", web_ui=False),
     flags.Option("--baseline-variant", "A/B comparison: compare every other production variant against this one "
                  "(default: every pair of variants, the first name as the baseline)",
                  flags.matching(NAME, "variant name (letters, digits and hyphens)", 63), metavar="VARIANT"),
@@ -35,8 +40,16 @@ OPTIONS = (
                  "emulator's configuration)", split.parse_expected, metavar="VARIANT=WEIGHT,..."),
 )
 
+WEB = flags.register(flags.Group(
+    "web", "Web UI", "What a start from Locust's web UI may change (sagemaker-loadtest).",
+    (flags.Option("--web-any-endpoint", "let the web UI's form send requests to any --endpoint-url; by default it "
+                  "keeps the one given at start-up (the form has no login: whoever reaches it could otherwise have "
+                  "the workers send signed requests, and --payload files, to a host of their choosing)",
+                  switch=True, web_ui=False),),
+    rank=35))
+
 GROUP = flags.register(flags.Group(
     "verdict", "Checks and reports",
     "Pass/fail criteria and reports (sagemaker-loadtest). Each option is also a LOCUST_* variable.", OPTIONS,
-    lambda values: Verdict(tuple(checks.parse_all(values["check"])), values["report"], values["baseline_variant"],
-                           values["expected_split"]), rank=30))
+    lambda values: Verdict(tuple(checks.parse_all(values["check"])), values["report"], values["drain_timeout"],
+                           values["baseline_variant"], values["expected_split"]), rank=30))

@@ -33,7 +33,7 @@ def build(run: Any) -> dict:
                                        dict(s.counts), identity.endpoint, identity.target))
     everything = observer(run)(None)
     total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram,
-                              keep_histograms=False)
+                              counts={"abandoned": run.measurements.abandoned_test}, keep_histograms=False)
     failures = [(identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()]
     start = stats.start_time or run.started_at or time.time()
     end = stats.last_request_timestamp or start
@@ -48,7 +48,7 @@ def build(run: Any) -> dict:
     settings.update({key: getattr(options, key) for key in ("num_users", "spawn_rate", "run_time", "processes")
                      if getattr(options, key, None) not in (None, "")})
     endpoint = run.endpoint
-    return reports.run_report(
+    report = reports.run_report(
         names=names, total=total, failures=failures, checks=run.results,
         timeline={"seconds": [t - int(start) for t in seconds],
                   "requests": [stats.total.num_reqs_per_sec.get(t, 0) for t in seconds],
@@ -61,6 +61,10 @@ def build(run: Any) -> dict:
         comparison=[row.as_dict() for row in run.analysis.rows] if run.analysis else [],
         split=run.analysis.split.as_dict() if run.analysis and run.analysis.split else None,
     )
+    report["incomplete"] = run.incomplete()
+    report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),
+                               "unreported_estimate": w.unreported_estimate} for w in run.measurements.lost.values()]
+    return report
 
 
 def write(run: Any, directory: str) -> None:
