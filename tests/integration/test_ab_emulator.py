@@ -83,6 +83,9 @@ def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(
         assert (row["baseline"], row["candidate"]) == ("ab/variant-a", "ab/variant-b")
         assert row["significant"] and row["ci_low"] > 0, row
         assert row["verdict"].startswith("ab/variant-b is slower than ab/variant-a at ")
+    # the sample sizes are for the differences the checks name, else 5% of the baseline
+    assert (rows["p50_ms"]["effect"], rows["p95_ms"]["effect"]) == (1.0, 20.0)
+    assert rows["mean_ms"]["effect"] == pytest.approx(0.05 * rows["mean_ms"]["baseline_value"], rel=1e-3)
     samples = [compare.Sample(n["name"], n["requests"], n["failures"],
                               {k: Histogram.from_wire(w) for k, w in n["histograms"].items()})
                for n in (names["ab/variant-a"], names["ab/variant-b"])]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smload.invoke import control_plane
-from smload.record import UNKNOWN, Identity
+from smload.record import LATENCY, UNKNOWN, Identity
 from smload.results import compare, split
 
 logger = logging.getLogger("smload")
@@ -67,9 +67,23 @@ def analyse(run: Any) -> Analysis:
                 "every pair compared instead"
             )
         for a, b in compare.pairs(samples, baseline):
-            analysis.rows += compare.compare(a, b)
+            analysis.rows += compare.compare(a, b, effect=_effect(wanted))
     analysis.split = _split(run, series, wanted, analysis.notes)
     return analysis
+
+
+def _effect(wanted: Any) -> compare.Effect:
+    """The difference worth detecting per statistic (what the sample sizes are computed for): the
+    limit of a check that names a comparison on it (``p95[B]-p95[A]<10ms``), else the default."""
+    limits = {("mean" if c.metric == "avg" else c.metric): c.threshold
+              for c in (wanted.checks if wanted else ()) if c.minus is not None and c.threshold > 0}
+
+    def effect(kind: str, statistic: str, baseline_value: float) -> float | None:
+        if kind == LATENCY and statistic in limits:
+            return limits[statistic]
+        return compare.default_effect(kind, statistic, baseline_value)
+
+    return effect
 
 
 def _split(run: Any, series: dict[Identity, Any], wanted: Any, notes: list[str]) -> split.Split | None:
