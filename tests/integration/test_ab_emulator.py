@@ -34,8 +34,10 @@ Z99 = NormalDist().inv_cdf(0.99)
 def variant(name: str, weight: float, median_ms: float, slots: int = 64) -> str:
     """A variant with a lognormal latency, p99 three times the median (the emulator's lognormal through
     both), and slots enough that no request queues."""
-    return (f"      - {{name: {name}, weight: {weight}, instances: {slots // 16}, concurrency: 16, "
-            f"latency: {{median_ms: {median_ms}, p99_ms: {3 * median_ms}}}}}\n")
+    return (
+        f"      - {{name: {name}, weight: {weight}, instances: {slots // 16}, concurrency: 16, "
+        f"latency: {{median_ms: {median_ms}, p99_ms: {3 * median_ms}}}}}\n"
+    )
 
 
 def config(tmp_path, name: str, endpoint: str, *variants: str) -> str:
@@ -53,9 +55,27 @@ def true_value(median_ms: float, statistic: str) -> float:
 
 
 def load_test(emulator, endpoint: str, *args: str, users: int, seconds: int):
-    return run_locust("--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
-                      "--endpoint-name", endpoint, "--endpoint-url", emulator.url, "--region", "us-east-1",
-                      "--payload", PAYLOAD, *args, timeout=180)
+    return run_locust(
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        "--endpoint-name",
+        endpoint,
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        PAYLOAD,
+        *args,
+        timeout=180,
+    )
 
 
 def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(procs, tmp_path):
@@ -65,12 +85,24 @@ def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(
     report's; that they cover is asserted at 99.9% from the same histograms, since a 95% interval
     misses by design once in twenty (the simulations of tests/unit/test_ab_statistics.py measure that
     rate). The split is the emulator's 70/30, and its counts are the emulator's exactly."""
-    emulator = start_emulator(procs, "--config", config(tmp_path, "ab", "ab", variant("variant-a", 0.7, 20),
-                                                        variant("variant-b", 0.3, 22)))
+    emulator = start_emulator(
+        procs,
+        "--config",
+        config(tmp_path, "ab", "ab", variant("variant-a", 0.7, 20), variant("variant-b", 0.3, 22)),
+    )
     report_dir = tmp_path / "report"
-    result = load_test(emulator, "ab", "--report", str(report_dir),
-                       "--check", "p50[ab/variant-b] - p50[ab/variant-a] < 1ms",
-                       "--check", "p95[ab/variant-b] - p95[ab/variant-a] < 20ms", users=50, seconds=18)
+    result = load_test(
+        emulator,
+        "ab",
+        "--report",
+        str(report_dir),
+        "--check",
+        "p50[ab/variant-b] - p50[ab/variant-a] < 1ms",
+        "--check",
+        "p95[ab/variant-b] - p95[ab/variant-a] < 20ms",
+        users=50,
+        seconds=18,
+    )
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]  # the 2 ms difference
     report = json.loads((report_dir / "report.json").read_text())
     names = {n["name"]: n for n in report["names"]}
@@ -86,9 +118,15 @@ def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(
     # the sample sizes are for the differences the checks name, else 5% of the baseline
     assert (rows["p50_ms"]["effect"], rows["p95_ms"]["effect"]) == (1.0, 20.0)
     assert rows["mean_ms"]["effect"] == pytest.approx(0.05 * rows["mean_ms"]["baseline_value"], rel=1e-3)
-    samples = [compare.Sample(n["name"], n["requests"], n["failures"],
-                              {k: Histogram.from_wire(w) for k, w in n["histograms"].items()})
-               for n in (names["ab/variant-a"], names["ab/variant-b"])]
+    samples = [
+        compare.Sample(
+            n["name"],
+            n["requests"],
+            n["failures"],
+            {k: Histogram.from_wire(w) for k, w in n["histograms"].items()},
+        )
+        for n in (names["ab/variant-a"], names["ab/variant-b"])
+    ]
     for row in compare.compare(*samples, confidence=0.999):
         if row.is_rate:
             assert row.ci_low <= 0 <= row.ci_high  # neither variant fails
@@ -102,7 +140,9 @@ def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(
     assert split["expected"] == {"variant-a": 0.7, "variant-b": 0.3}
     assert split["counts"] == {v: s["requests"] for v, s in server.items()}
     assert "variants compared (candidate - baseline, 95% confidence intervals):" in result.stdout
-    assert f"traffic split OK: variant-a {split['observed']['variant-a']:.1%} (expected 70.0%)" in result.stdout
+    assert (
+        f"traffic split OK: variant-a {split['observed']['variant-a']:.1%} (expected 70.0%)" in result.stdout
+    )
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["p50[ab/variant-b] - p50[ab/variant-a] < 1ms"]["passed"] is False
     assert checks["p95[ab/variant-b] - p95[ab/variant-a] < 20ms"]["passed"] is True
@@ -110,22 +150,42 @@ def test_variants_of_known_latency_compared_with_intervals_that_cover_the_truth(
     page = render_in_chromium(report_dir / "report.html", ARTIFACTS / "run-report-ab.png")
     assert page["pageErrors"] == [] and [m for m in page["console"] if m["type"] == "error"] == []
     chart = next(c for c in page["charts"] if c["id"] == "comparison-intervals")
-    assert chart["drawn"] and chart["labels"] == [f"ab/variant-b vs ab/variant-a: {m}"
-                                                  for m in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
+    assert chart["drawn"] and chart["labels"] == [
+        f"ab/variant-b vs ab/variant-a: {m}" for m in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")
+    ]
 
 
 def test_a_60_40_endpoint_tested_against_an_expected_70_30_is_flagged(procs, tmp_path):
-    emulator = start_emulator(procs, "--config", config(tmp_path, "misrouted", "ab", variant("variant-a", 0.6, 20),
-                                                        variant("variant-b", 0.4, 20)))
+    emulator = start_emulator(
+        procs,
+        "--config",
+        config(tmp_path, "misrouted", "ab", variant("variant-a", 0.6, 20), variant("variant-b", 0.4, 20)),
+    )
     report_dir = tmp_path / "report"
-    result = load_test(emulator, "ab", "--report", str(report_dir), "--expected-split", "variant-a=0.7,variant-b=0.3",
-                       users=10, seconds=4)
+    result = load_test(
+        emulator,
+        "ab",
+        "--report",
+        str(report_dir),
+        "--expected-split",
+        "variant-a=0.7,variant-b=0.3",
+        "--baseline-variant",
+        "variant-b",
+        users=10,
+        seconds=4,
+    )
     assert result.returncode == 0, result.stderr[-3000:]  # a warning, not a failed check
-    split = json.loads((report_dir / "report.json").read_text())["split"]
+    report = json.loads((report_dir / "report.json").read_text())
+    assert {(r["baseline"], r["candidate"]) for r in report["comparison"]} == {
+        ("ab/variant-b", "ab/variant-a")
+    }
+    split = report["split"]
     assert split["ok"] is False and split["p_value"] < 1e-6 and split["source"] == "--expected-split"
     assert split["requests"] > 1000 and 0.55 < split["observed"]["variant-a"] < 0.65
     warning = next(line for line in result.stdout.splitlines() if line.startswith("traffic split"))
-    assert warning.startswith("traffic split WARNING: the observed split is not the expected one (chi-square p = ")
+    assert warning.startswith(
+        "traffic split WARNING: the observed split is not the expected one (chi-square p = "
+    )
     assert f"variant-a {split['observed']['variant-a']:.1%} (expected 70.0%)" in warning
 
 
@@ -135,10 +195,17 @@ def test_smload_compare_gates_nightly_runs(procs, tmp_path):
     the median): 5% is 6.6 ms at p95, beyond what another process's CPU can add to a run here."""
 
     def nightly(name: str, median_ms: float):
-        return start_emulator(procs, "--config", config(
-            tmp_path, name, "nightly",
-            f"      - {{name: AllTraffic, instances: 8, concurrency: 16, latency: {{median_ms: {median_ms}, "
-            f"p99_ms: {1.5 * median_ms}}}}}\n"))
+        return start_emulator(
+            procs,
+            "--config",
+            config(
+                tmp_path,
+                name,
+                "nightly",
+                f"      - {{name: AllTraffic, instances: 8, concurrency: 16, latency: {{median_ms: {median_ms}, "
+                f"p99_ms: {1.5 * median_ms}}}}}\n",
+            ),
+        )
 
     today, slower = nightly("today", 100), nightly("slower", 115)
     runs = {}
@@ -149,8 +216,13 @@ def test_smload_compare_gates_nightly_runs(procs, tmp_path):
     gates = ["--max-regression", "p95<5%", "--max-regression", "error_rate<0.1pp"]
 
     def smload_compare(*args):
-        return subprocess.run([str(BIN / "smload"), "compare", *map(str, args)], capture_output=True, text=True,
-                              timeout=60, env=aws_env())
+        return subprocess.run(
+            [str(BIN / "smload"), "compare", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=aws_env(),
+        )
 
     same = smload_compare(runs["monday"], runs["tuesday"], *gates)
     assert same.returncode == 0, same.stdout + same.stderr
@@ -170,11 +242,24 @@ def moto_weights(procs, monkeypatch):
     """moto's SageMaker control plane with endpoint "ab": variant-a and variant-b weighted 3:2."""
     moto = start_moto(procs)
     sagemaker = moto.client("sagemaker")
-    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
-                           PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"})
-    sagemaker.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
-        {"VariantName": v, "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
-         "InitialVariantWeight": w} for v, w in (("variant-a", 3.0), ("variant-b", 2.0))])
+    sagemaker.create_model(
+        ModelName="m",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="c",
+        ProductionVariants=[
+            {
+                "VariantName": v,
+                "ModelName": "m",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": w,
+            }
+            for v, w in (("variant-a", 3.0), ("variant-b", 2.0))
+        ],
+    )
     sagemaker.create_endpoint(EndpointName="ab", EndpointConfigName="c")
     for key, value in aws_env(AWS_ENDPOINT_URL_SAGEMAKER=moto.url).items():
         if key.startswith("AWS_"):
@@ -187,7 +272,11 @@ def test_variant_weights_from_describe_endpoint_or_the_emulator(procs, tmp_path,
     is set (moto here), the emulator's own configuration when the runtime URL is an emulator's."""
 
     class Settings:
-        endpoint_name, region, endpoint_url = "ab", "us-east-1", "https://runtime.sagemaker.us-east-1.amazonaws.com"
+        endpoint_name, region, endpoint_url = (
+            "ab",
+            "us-east-1",
+            "https://runtime.sagemaker.us-east-1.amazonaws.com",
+        )
 
     weights, source = control_plane.variant_weights(aws.session(), Settings)
     assert (weights, source) == ({"variant-a": 3.0, "variant-b": 2.0}, "DescribeEndpoint (CurrentWeight)")
@@ -196,15 +285,20 @@ def test_variant_weights_from_describe_endpoint_or_the_emulator(procs, tmp_path,
         control_plane.variant_weights(aws.session(), Settings)
 
     monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER")  # no control plane: an emulator's URL is asked itself
-    emulator = start_emulator(procs, "--config", config(tmp_path, "e", "ab", variant("variant-a", 0.7, 20),
-                                                        variant("variant-b", 0.3, 20)))
+    emulator = start_emulator(
+        procs,
+        "--config",
+        config(tmp_path, "e", "ab", variant("variant-a", 0.7, 20), variant("variant-b", 0.3, 20)),
+    )
 
     class Emulated:
         endpoint_name, region, endpoint_url = "ab", "us-east-1", emulator.url
         scheme, host, port, path_prefix = "http", "127.0.0.1", emulator.port, ""
 
     assert control_plane.variant_weights(aws.session(), Emulated) == (
-        {"variant-a": 0.7, "variant-b": 0.3}, "the emulator's configuration")
+        {"variant-a": 0.7, "variant-b": 0.3},
+        "the emulator's configuration",
+    )
     Emulated.endpoint_name = "other"
     with pytest.raises(LookupError, match="has no endpoint 'other'"):
         control_plane.variant_weights(aws.session(), Emulated)

@@ -75,8 +75,11 @@ def analyse(run: Any) -> Analysis:
 def _effect(wanted: Any) -> compare.Effect:
     """The difference worth detecting per statistic (what the sample sizes are computed for): the
     limit of a check that names a comparison on it (``p95[B]-p95[A]<10ms``), else the default."""
-    limits = {("mean" if c.metric == "avg" else c.metric): c.threshold
-              for c in (wanted.checks if wanted else ()) if c.minus is not None and c.threshold > 0}
+    limits = {
+        ("mean" if c.metric == "avg" else c.metric): c.threshold
+        for c in (wanted.checks if wanted else ())
+        if c.minus is not None and c.threshold > 0
+    }
 
     def effect(kind: str, statistic: str, baseline_value: float) -> float | None:
         if kind == LATENCY and statistic in limits:
