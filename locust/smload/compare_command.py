@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from smload import exit_codes
 from smload.measure.histogram import RELATIVE_ERROR, Histogram
-from smload.results import compare
+from smload.results import compare, gates
 from smload.usage import UsageError
 
 PROG = "smload compare"
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     confidence = _confidence(args.confidence)
-    gates = [compare.parse_gate(text) for text in args.max_regression]
+    wanted_gates = [gates.parse(text) for text in args.max_regression]
     baseline, candidate = load(args.baseline, "BASELINE"), load(args.candidate, "CANDIDATE")
     different = baseline["endpoint"] != candidate["endpoint"]
     if different and not args.allow_different_endpoints:
@@ -94,14 +94,16 @@ def _run(args: argparse.Namespace) -> int:
     if not matched:
         raise UsageError("CANDIDATE", f"{args.candidate}: no request name in common with the baseline")
     wanted = tuple(
-        dict.fromkeys([*compare.STATISTICS, *(g.statistic for g in gates if g.statistic != "error_rate")])
+        dict.fromkeys(
+            [*compare.STATISTICS, *(g.statistic for g in wanted_gates if g.statistic != "error_rate")]
+        )
     )
     rows = []
     for base, cand in matched:
         rows += compare.compare(
-            base, cand, confidence, wanted, compare.gate_effect(gates), ("the baseline", "the candidate")
+            base, cand, confidence, wanted, gates.effect_of(wanted_gates), ("the baseline", "the candidate")
         )
-    results = compare.evaluate_gates(gates, rows)
+    results = gates.evaluate(wanted_gates, rows)
     code = exit_codes.CHECK_FAILED if any(r.regressed for r in results) else exit_codes.OK
     if args.json:
         document = {

@@ -1,6 +1,7 @@
-"""The A/B comparison's rows, verdicts and gates (smload.results.compare), the traffic split check
-(smload.results.split) and checks that name a comparison (smload.results.checks), on samples drawn
-from known distributions with a seeded generator."""
+"""The A/B comparison's rows and verdicts (smload.results.compare), its regression gates
+(smload.results.gates), the traffic split check (smload.results.split) and checks that name a
+comparison (smload.results.checks), on samples drawn from known distributions with a seeded
+generator."""
 
 import math
 import random
@@ -8,7 +9,7 @@ import random
 import pytest
 
 from smload.measure.histogram import Histogram
-from smload.results import checks, compare, split
+from smload.results import checks, compare, gates, split
 from smload.usage import UsageError
 
 ROW_KEYS = {
@@ -111,7 +112,7 @@ def test_pairs_against_a_baseline_or_every_pair():
     ],
 )
 def test_gates_parse(text, metric, name, limit, relative):
-    gate = compare.parse_gate(text)
+    gate = gates.parse(text)
     assert (gate.metric, gate.name, gate.relative) == (metric, name, relative)
     assert gate.limit == pytest.approx(limit)
 
@@ -133,7 +134,7 @@ def test_gates_parse(text, metric, name, limit, relative):
 )
 def test_malformed_gates_are_refused_naming_the_option(text, problem):
     with pytest.raises(UsageError) as err:
-        compare.parse_gate(text)
+        gates.parse(text)
     assert err.value.option == "--max-regression" and problem in err.value.message
     assert "\n" not in str(err.value)
 
@@ -142,24 +143,24 @@ def test_a_gate_fails_on_a_significant_regression_beyond_its_allowance_only():
     base = sample("ep/a", 20, 5000, seed=9)
     worse = sample("ep/a", 23, 5000, seed=10)  # 15% slower at every quantile
     noise = sample("ep/a", 20, 5000, seed=11)
-    gates = [
-        compare.parse_gate("p95<5%"),
-        compare.parse_gate("p95<20%"),
-        compare.parse_gate("error_rate<0.1pp"),
+    limits = [
+        gates.parse("p95<5%"),
+        gates.parse("p95<20%"),
+        gates.parse("error_rate<0.1pp"),
     ]
-    results = compare.evaluate_gates(gates, compare.compare(base, worse, statistics=("p95",)))
+    results = gates.evaluate(limits, compare.compare(base, worse, statistics=("p95",)))
     assert [r.regressed for r in results] == [True, False, False]
     assert results[0].note.startswith("regression: +") and results[1].note.startswith(
         "significantly worse, within"
     )
-    assert not any(r.regressed for r in compare.evaluate_gates(gates, compare.compare(base, noise)))
+    assert not any(r.regressed for r in gates.evaluate(limits, compare.compare(base, noise)))
     few = compare.compare(sample("ep/a", 20, 100, seed=12), sample("ep/a", 20, 100, seed=13))
-    (result,) = compare.evaluate_gates([compare.parse_gate("p99<50%")], few)
+    (result,) = gates.evaluate([gates.parse("p99<50%")], few)
     assert result.regressed and result.note == "too few requests to compare"
     with pytest.raises(UsageError, match="neither report has ttft_p95_ms"):
-        compare.evaluate_gates([compare.parse_gate("ttft_p95<5%")], few)
+        gates.evaluate([gates.parse("ttft_p95<5%")], few)
     with pytest.raises(UsageError, match="for 'ep/typo'"):
-        compare.evaluate_gates([compare.parse_gate("p95[ep/typo]<5%")], few)
+        gates.evaluate([gates.parse("p95[ep/typo]<5%")], few)
 
 
 def test_a_noisy_difference_beyond_the_allowance_is_not_a_regression():
@@ -170,7 +171,7 @@ def test_a_noisy_difference_beyond_the_allowance_is_not_a_regression():
         rows = compare.compare(base, cand, statistics=("p95",))
         p95 = rows[0]
         if p95.relative > 0.05 and not p95.significant:
-            (result,) = compare.evaluate_gates([compare.parse_gate("p95<5%")], rows)
+            (result,) = gates.evaluate([gates.parse("p95<5%")], rows)
             assert not result.regressed and "not significant" in result.note
             return
     pytest.fail("no noisy pair above 5% in 50 draws")
