@@ -24,8 +24,8 @@ from . import statistics as st
 CONFIDENCE = 0.95
 STATISTICS = ("p50", "p95", "p99", "mean")  # compared for every kind of timing
 ERROR_RATE = "error_rate"
-# The effect a sample size is computed for when no gate names one: 5% of the baseline's latency,
-# 0.1 percentage points of error rate (the issue's example gates).
+# The difference a sample size is computed for when no gate or comparison check names one: 5% of
+# the baseline's latency, 0.1 percentage points of error rate (the issue's example gates).
 DEFAULT_RELATIVE_EFFECT = 0.05
 DEFAULT_RATE_EFFECT = 0.001
 KIND_WORDS = {
@@ -73,7 +73,7 @@ def _estimate(h: Histogram, statistic: str, confidence: float) -> st.Estimate:
 
 
 def _min_n(statistic: str, confidence: float) -> int:
-    if statistic.startswith("p"):
+    if statistic != ERROR_RATE and statistic.startswith("p"):
         return st.min_requests_for(float(statistic[1:]) / 100, confidence)
     return st.MIN_REQUESTS
 
@@ -95,7 +95,7 @@ class Row:
     confidence: float
     n: tuple[int, int]  # the sample sizes (baseline, candidate)
     detectable: float | None  # the smallest difference detectable with 80% power at these sizes
-    effect: float | None  # a difference worth detecting (a gate's allowance, else the default) ...
+    effect: float | None  # a difference worth detecting (a gate's or check's limit, else the default) ...
     required_n: int | None  # ... and the requests per variant that would detect it with 80% power
     min_n: int  # requests per side below which no interval is given
     words: tuple[str, str] = ("", "")  # how the verdict names the baseline and the candidate
@@ -315,7 +315,7 @@ def _row(
         diff.detectable,
         effect,
         required,
-        _min_n(statistic, confidence) if statistic != ERROR_RATE else st.MIN_REQUESTS,
+        _min_n(statistic, confidence),
         words,
     )
 
@@ -366,23 +366,23 @@ def table(rows: list[Row], title: Callable[[Row], str] | None = None) -> list[st
 
 
 def headline(rows: list[Row]) -> str:
-    """One sentence for a pair's rows: what is significant (p95 as the example), else what the sample
-    could have detected."""
+    """One sentence for a pair's rows: what is significant, with one example (the latency's p95 where
+    it is among them), else what the sample could have detected."""
     if not rows:
         return ""
     first = rows[0]
     base, cand = first.words if any(first.words) else (first.baseline, first.candidate)
-    timing = [r for r in rows if not r.is_rate and r.kind == LATENCY]
+    timing = [r for r in rows if not r.is_rate]
     slower = [r for r in timing if r.significant and r.difference > 0]
     faster = [r for r in timing if r.significant and r.difference < 0]
     rate = next((r for r in rows if r.is_rate), None)
     sentences = []
     for group, word in ((slower, "slower"), (faster, "faster")):
         if group:
-            example = next((r for r in group if r.statistic == "p95"), group[0])
+            example = next((r for r in group if (r.kind, r.statistic) == (LATENCY, "p95")), group[0])
             sentences.append(
                 f"{cand} is {word} than {base} at {_list(_what(r.kind, r.statistic) for r in group)} "
-                f"({example.statistic} {example.amount(example.difference, True)}, "
+                f"({example.metric.removesuffix('_ms')} {example.amount(example.difference, True)}, "
                 f"{example.confidence * 100:g}% CI {example.interval()})"
             )
     if rate is not None and rate.significant:
@@ -392,7 +392,7 @@ def headline(rows: list[Row]) -> str:
         )
     if sentences:
         return "; ".join(sentences) + "."
-    p95 = next((r for r in timing if r.statistic == "p95" and r.detectable is not None), None)
+    p95 = next((r for r in timing if r.metric == "p95_ms" and r.detectable is not None), None)
     if p95 is None:
         return f"{cand} vs {base}: too few requests to compare."
     text = (
