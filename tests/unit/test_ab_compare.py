@@ -309,3 +309,12 @@ def test_a_comparison_check_fails_only_when_broken_and_significant():
     assert results[2].value > -0.3 and results[2].note.endswith("beyond the limit, but not significant")
     assert results[4].note == "too few requests for a confidence interval"
     assert results[5].note == "no request named 'typo'"
+
+
+def test_the_headline_names_a_difference_in_any_kind_of_timing():
+    """An LLM-like pair: the same latency, time to first token 30% longer: the pair is not "no
+    detectable difference"."""
+    a = sample("ep/a", 20, 3000, seed=30, ttft=100)
+    b = sample("ep/b", 20, 3000, seed=31, ttft=130)
+    line = compare.headline(compare.compare(a, b, statistics=("p50",)))
+    assert line.startswith("ep/b is slower than ep/a at time to first token p50 (ttft_p50 +"), line
