@@ -19,9 +19,10 @@ report_to_master       W      the measurements' delta and health go with the rep
 worker_report          M      ... and are folded in
 test_start             M W L  a new test: timeline, measurements; W L build the users' Runtime
 spawning_complete      M L    users over time; steady state from here on
-test_stopping          M      workers drain their in-flight requests (smload.measure.drain)
+test_stopping          M L    drain: the requests in flight finish, or are abandoned (smload.measure.drain)
 test_stop              W L    W reports at once (the tail reaches the master before the next test)
-quitting               M L    the end of the test, after the workers' last reports: TestRun.finish
+quitting               M W L  M L: the end of the test, after the workers' last reports: TestRun.finish
+                              W: a worker quitting on its own drains and reports first (scale-down)
 quit                   M L    the summary and the checks table, last on the terminal
 =====================  =====  ==================================================================
 """
@@ -29,6 +30,7 @@ quit                   M L    the summary and the checks table, last on the term
 from __future__ import annotations
 
 import logging
+import os
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -43,9 +45,9 @@ from smload.invoke import options as _endpoint_options  # noqa: F401 - registers
 from smload.measure import drain, wire
 from smload.usage import UsageError
 
+from . import lifeline, web
 from . import options as _verdict_options  # noqa: F401 - registers its option group
-from . import web
-from .testrun import MASTER, WORKER, TestRun
+from .testrun import LOCAL, MASTER, WORKER, TestRun
 
 logger = logging.getLogger("smload")
 PROG = "locust"
@@ -82,6 +84,7 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
 def _wire(environment: Any, run: TestRun) -> None:
     hooks = environment.events
     measurements = run.measurements
+    gate = measurements.in_flight
     runner = environment.runner
     hooks.request.add_listener(measurements.on_request)
     hooks.test_start.add_listener(lambda **_kw: _on_test_start(environment, run))
@@ -92,9 +95,12 @@ def _wire(environment: Any, run: TestRun) -> None:
     if run.role == WORKER:
         hooks.report_to_master.add_listener(lambda data, **_kw: data.__setitem__(wire.FIELD, measurements.report()))
         hooks.test_stop.add_listener(lambda **_kw: _report_now(environment, run))
-        runner.register_message(
-            drain.DRAIN, lambda environment, msg, **_kw: drain.drain_worker(environment, measurements.in_flight,
-                                                                            float(msg.data or 0)), concurrent=True)
+        runner.register_message(drain.DRAIN, lambda environment, msg, **_kw: drain.drain_worker(
+            environment, gate, float(msg.data or 0)), concurrent=True)
+        # quitting on its own (scaled down, SIGTERM): registered after the runner's own listener, so
+        # that (Locust fires quitting in reverse) it drains and reports before the runner says goodbye
+        hooks.quitting.add_listener(lambda **_kw: gate.count and drain.drain_worker(environment, gate, run.drain_timeout))
+        gevent.spawn(lifeline.watch_master, runner, gate)
     else:
         hooks.quit.add_listener(lambda exit_code, **_kw: run.show(exit_code))
     if run.role == MASTER:
@@ -102,8 +108,10 @@ def _wire(environment: Any, run: TestRun) -> None:
             lambda client_id, data, **_kw: measurements.fold_report(client_id, data.get(wire.FIELD)))
         drained: set[str] = set()
         runner.register_message(drain.DRAINED, lambda environment, msg, **_kw: drained.add(msg.node_id))
-        hooks.test_stopping.add_listener(
-            lambda **_kw: drain.drain_workers(runner, drained, float(environment.stop_timeout or 0)))
+        hooks.test_stopping.add_listener(lambda **_kw: drain.drain_workers(runner, drained, run.drain_timeout))
+        gevent.spawn(lifeline.watch_workers, runner, measurements)
+    if run.role == LOCAL:
+        hooks.test_stopping.add_listener(lambda **_kw: gate.drain(run.drain_timeout))
 
 
 @events.quitting.add_listener
@@ -175,6 +183,11 @@ def _refuse(err: UsageError, options: Any) -> None:
     logging.disable()  # what Locust's greenlets still log on the way out would bury the one line
     usage.exit_usage(err, PROG)
 
+
+web.serve_client_errors_quietly()
+
+# Locust's --processes forks its workers (os.fork): each dies with its parent, even before it connects.
+os.register_at_fork(after_in_child=lambda: lifeline.die_with_parent(os.getppid()))
 
 # Last: a plugin's listeners run after ours (a refused option stops the process before any plugin starts).
 for _plugin in entry_points(group=PLUGINS):

@@ -30,9 +30,10 @@ def build(run: Any) -> dict:
                                        entry.total_rps if entry else 0.0,
                                        s.timings[LATENCY].copy() if LATENCY in s.timings else Histogram(),
                                        {kind: h.copy() for kind, h in s.timings.items() if kind != LATENCY},
-                                       dict(s.counts)))
+                                       dict(s.counts), identity.endpoint, identity.target))
     everything = observer(run)(None)
-    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram)
+    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram,
+                              counts={"abandoned": run.measurements.abandoned_test}, keep_histograms=False)
     failures = [(identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()]
     start = stats.start_time or run.started_at or time.time()
     end = stats.last_request_timestamp or start
@@ -47,7 +48,7 @@ def build(run: Any) -> dict:
     settings.update({key: getattr(options, key) for key in ("num_users", "spawn_rate", "run_time", "processes")
                      if getattr(options, key, None) not in (None, "")})
     endpoint = run.endpoint
-    return reports.run_report(
+    report = reports.run_report(
         names=names, total=total, failures=failures, checks=run.results,
         timeline={"seconds": [t - int(start) for t in seconds],
                   "requests": [stats.total.num_reqs_per_sec.get(t, 0) for t in seconds],
@@ -57,7 +58,13 @@ def build(run: Any) -> dict:
         users=max([n for _t, n in users] or [0]),
         workers=run.workers_seen if run.role == "master" else None,
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
+        comparison=[row.as_dict() for row in run.analysis.rows] if run.analysis else [],
+        split=run.analysis.split.as_dict() if run.analysis and run.analysis.split else None,
     )
+    report["incomplete"] = run.incomplete()
+    report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),
+                               "unreported_estimate": w.unreported_estimate} for w in run.measurements.lost.values()]
+    return report
 
 
 def write(run: Any, directory: str) -> None:

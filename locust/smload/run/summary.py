@@ -1,8 +1,9 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
 health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
-CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
-the HTML report is.
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), the
+variants compared with confidence intervals and the traffic split (:mod:`.ab`), and where the HTML
+report is.
 
 Percentiles come from the merged measurements (1% relative error, exact across workers).
 """
@@ -67,7 +68,15 @@ def render(run: Any) -> str:
     if notes:
         out += ["failures by type:", *notes]
     out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    abandoned = run.measurements.abandoned_test
+    if abandoned:
+        out.append(f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
+                   "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
+    if run.analysis is not None:
+        out += run.analysis.summary_lines()
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
+    out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
+            "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]
     html = getattr(run.environment.parsed_options, "html_file", None)
     if html:
         out.append(f"HTML report: {os.path.abspath(html)}")
@@ -102,6 +111,12 @@ def _health_lines(run: Any, median_ms: float) -> list[str]:
         return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
                 "queueing: add workers. Highest: " + "; ".join(parts)]
     return ["generator health: OK, highest: " + "; ".join(parts)]
+
+
+def stalls(run: Any) -> dict[str, float]:
+    """Per process, the seconds it stood still during the test (its probe's stalled time)."""
+    return {_process_name(run, process): samples[-1][1][3] for process, samples in run.measurements.health.series.items()
+            if samples and samples[-1][1][3] > 0}
 
 
 def _process_name(run: Any, process: str) -> str:

@@ -7,8 +7,8 @@ test needs from start to verdict, so that no part keeps per-test state of its ow
   Runtime the users share (:mod:`smload.invoke.client`);
 * the test's timeline: when it started, when all users ran, users over time, workers seen;
 * the end of a test on the master (or the local runner), one written-down pipeline
-  (:meth:`TestRun.finish`): fold the workers' last reports -> evaluate the checks -> write the
-  reports -> render the summary -> decide the exit code.
+  (:meth:`TestRun.finish`): fold the workers' last reports -> compare the variants -> evaluate the
+  checks -> write the reports -> render the summary -> decide the exit code.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from smload.measure import store
 from smload.results.checks import Result
 from smload.usage import MissingOption
 
-from . import report, summary, verdict
+from . import ab, report, summary, verdict
 
 logger = logging.getLogger("smload")
 
@@ -48,9 +48,11 @@ class TestRun:
         # the current test
         self.started_at: float | None = None
         self.steady_at: float | None = None  # all users running (Locust's spawning_complete)
+        self.stopped_at: float | None = None
         self.users: list[tuple[float, int]] = []
         self.workers_seen = 0
         self.results: list[Result] = []
+        self.analysis: ab.Analysis | None = None  # the variants compared, the traffic split
         self.summary_text = ""
         self.calibration: Any = None  # the CalibrationShape, when --calibrate
 
@@ -112,12 +114,14 @@ class TestRun:
 
     # --- the timeline ----------------------------------------------------------------------------------
     def start_test(self) -> None:
-        self.measurements.in_flight.draining = False
+        self.measurements.in_flight.reopen()
+        if self.measurements.probe is not None:
+            self.measurements.probe.test_started()
         if self.role == WORKER:
             return
         self.measurements.start_test()
         self.started_at = time.time()
-        self.steady_at = None
+        self.steady_at = self.stopped_at = None
         self.users = [(self.started_at, 0)]
         self.results = []
         self._local_health()
@@ -132,7 +136,34 @@ class TestRun:
         self._local_health()
 
     def stop_test(self) -> None:
+        self.stopped_at = time.time()
         self._local_health()
+
+    @property
+    def drain_timeout(self) -> float:
+        """How long a test's end waits for the requests in flight (smload.measure.drain)."""
+        verdict, endpoint = self.settings.get("verdict"), self.endpoint
+        if verdict is not None and verdict.drain_timeout is not None:
+            return verdict.drain_timeout
+        if endpoint is not None:
+            return endpoint.connect_timeout + endpoint.request_timeout
+        return 0.0
+
+    def incomplete(self) -> list[str]:
+        """Why the verdict stands on partial data, if it does: the run was interrupted before its run
+        time (or calibration) was over, or a worker went silent."""
+        reasons = []
+        run_time = getattr(self.environment.parsed_options, "run_time", None)
+        ended = self.stopped_at or time.time()
+        if run_time and self.started_at and ended - self.started_at < float(run_time) - 1.0:
+            reasons.append(f"interrupted after {ended - self.started_at:.0f} s of --run-time {float(run_time):g} s")
+        shape = self.calibration
+        if shape is not None and not shape.completed and shape.search.steps:
+            reasons.append("the calibration was interrupted before it finished")
+        for lost in self.measurements.lost.values():
+            reasons.append(f"{lost.name} went silent {lost.lost_at - (self.started_at or lost.lost_at):.0f} s into the test "
+                           f"(about {lost.unreported_estimate} requests unreported)")
+        return reasons
 
     def _local_health(self) -> None:
         """A local runner sends no reports: its own probe's readings at the test's turning points."""
@@ -149,11 +180,12 @@ class TestRun:
         wanted = self.settings.get("verdict")
         if self.calibration is not None:
             self.calibration.finish_at_quit()
-        self.results = verdict.evaluate(self, wanted.checks) if wanted else []  # 2. checks
-        if wanted and wanted.report:  # 3. reports
+        self.analysis = ab.analyse(self)  # 2. variants compared, traffic split
+        self.results = verdict.evaluate(self, wanted.checks) if wanted else []  # 3. checks
+        if wanted and wanted.report:  # 4. reports
             report.write(self, wanted.report)
-        self.summary_text = summary.render(self)  # 4. summary
-        self.environment.process_exit_code = verdict.exit_code(self)  # 5. exit code
+        self.summary_text = summary.render(self)  # 5. summary
+        self.environment.process_exit_code = verdict.exit_code(self)  # 6. exit code
 
     def show(self, exit_code: int) -> None:
         """At Locust's ``quit``: after Locust's own tables, the last thing on the terminal."""
@@ -161,5 +193,5 @@ class TestRun:
             out = sys.stderr if getattr(self.environment.parsed_options, "json", False) else sys.stdout
             out.write(self.summary_text)
             out.flush()
-        verdict.print_checks(self.results, exit_code)
+        verdict.print_checks(self.results, exit_code, self.incomplete())
 
