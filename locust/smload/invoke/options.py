@@ -159,7 +159,7 @@ class Settings:
 
     def sagemaker_headers(self) -> list[tuple[str, str]]:
         """The request headers besides Content-Type, in the order boto3 sends them (the service model's)."""
-        api = self.api
+        api = STREAM if self.stream else INVOKE
         return [(_BY_DEST[dest].extra["headers"][api], value) for dest, value in self.header_values]
 
     def boto3_kwargs(self) -> dict[str, str]:
