@@ -3,6 +3,7 @@
 Grammar (whitespace between the parts is ignored)::
 
     check   := metric [ "[" name "]" ] op number unit
+             | metric "[" name "]" "-" metric "[" name "]" op [ "-" ] number unit     (a comparison)
     metric  := latency | error_rate | rps | output_tps | goodput
     latency := [ kind "_" ] ( pNN | pNN.N | avg | max )      (p50, p90, p99.9, ... any 0 < NN < 100)
     kind    := ttft | itl | tpot                             (LLM tests: time to first token,
@@ -14,7 +15,14 @@ Grammar (whitespace between the parts is ignored)::
 
 ``name`` selects one request name (``p99[ab-test/variant-a]<200ms``); it is taken verbatim between
 the brackets, so it may hold ``/``, spaces and punctuation, anything but ``]``. Without it, a check
-applies to all requests together. Several checks in one value (an environment variable, a config
+applies to all requests together.
+
+A comparison, ``p95[ab/variant-b]-p95[ab/variant-a]<10ms``, is the difference of one metric (pNN,
+avg or error_rate, whose difference is in percentage points: ``%`` or ``pp``) between two names,
+estimated with its confidence interval (:mod:`.statistics`, as the A/B comparison does). It fails
+when the difference breaks the threshold *and* is significant at 95% (its interval excludes 0):
+noise cannot fail it, a real difference of the wrong size does; it fails too when there are too
+few requests for an interval. Several checks in one value (an environment variable, a config
 file line, the web UI field) are separated by ``;`` or ``,`` outside brackets.
 
 Pure code: no Locust import. The TestRun (:mod:`smload.run.verdict`) gathers an :class:`Observed`
@@ -32,6 +40,8 @@ from smload import exit_codes
 from smload.measure.histogram import Histogram
 from smload.usage import UsageError
 
+from . import statistics as st
+
 OPTION = "--check"
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
 OTHER_METRICS = ("error_rate", "rps", "output_tps", "goodput")
@@ -46,6 +56,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
             '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%"')
+COMPARED = ("avg", "error_rate")  # besides the percentiles: what a comparison can take (with an interval)
+CONFIDENCE = 0.95
 
 _METRIC = re.compile(r"[A-Za-z_]+[0-9]*(?:\.[0-9]+)?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
@@ -62,6 +74,7 @@ class Check:
     op: str
     threshold: float
     unit: str = ""  # as written: "ms", "s", "%" or ""
+    minus: str | None = None  # a comparison: the name whose metric is subtracted (the baseline)
 
     @property
     def is_latency(self) -> bool:
@@ -78,7 +91,11 @@ class Check:
     def describe(self) -> str:
         """A canonical spelling: ``p99[ab-test/variant-a] < 200 ms``."""
         target = f"[{self.name}]" if self.name is not None else ""
-        if self.unit == "s":
+        if self.minus is not None:
+            target += f" - {self.metric}[{self.minus}]"
+        if self.minus is not None and self.metric == "error_rate":
+            threshold = f"{_trim(round(self.threshold * 100, 4))} pp"
+        elif self.unit == "s":
             threshold = f"{_trim(self.threshold / 1000)} s"
         else:
             threshold = format_value(self.metric, self.threshold)
@@ -157,6 +174,11 @@ def parse(text: str, option: str = OPTION) -> Check:
         pos = end + 1
         skip_spaces()
 
+    minus = None
+    if source.startswith("-", pos):
+        pos, minus = _subtrahend(source, pos + 1, metric, name, fail)
+        skip_spaces()
+
     match = _OPERATOR.match(source, pos)
     if not match or match.group(0) not in OPERATORS:
         found = f"found {match.group(0)!r}" if match else f"found {source[pos:pos + 1]!r}" if pos < len(source) else "found nothing"
@@ -165,6 +187,10 @@ def parse(text: str, option: str = OPTION) -> Check:
     pos = match.end()
     skip_spaces()
 
+    sign = 1.0
+    if minus is not None and source.startswith("-", pos):  # a difference may have to be negative
+        sign, pos = -1.0, pos + 1
+        skip_spaces()
     match = _NUMBER.match(source, pos)
     if not match:
         raise fail(f"expected a number after {op!r}")
@@ -172,7 +198,33 @@ def parse(text: str, option: str = OPTION) -> Check:
     pos = match.end()
     skip_spaces()
     unit = source[pos:].strip()
-    return Check(source, metric, name, op, _threshold(metric, number, unit, fail), unit)
+    if minus is not None and metric == "error_rate" and unit == "pp":
+        unit = "%"  # percentage points: a difference of two rates
+    return Check(source, metric, name, op, sign * _threshold(metric, number, unit, fail), unit, minus)
+
+
+def _subtrahend(source: str, pos: int, metric: str, name: str | None,
+                fail: Callable[[str], UsageError]) -> tuple[int, str]:
+    """``- p95[name]`` of a comparison, from just after the ``-``: (where it ends, the name)."""
+    while pos < len(source) and source[pos].isspace():
+        pos += 1
+    match = _METRIC.match(source, pos)
+    other = _metric(match.group(0), fail) if match else None
+    if other is None or not source.startswith("[", match.end()):
+        raise fail(f"a comparison subtracts the same metric of another name: {metric}[B]-{metric}[A]<LIMIT")
+    if other != metric:
+        raise fail(f"a comparison subtracts the same metric: {metric}[...] - {metric}[...], not {other}")
+    if name is None:
+        raise fail(f"a comparison names both sides: {metric}[B]-{metric}[A]<LIMIT")
+    if not (metric in COMPARED or metric.startswith("p")):
+        raise fail(f"{metric} has no confidence interval to compare: use a percentile, avg or error_rate")
+    end = source.find("]", match.end() + 1)
+    if end < 0:
+        raise fail("the request name has no closing ']'")
+    minus = source[match.end() + 1 : end].strip()
+    if not minus or "[" in minus:
+        raise fail("empty request name between [ and ]" if not minus else "a request name cannot contain '['")
+    return end + 1, minus
 
 
 def parse_all(values: str | Iterable[str] | None, option: str = OPTION) -> list[Check]:
@@ -279,9 +331,13 @@ class Result:
     value: float | None
     passed: bool
     note: str = ""
+    interval: tuple[float, float] | None = None  # a comparison's confidence interval
 
     def as_dict(self) -> dict:
-        return {
+        extra = {} if self.check.minus is None else {
+            "minus": self.check.minus, "ci_low": self.interval[0] if self.interval else None,
+            "ci_high": self.interval[1] if self.interval else None}
+        return extra | {
             "check": self.check.text,
             "metric": self.check.metric,
             "name": self.check.name,
@@ -298,6 +354,9 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
     no request had that name. A check that cannot be measured fails: a typo in a name must not pass."""
     results = []
     for check in checks:
+        if check.minus is not None:
+            results.append(_compare(check, observe(check.name), observe(check.minus)))
+            continue
         observed = observe(check.name)
         if observed is None:
             results.append(Result(check, None, False, f"no request named {check.name!r}"))
@@ -308,6 +367,37 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
+
+
+def _compare(check: Check, candidate: Observed | None, baseline: Observed | None) -> Result:
+    """``metric[candidate] - metric[baseline] op threshold``: fails when broken and significant."""
+    for name, observed in ((check.name, candidate), (check.minus, baseline)):
+        if observed is None:
+            return Result(check, None, False, f"no request named {name!r}")
+    if check.metric == "error_rate":
+        diff = st.proportion_difference(baseline.failures, baseline.requests, candidate.failures, candidate.requests,
+                                        CONFIDENCE)
+    elif check.metric == "avg":
+        diff = st.difference(st.mean(baseline.histogram), st.mean(candidate.histogram), CONFIDENCE)
+    else:
+        q = check.quantile
+        diff = st.difference(st.quantile(baseline.histogram, q, CONFIDENCE), st.quantile(candidate.histogram, q, CONFIDENCE),
+                             CONFIDENCE)
+    if diff.low is None or diff.high is None:
+        return Result(check, diff.difference, False, "too few requests for a confidence interval")
+    interval = (diff.low, diff.high)
+    shown = f"{CONFIDENCE:.0%} CI {_difference(check.metric, diff.low)} to {_difference(check.metric, diff.high)}"
+    if check.holds(diff.difference):
+        return Result(check, diff.difference, True, shown, interval)
+    if not diff.significant:
+        return Result(check, diff.difference, True, f"{shown}: beyond the limit, but not significant", interval)
+    return Result(check, diff.difference, False, f"{shown}: significant", interval)
+
+
+def _difference(metric: str, value: float) -> str:
+    if metric == "error_rate":
+        return f"{value * 100:+.2f} pp"
+    return f"{value:+.2f} ms"
 
 
 def exit_code(results: list[Result], current: int | None, user_code_failed: bool) -> int | None:

@@ -185,6 +185,8 @@ def _refuse(err: UsageError, options: Any) -> None:
     usage.exit_usage(err, PROG)
 
 
+web.serve_client_errors_quietly()
+
 # Locust's --processes forks its workers (os.fork): each dies with its parent, even before it connects.
 os.register_at_fork(after_in_child=lambda: lifeline.die_with_parent(os.getppid()))
 

@@ -1,8 +1,9 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
 health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
-CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
-the HTML report is.
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), the
+variants compared with confidence intervals and the traffic split (:mod:`.ab`), and where the HTML
+report is.
 
 Percentiles come from the merged measurements (1% relative error, exact across workers).
 """
@@ -72,6 +73,8 @@ def render(run: Any) -> str:
     if abandoned:
         out.append(f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
                    "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
+    if run.analysis is not None:
+        out += run.analysis.summary_lines()
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
     out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
             "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]
