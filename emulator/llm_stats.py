@@ -94,6 +94,15 @@ class LLMStats:
         self.journal: deque[tuple] = deque(maxlen=JOURNAL_MAX)
         self.engine.stats.reset()
 
+    def journal_json(self) -> dict:
+        """The per-request truth: one list per field, in completion order (the oldest dropped past
+        ``JOURNAL_MAX``)."""
+        columns = list(zip(*self.journal, strict=True)) if self.journal else [()] * len(JOURNAL_FIELDS)
+        return {
+            "count": len(self.journal),
+            **{name: list(col) for name, col in zip(JOURNAL_FIELDS, columns, strict=True)},
+        }
+
     def to_json(self) -> dict:
         engine = self.engine
         es = engine.stats
@@ -125,13 +134,6 @@ class LLMStats:
             "steps": es.steps,
             "queued_now": engine.waiting,
         }
-
-
-def journal_json(stats: LLMStats) -> dict:
-    """The per-request truth: one list per field, in completion order (the oldest dropped past
-    ``JOURNAL_MAX``)."""
-    columns = list(zip(*stats.journal, strict=True)) if stats.journal else [()] * len(JOURNAL_FIELDS)
-    return {"count": len(stats.journal), **{name: list(col) for name, col in zip(JOURNAL_FIELDS, columns, strict=True)}}
 
 
 def prometheus(lines: list[str], rows: list[tuple[str, object]]) -> None:

@@ -127,15 +127,13 @@ class Stats:
 
     def requests_json(self) -> dict:
         """``GET /_emulator/requests``: each LLM variant's and component's per-request truth
-        (llm_stats.journal_json), shaped like ``to_json``'s endpoints."""
-        from .llm_stats import journal_json  # the server registers LLM parts; this module needs them not
-
+        (llm_stats.LLMStats.journal_json), shaped like ``to_json``'s endpoints."""
         endpoints: dict = {}
         for group, key in ((self.endpoints, "variants"), (self.components, "inference_components")):
             for name, targets in group.items():
                 for target, ts in targets.items():
                     if ts.llm is not None:
-                        endpoints.setdefault(name, {}).setdefault(key, {})[target] = journal_json(ts.llm)
+                        endpoints.setdefault(name, {}).setdefault(key, {})[target] = ts.llm.journal_json()
         return {"endpoints": endpoints}
 
     def prometheus(self) -> str:

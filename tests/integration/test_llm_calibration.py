@@ -37,12 +37,46 @@ def test_llm_calibration_finds_the_analytic_knee(procs, tmp_path):
     out = tmp_path / "out"
     started = time.monotonic()
     result = subprocess.run(
-        [str(BIN / "smload"), "calibrate", "--endpoint-name", "chat", "--inference-component", "gen",
-         "--endpoint-url", emulator.url, "--region", "us-east-1", "--api", "openai", "--prompt-tokens", "4",
-         "--output-tokens", str(OUTPUT), "--slo", f"tpot_p99<{TPOT_SLO_MS:g}ms", "--instances", "1",
-         "--start-users", "4", "--step-warmup", "2", "--step-time", "4", "--output", str(out),
-         "--stop-timeout", "10", *distributed_args(2)],
-        env=aws_env(), capture_output=True, text=True, timeout=400, cwd=tmp_path, start_new_session=True)
+        [
+            str(BIN / "smload"),
+            "calibrate",
+            "--endpoint-name",
+            "chat",
+            "--inference-component",
+            "gen",
+            "--endpoint-url",
+            emulator.url,
+            "--region",
+            "us-east-1",
+            "--api",
+            "openai",
+            "--prompt-tokens",
+            "4",
+            "--output-tokens",
+            str(OUTPUT),
+            "--slo",
+            f"tpot_p99<{TPOT_SLO_MS:g}ms",
+            "--instances",
+            "1",
+            "--start-users",
+            "4",
+            "--step-warmup",
+            "2",
+            "--step-time",
+            "4",
+            "--output",
+            str(out),
+            "--stop-timeout",
+            "10",
+            *distributed_args(2),
+        ],
+        env=aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads((out / "calibration.json").read_text())
@@ -55,7 +89,9 @@ def test_llm_calibration_finds_the_analytic_knee(procs, tmp_path):
     llm = summary["llm"]
     assert llm["metric"] == "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
     assert llm["knee_concurrency_per_copy"] == knee
-    assert len(llm["curve"]) == len(summary["steps"]) and all(p["output_tokens_per_s"] > 0 for p in llm["curve"])
+    assert len(llm["curve"]) == len(summary["steps"]) and all(
+        p["output_tokens_per_s"] > 0 for p in llm["curve"]
+    )
     component = summary["recommendation"]["variants"]["gen"]["concurrency_high_resolution"]
     assert component["metric"] == llm["metric"]
     policy = json.loads((out / component["policy_file"]).read_text())

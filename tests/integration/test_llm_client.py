@@ -50,15 +50,35 @@ def sharegpt(path, rng: random.Random, n: int = 200) -> None:
     for _ in range(n):
         words = rng.choice((8, 400))
         prompt = "".join(rng.choice((" the", " and", " for", " was")) for _ in range(words))
-        lines.append(json.dumps({"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": "ok"}]}))
+        lines.append(
+            json.dumps(
+                {"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": "ok"}]}
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
 def run(emulator, tmp_path, *args: str, users: int = USERS, seconds: int = 8):
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-        "--endpoint-name", "chat", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--report", str(tmp_path / "report"), *args, *distributed_args(2),
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--endpoint-name",
+        "chat",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--report",
+        str(tmp_path / "report"),
+        *args,
+        *distributed_args(2),
     )
     assert result.returncode == 0, result.stderr[-5000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -72,8 +92,18 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
     emulator = start_emulator(procs, "--config", str(config))
     dataset = tmp_path / "sharegpt.jsonl"
     sharegpt(dataset, random.Random(7))
-    result, names = run(emulator, tmp_path, "--api", api, "--dataset", str(dataset), "--output-tokens",
-                        str(OUTPUT_TOKENS), "--goodput", f"ttft<{GOODPUT_TTFT_MS}ms,tpot<100ms")
+    result, names = run(
+        emulator,
+        tmp_path,
+        "--api",
+        api,
+        "--dataset",
+        str(dataset),
+        "--output-tokens",
+        str(OUTPUT_TOKENS),
+        "--goodput",
+        f"ttft<{GOODPUT_TTFT_MS}ms,tpot<100ms",
+    )
     ours = names["chat/v"]
     truth = emulator.stats()["endpoints"]["chat"]["variants"]["v"]
     llm = truth["llm"]
@@ -89,8 +119,18 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
     assert ours["input_tokens"] == llm["input_tokens"]
     assert ours["output_tokens_per_s"] > 0
 
-    journal = json.loads(http_get(f"{emulator.url}/_emulator/requests")[1])["endpoints"]["chat"]["variants"]["v"]
-    print(sorted(journal["ttft_ms"])[::10], ours["ttft_ms"], llm["ttft_ms"], ours["tpot_ms"], llm["tpot_ms"], ours["itl_ms"], llm["itl_ms"])
+    journal = json.loads(http_get(f"{emulator.url}/_emulator/requests")[1])["endpoints"]["chat"]["variants"][
+        "v"
+    ]
+    print(
+        sorted(journal["ttft_ms"])[::10],
+        ours["ttft_ms"],
+        llm["ttft_ms"],
+        ours["tpot_ms"],
+        llm["tpot_ms"],
+        ours["itl_ms"],
+        llm["itl_ms"],
+    )
     # TTFT, ITL, TPOT: p50 and p99 within 2% + 1 ms of the server's
     for kind in ("ttft_ms", "itl_ms", "tpot_ms"):
         assert ours[kind]["count"] == llm[kind]["count"], (kind, ours[kind], llm[kind])
@@ -118,19 +158,40 @@ def test_token_counts_with_a_local_tokenizer_equal_the_emulators(procs, tmp_path
     corpus = ["the cat and the dog sat on the mat in the sun", "it is what it is for all of you"] * 50
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     path = tmp_path / "tokenizer.json"
     tokenizer.save(str(path))
     config = tmp_path / "llm.yaml"
     config.write_text(CONFIG % "tokenizer: tokenizer.json")
     emulator = start_emulator(procs, "--config", str(config))
     template = tmp_path / "body.json"
-    template.write_text('{"model": "m", "messages": [{"role": "user", "content": "{{prompt}}"}], '
-                        '"max_tokens": "{{max_tokens}}", "stream": true}')
-    result, names = run(emulator, tmp_path, "--api", "openai", "--request-template", str(template),
-                        "--prompt-tokens", "uniform:min=5,max=50", "--output-tokens", "normal:mean=40,sd=10,min=2",
-                        "--tokenizer", str(path), "--dataset-seed", "3", users=8, seconds=4)
+    template.write_text(
+        '{"model": "m", "messages": [{"role": "user", "content": "{{prompt}}"}], '
+        '"max_tokens": "{{max_tokens}}", "stream": true}'
+    )
+    result, names = run(
+        emulator,
+        tmp_path,
+        "--api",
+        "openai",
+        "--request-template",
+        str(template),
+        "--prompt-tokens",
+        "uniform:min=5,max=50",
+        "--output-tokens",
+        "normal:mean=40,sd=10,min=2",
+        "--tokenizer",
+        str(path),
+        "--dataset-seed",
+        "3",
+        users=8,
+        seconds=4,
+    )
     ours = names["chat/v"]
     llm = emulator.stats()["endpoints"]["chat"]["variants"]["v"]["llm"]
     assert ours["requests"] > 20 and ours["tokens_by_tokenizer"] == ours["requests"]
@@ -140,8 +201,24 @@ def test_token_counts_with_a_local_tokenizer_equal_the_emulators(procs, tmp_path
 
 
 def _refused(emulator, endpoint: str, *args: str) -> str:
-    result = run_locust("--headless", "-u", "2", "-r", "2", "-t", "3s", "--metrics-port", "0",
-                        "--endpoint-name", endpoint, "--endpoint-url", emulator.url, "--region", "us-east-1", *args)
+    result = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--metrics-port",
+        "0",
+        "--endpoint-name",
+        endpoint,
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        *args,
+    )
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -155,7 +232,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_sent(procs, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"}]}) + "\n{not json\n")
     cases = [
-        (("--api", "openai", "--prompt-tokens", "8", "--tokenizer", str(tmp_path / "missing.json")), "--tokenizer"),
+        (
+            ("--api", "openai", "--prompt-tokens", "8", "--tokenizer", str(tmp_path / "missing.json")),
+            "--tokenizer",
+        ),
         (("--api", "stream", "--dataset", str(bad)), f"--dataset: {bad}:2: invalid JSON"),
         (("--api", "openai", "--prompt-tokens", "8", "--goodput", "ttft<fast"), "--goodput: 'ttft<fast'"),
         (("--api", "openai", "--prompt-tokens", "8", "--goodput", "ttft<500ms,tpot"), "--goodput: 'tpot'"),

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 import pytest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from smload.invoke import bearer
 from smload.emulator import bearer as server
 from smload.emulator.config import AccessKey
+from smload.invoke import bearer
 
 KEY, SECRET, TOKEN = "AKIDBEARERTEST000001", "bearer/secret/0000000000000000000000000", "session/token+=="
 

@@ -28,9 +28,44 @@ from smload.usage import UsageError
 from .tokens import TokenCounter
 
 # Words of four characters with their space (" the"): one token each by the four-characters rule.
-WORDS = (" the", " and", " for", " was", " you", " not", " are", " but", " his", " had", " her", " all",
-         " can", " one", " out", " use", " how", " its", " who", " new", " now", " may", " way", " day",
-         " get", " see", " any", " two", " man", " old", " end", " big", " ask", " own", " put", " too")
+WORDS = (
+    " the",
+    " and",
+    " for",
+    " was",
+    " you",
+    " not",
+    " are",
+    " but",
+    " his",
+    " had",
+    " her",
+    " all",
+    " can",
+    " one",
+    " out",
+    " use",
+    " how",
+    " its",
+    " who",
+    " new",
+    " now",
+    " may",
+    " way",
+    " day",
+    " get",
+    " see",
+    " any",
+    " two",
+    " man",
+    " old",
+    " end",
+    " big",
+    " ask",
+    " own",
+    " put",
+    " too",
+)
 MAX_DATASET_BYTES = 512 * 1024 * 1024
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 
@@ -107,23 +142,34 @@ class Prompt:
     source: str
 
 
-def synthetic(prompt_tokens: Distribution, output_tokens: Distribution | None, count: int, seed: int | None,
-              counter: TokenCounter | None) -> list[Prompt]:
+def synthetic(
+    prompt_tokens: Distribution,
+    output_tokens: Distribution | None,
+    count: int,
+    seed: int | None,
+    counter: TokenCounter | None,
+) -> list[Prompt]:
     rng = random.Random(seed)
     words = counter.single_token_words(WORDS) if counter else WORDS
     if not words:
-        raise UsageError("--tokenizer", f"{counter.path if counter else ''}: none of the synthetic prompt words is a "
-                                        "single token in it: synthetic prompts cannot have an exact length")
+        raise UsageError(
+            "--tokenizer",
+            f"{counter.path if counter else ''}: none of the synthetic prompt words is a "
+            "single token in it: synthetic prompts cannot have an exact length",
+        )
     prompts = []
     for i in range(count):
         n = prompt_tokens.draw(rng)
         text = "".join(rng.choice(words) for _ in range(n))
-        prompts.append(Prompt(text, output_tokens.draw(rng) if output_tokens else None, f"synthetic #{i + 1}"))
+        prompts.append(
+            Prompt(text, output_tokens.draw(rng) if output_tokens else None, f"synthetic #{i + 1}")
+        )
     return prompts
 
 
-def sharegpt(spec: str, output_tokens: Distribution | None, seed: int | None,
-             counter: TokenCounter | None) -> list[Prompt]:
+def sharegpt(
+    spec: str, output_tokens: Distribution | None, seed: int | None, counter: TokenCounter | None
+) -> list[Prompt]:
     """A ShareGPT file: a JSON list of ``{"conversations": [{"from": "human", "value": ...}, ...]}``, or
     one such object per line (JSON Lines)."""
     path = Path(spec).expanduser()
@@ -146,15 +192,20 @@ def sharegpt(spec: str, output_tokens: Distribution | None, seed: int | None,
             try:
                 rows.append((f"{spec}:{number}", json.loads(line)))
             except ValueError as err:
-                raise UsageError("--dataset", f"{spec}:{number}: invalid JSON ({err}): each line is one ShareGPT "
-                                              "conversation") from None
+                raise UsageError(
+                    "--dataset",
+                    f"{spec}:{number}: invalid JSON ({err}): each line is one ShareGPT conversation",
+                ) from None
     rng = random.Random(seed)
     prompts = []
     for source, row in rows:
         turns = row.get("conversations") if isinstance(row, dict) else None
         if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
-            raise UsageError("--dataset", f"{source}: not a ShareGPT conversation (an object with a "
-                                          "\"conversations\" list of {\"from\", \"value\"} turns)")
+            raise UsageError(
+                "--dataset",
+                f"{source}: not a ShareGPT conversation (an object with a "
+                '"conversations" list of {"from", "value"} turns)',
+            )
         for i, turn in enumerate(turns):
             if turn.get("from") in ("human", "user") and isinstance(turn.get("value"), str) and turn["value"]:
                 reply = turns[i + 1].get("value") if i + 1 < len(turns) else None
@@ -190,6 +241,8 @@ def prompt_of(body: bytes) -> str | None:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, list):
-                parts += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+                parts += [
+                    p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+                ]
         return "".join(parts)
     return None

@@ -45,30 +45,74 @@ DEFAULT_DATASET_SIZE = 1000
 _PROMPT, _MAX_TOKENS = '"{{prompt}}"', '"{{max_tokens}}"'
 
 OPTIONS = (
-    flags.Option("--api", "LLM endpoints: invoke (InvokeEndpoint), stream (InvokeEndpointWithResponseStream) or openai "
-                 "(the OpenAI-compatible route, ChatCompletions, bearer tokens from the AWS credentials); any LLM "
-                 "option turns on token metrics (TTFT, ITL, TPOT, tokens/s)", choices=APIS),
-    flags.Option("--request-format", "the container's request body for --dataset/--prompt-tokens prompts: openai "
-                 "(messages), tgi or lmi (inputs, parameters.max_new_tokens); default openai",
-                 choices=FORMATS, metavar="FORMAT"),
-    flags.Option("--request-template", "a JSON request body in which the strings \"{{prompt}}\" and "
-                 "\"{{max_tokens}}\" are replaced per request (instead of --request-format)", metavar="FILE"),
-    flags.Option("--dataset", "LLM prompts from a ShareGPT file (JSON, or JSON Lines: one conversation a line); its "
-                 "first human turn is the prompt, the reply's length its max_tokens", metavar="FILE"),
-    flags.Option("--prompt-tokens", "synthetic prompts of this many tokens: N, normal:mean=M,sd=S, "
-                 "lognormal:median=M,p99=P or uniform:min=A,max=B (min=/max= clamp)",
-                 datasets.distribution, metavar="DIST"),
-    flags.Option("--output-tokens", "max_tokens per request, the same forms as --prompt-tokens (default: the "
-                 "dataset's reply length, else the server's default)", datasets.distribution, metavar="DIST"),
-    flags.Option("--dataset-size", "how many synthetic prompts to draw", flags.number(1, 1_000_000, integer=True),
-                 default=DEFAULT_DATASET_SIZE, metavar="N"),
-    flags.Option("--dataset-seed", "seed for synthetic prompts and drawn lengths (default: a different draw each run)",
-                 flags.number(integer=True), metavar="N"),
-    flags.Option("--tokenizer", "a local tokenizer.json (Hugging Face tokenizers) to count tokens when the answer "
-                 "states no usage; nothing is downloaded", metavar="FILE"),
-    flags.Option("--goodput", "the per-request objectives a request must all meet to count as goodput, e.g. "
-                 "\"ttft<500ms,tpot<50ms\" (ttft, tpot, e2e; < or <=; ms or s)", metavar="EXPR"),
-    flags.Option("--model", "the \"model\" of OpenAI request bodies (default: the endpoint's name)", metavar="NAME"),
+    flags.Option(
+        "--api",
+        "LLM endpoints: invoke (InvokeEndpoint), stream (InvokeEndpointWithResponseStream) or openai "
+        "(the OpenAI-compatible route, ChatCompletions, bearer tokens from the AWS credentials); any LLM "
+        "option turns on token metrics (TTFT, ITL, TPOT, tokens/s)",
+        choices=APIS,
+    ),
+    flags.Option(
+        "--request-format",
+        "the container's request body for --dataset/--prompt-tokens prompts: openai "
+        "(messages), tgi or lmi (inputs, parameters.max_new_tokens); default openai",
+        choices=FORMATS,
+        metavar="FORMAT",
+    ),
+    flags.Option(
+        "--request-template",
+        'a JSON request body in which the strings "{{prompt}}" and '
+        '"{{max_tokens}}" are replaced per request (instead of --request-format)',
+        metavar="FILE",
+    ),
+    flags.Option(
+        "--dataset",
+        "LLM prompts from a ShareGPT file (JSON, or JSON Lines: one conversation a line); its "
+        "first human turn is the prompt, the reply's length its max_tokens",
+        metavar="FILE",
+    ),
+    flags.Option(
+        "--prompt-tokens",
+        "synthetic prompts of this many tokens: N, normal:mean=M,sd=S, "
+        "lognormal:median=M,p99=P or uniform:min=A,max=B (min=/max= clamp)",
+        datasets.distribution,
+        metavar="DIST",
+    ),
+    flags.Option(
+        "--output-tokens",
+        "max_tokens per request, the same forms as --prompt-tokens (default: the "
+        "dataset's reply length, else the server's default)",
+        datasets.distribution,
+        metavar="DIST",
+    ),
+    flags.Option(
+        "--dataset-size",
+        "how many synthetic prompts to draw",
+        flags.number(1, 1_000_000, integer=True),
+        default=DEFAULT_DATASET_SIZE,
+        metavar="N",
+    ),
+    flags.Option(
+        "--dataset-seed",
+        "seed for synthetic prompts and drawn lengths (default: a different draw each run)",
+        flags.number(integer=True),
+        metavar="N",
+    ),
+    flags.Option(
+        "--tokenizer",
+        "a local tokenizer.json (Hugging Face tokenizers) to count tokens when the answer "
+        "states no usage; nothing is downloaded",
+        metavar="FILE",
+    ),
+    flags.Option(
+        "--goodput",
+        "the per-request objectives a request must all meet to count as goodput, e.g. "
+        '"ttft<500ms,tpot<50ms" (ttft, tpot, e2e; < or <=; ms or s)',
+        metavar="EXPR",
+    ),
+    flags.Option(
+        "--model", 'the "model" of OpenAI request bodies (default: the endpoint\'s name)', metavar="NAME"
+    ),
 )
 OPTION_DESTS = tuple(option.dest for option in OPTIONS)
 
@@ -114,7 +158,7 @@ def goodput(text: str) -> Goodput:
         metric, op, number, unit = match.groups()
         objectives.append(Objective(metric, op, float(number) * (1000.0 if unit == "s" else 1.0)))
     if not objectives:
-        raise ValueError(f"{text!r} has no objective: e.g. \"ttft<500ms,tpot<50ms\"")
+        raise ValueError(f'{text!r} has no objective: e.g. "ttft<500ms,tpot<50ms"')
     return Goodput(str(text).strip(), tuple(objectives))
 
 
@@ -152,12 +196,16 @@ def build(values: flags.Values, endpoint_name: str, stream: bool) -> tuple[LLMSe
         except ValueError as err:
             raise UsageError("--goodput", str(err)) from None
     if values["request_template"] and values["request_format"]:
-        raise UsageError("--request-template", "cannot be combined with --request-format: the template is the format")
+        raise UsageError(
+            "--request-template", "cannot be combined with --request-format: the template is the format"
+        )
     if values["dataset"] and values["prompt_tokens"]:
         raise UsageError("--prompt-tokens", "cannot be combined with --dataset: the dataset has its prompts")
     uses_dataset = bool(values["dataset"] or values["prompt_tokens"])
     if uses_dataset and values["payload"]:
-        raise UsageError("--payload", "cannot be combined with --dataset or --prompt-tokens: choose one source of prompts")
+        raise UsageError(
+            "--payload", "cannot be combined with --dataset or --prompt-tokens: choose one source of prompts"
+        )
     if not uses_dataset:
         settings = LLMSettings(api, None, counter, good, "--payload bodies")
         return settings, None
@@ -166,20 +214,32 @@ def build(values: flags.Values, endpoint_name: str, stream: bool) -> tuple[LLMSe
         raise UsageError("--request-format", "--api openai sends OpenAI bodies: leave --request-format out")
     template = _template(values["request_template"]) if values["request_template"] else None
     if values["dataset"]:
-        prompts = datasets.sharegpt(values["dataset"], values["output_tokens"], values["dataset_seed"], counter)
+        prompts = datasets.sharegpt(
+            values["dataset"], values["output_tokens"], values["dataset_seed"], counter
+        )
         what = f"ShareGPT {values['dataset']} ({len(prompts)} prompts)"
     else:
-        prompts = datasets.synthetic(values["prompt_tokens"], values["output_tokens"], values["dataset_size"],
-                                     values["dataset_seed"], counter)
-        what = (f"synthetic: {len(prompts)} prompts of {values['prompt_tokens'].text} tokens, max_tokens "
-                f"{values['output_tokens'].text if values['output_tokens'] else 'the server default'}")
+        prompts = datasets.synthetic(
+            values["prompt_tokens"],
+            values["output_tokens"],
+            values["dataset_size"],
+            values["dataset_seed"],
+            counter,
+        )
+        what = (
+            f"synthetic: {len(prompts)} prompts of {values['prompt_tokens'].text} tokens, max_tokens "
+            f"{values['output_tokens'].text if values['output_tokens'] else 'the server default'}"
+        )
     streamed = api != INVOKE_API
     model = values["model"] or endpoint_name
     bodies = []
     for prompt in prompts:
         body = template(prompt) if template else request_body(fmt, prompt, streamed, model)
-        bodies.append(Payload.of(body, "application/json", prompt.source,
-                                 counter.count(prompt.text) if counter else None))
+        bodies.append(
+            Payload.of(
+                body, "application/json", prompt.source, counter.count(prompt.text) if counter else None
+            )
+        )
     return LLMSettings(api, None if template else fmt, counter, good, what), bodies
 
 
@@ -190,7 +250,11 @@ def count_payload_prompts(payloads: list[Payload], counter: TokenCounter | None)
     out = []
     for p in payloads:
         text = datasets.prompt_of(p.body)
-        out.append(Payload(p.body, p.content_type, p.sha256, p.source, counter.count(text) if text is not None else None))
+        out.append(
+            Payload(
+                p.body, p.content_type, p.sha256, p.source, counter.count(text) if text is not None else None
+            )
+        )
     return out
 
 
@@ -219,7 +283,7 @@ def _template(spec: str):
     except OSError as err:
         raise UsageError("--request-template", f"cannot read {spec!r}: {err.strerror or err}") from None
     if _PROMPT not in text:
-        raise UsageError("--request-template", f"{spec!r} has no \"{{{{prompt}}}}\" string to replace")
+        raise UsageError("--request-template", f'{spec!r} has no "{{{{prompt}}}}" string to replace')
     try:
         json.loads(text.replace(_PROMPT, '""').replace(_MAX_TOKENS, "1"))
     except ValueError as err:
@@ -235,8 +299,9 @@ def _template(spec: str):
 # --- one answer -> the record's timings and counts -----------------------------------------------
 
 
-def measured(llm: LLMSettings, tokens: TokenStream, payload: Payload, start: float, e2e_ms: float,
-             ok: bool) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, int], ...]]:
+def measured(
+    llm: LLMSettings, tokens: TokenStream, payload: Payload, start: float, e2e_ms: float, ok: bool
+) -> tuple[tuple[tuple[str, float], ...], tuple[tuple[str, int], ...]]:
     """TTFT, every inter-token gap, TPOT = (e2e - TTFT) / (output tokens - 1); input and output tokens
     from the answer's usage, else the tokenizer, else (output only) one per content chunk; goodput."""
     timings: list[tuple[str, float]] = []

@@ -93,20 +93,30 @@ class _TokenResponse(HTTPSocketPoolResponse):
 class LLMFastTransport(FastTransport):
     """One user's connection for LLM requests (a FastTransport's pool and signers)."""
 
-    def __init__(self, settings: Settings, credentials: Any, ca_bundle: str | None = None,
-                 tokens: TokenSource | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Any,
+        ca_bundle: str | None = None,
+        tokens: TokenSource | None = None,
+    ):
         super().__init__(settings, credentials, ca_bundle)
         self._bearer = tokens
         self._want_text = settings.llm is not None and settings.llm.counter is not None
         self._host = host_header(settings.scheme, settings.host, settings.port)
 
     def _bearer_head(self, settings: Settings, payload: Payload) -> bytes:
-        headers = "".join(f"{name}: {value}\r\n" for name, value in settings.sagemaker_headers()
-                          if name.lower().startswith("x-amzn-sagemaker-target-variant"))
-        return (f"POST {settings.path} HTTP/1.1\r\nHost: {self._host}\r\nUser-Agent: {USER_AGENT}\r\n"
-                f"Content-Type: {payload.content_type}\r\nAccept: text/event-stream\r\n"
-                f"Authorization: {self._bearer.authorization()}\r\n{headers}"
-                f"Content-Length: {len(payload.body)}\r\n\r\n").encode("latin-1")
+        headers = "".join(
+            f"{name}: {value}\r\n"
+            for name, value in settings.sagemaker_headers()
+            if name.lower().startswith("x-amzn-sagemaker-target-variant")
+        )
+        return (
+            f"POST {settings.path} HTTP/1.1\r\nHost: {self._host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"Content-Type: {payload.content_type}\r\nAccept: text/event-stream\r\n"
+            f"Authorization: {self._bearer.authorization()}\r\n{headers}"
+            f"Content-Length: {len(payload.body)}\r\n\r\n"
+        ).encode("latin-1")
 
     def _signed_head(self, settings: Settings, payload: Payload) -> bytes:
         if settings is self._settings:
@@ -117,8 +127,14 @@ class LLMFastTransport(FastTransport):
             signer = self._signers.get(settings) or self._signers.setdefault(settings, signer_for(settings))
             self._settings, self._signer = settings, signer
         frozen = self._credentials.get_frozen_credentials()
-        return signer.sign(frozen.access_key, frozen.secret_key, frozen.token, payload.content_type,
-                           payload.sha256, len(payload.body)).head.encode("latin-1")
+        return signer.sign(
+            frozen.access_key,
+            frozen.secret_key,
+            frozen.token,
+            payload.content_type,
+            payload.sha256,
+            len(payload.body),
+        ).head.encode("latin-1")
 
     def invoke(self, settings: Settings, payload: Payload) -> Outcome:
         openai = self._bearer is not None
@@ -151,9 +167,13 @@ class LLMFastTransport(FastTransport):
             else:
                 sink = None
             if sink is None:
-                response = HTTPSocketPoolResponse(sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers)
+                response = HTTPSocketPoolResponse(
+                    sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers
+                )
             else:
-                response = _TokenResponse(sock, pool, sink, block_size=_BLOCK, method="POST", headers_type=_Headers)
+                response = _TokenResponse(
+                    sock, pool, sink, block_size=_BLOCK, method="POST", headers_type=_Headers
+                )
             data = response.read()
             end = _perf_counter()
         except Exception as err:
@@ -171,10 +191,30 @@ class LLMFastTransport(FastTransport):
             return Outcome(status, variant, data, len(data), None, "", elapsed, tokens=tokens, start=start)
         tokens.close(end)
         if decoder is not None:
-            return Outcome(status, variant, None, decoder.length, decoder.error or tokens.error,
-                           decoder.detail or tokens.detail, elapsed, decoder.first_part_ms, decoder.parts, tokens, start)
-        return Outcome(status, variant, None, response.received, tokens.error, tokens.detail, elapsed, tokens=tokens,
-                       start=start)
+            return Outcome(
+                status,
+                variant,
+                None,
+                decoder.length,
+                decoder.error or tokens.error,
+                decoder.detail or tokens.detail,
+                elapsed,
+                decoder.first_part_ms,
+                decoder.parts,
+                tokens,
+                start,
+            )
+        return Outcome(
+            status,
+            variant,
+            None,
+            response.received,
+            tokens.error,
+            tokens.detail,
+            elapsed,
+            tokens=tokens,
+            start=start,
+        )
 
 
 class LLMBoto3Transport(Boto3Transport):
@@ -200,7 +240,8 @@ class LLMBoto3Transport(Boto3Transport):
         first_part_ms, parts, length = None, 0, 0
         try:
             answer = self._client.invoke_endpoint_with_response_stream(
-                Body=payload.body, ContentType=payload.content_type, **kwargs)
+                Body=payload.body, ContentType=payload.content_type, **kwargs
+            )
             variant = answer.get("InvokedProductionVariant")
             for event in answer["Body"]:
                 part = event.get("PayloadPart")
@@ -221,8 +262,19 @@ class LLMBoto3Transport(Boto3Transport):
             return outcome
         end = _perf_counter()
         tokens.close(end)
-        return Outcome(200, variant, None, length, tokens.error, tokens.detail, (end - start) * 1000, first_part_ms,
-                       parts, tokens, start)
+        return Outcome(
+            200,
+            variant,
+            None,
+            length,
+            tokens.error,
+            tokens.detail,
+            (end - start) * 1000,
+            first_part_ms,
+            parts,
+            tokens,
+            start,
+        )
 
 
 def probe_openai_route(settings: Settings, credentials: Any, ca_bundle: str | None) -> None:
@@ -236,5 +288,8 @@ def probe_openai_route(settings: Settings, credentials: Any, ca_bundle: str | No
         transport.close()
     if outcome.status == 404:
         target = settings.inference_component or settings.target_variant or settings.endpoint_name
-        raise UsageError("--api", f"openai: {target} has no OpenAI-compatible route (404: a classic model, not an LLM "
-                                  "container?): use --api invoke or --api stream")
+        raise UsageError(
+            "--api",
+            f"openai: {target} has no OpenAI-compatible route (404: a classic model, not an LLM "
+            "container?): use --api invoke or --api stream",
+        )

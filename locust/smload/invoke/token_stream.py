@@ -37,8 +37,21 @@ _DONE = b"[DONE]"
 class TokenStream:
     """What one streamed answer said, as it arrived. Times are ``time.perf_counter()`` seconds."""
 
-    __slots__ = ("framing", "buffer", "first", "last", "gaps", "chunks", "want_text", "texts", "input_tokens",
-                 "output_tokens", "error", "detail", "done")
+    __slots__ = (
+        "framing",
+        "buffer",
+        "first",
+        "last",
+        "gaps",
+        "chunks",
+        "want_text",
+        "texts",
+        "input_tokens",
+        "output_tokens",
+        "error",
+        "detail",
+        "done",
+    )
 
     def __init__(self, want_text: bool = False):
         self.framing: str | None = None
@@ -116,7 +129,9 @@ class TokenStream:
     def _openai_text(self, payload: bytes) -> None:
         try:
             choices = json.loads(payload).get("choices") or ()
-            self.texts.extend(c["delta"].get("content") or "" for c in choices if isinstance(c.get("delta"), dict))
+            self.texts.extend(
+                c["delta"].get("content") or "" for c in choices if isinstance(c.get("delta"), dict)
+            )
         except (ValueError, AttributeError, KeyError, TypeError):
             pass
 
@@ -174,7 +189,9 @@ def parse_body(data: bytes, want_text: bool) -> TokenStream:
             text = first.get("generated_text")
             if text is None:
                 choices = first.get("choices") or ()
-                text = "".join((c.get("message") or {}).get("content") or "" for c in choices if isinstance(c, dict))
+                text = "".join(
+                    (c.get("message") or {}).get("content") or "" for c in choices if isinstance(c, dict)
+                )
             if isinstance(text, str):
                 stream.texts.append(text)
     return stream

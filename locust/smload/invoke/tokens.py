@@ -21,12 +21,17 @@ class TokenCounter:
 
     def __init__(self, path: str):
         if not os.path.isfile(path):
-            raise UsageError(OPTION, f"{path!r} does not exist: give a local tokenizer.json (Hugging Face "
-                                     "tokenizers format; nothing is downloaded)")
+            raise UsageError(
+                OPTION,
+                f"{path!r} does not exist: give a local tokenizer.json (Hugging Face "
+                "tokenizers format; nothing is downloaded)",
+            )
         try:
             from tokenizers import Tokenizer
         except ImportError:
-            raise UsageError(OPTION, "needs the tokenizers package: pip install 'sagemaker-loadtest[llm]'") from None
+            raise UsageError(
+                OPTION, "needs the tokenizers package: pip install 'sagemaker-loadtest[llm]'"
+            ) from None
         try:
             self._tokenizer = Tokenizer.from_file(path)
         except Exception as err:  # noqa: BLE001 - the library raises its own exception types
