@@ -182,6 +182,7 @@ endpoints:
   - name: chat
     variants:
       - name: v
+        queue: {{max_depth: {args.streams}}}
         llm: {{max_batch: {args.streams}, kv_cache_tokens: 100000000, decode: {{base_ms: {step}, per_seq_ms: 0}}}}
 """)
     emulator = start_emulator(config, args.port)
@@ -190,7 +191,7 @@ endpoints:
     n = str(args.streams)
     try:
         code, cpu, log = timed([str(BIN / "locust"), "-f", str(REPO / "locust" / "locustfile.py"), "--headless",
-                                "-u", n, "-r", str(max(1, args.streams // 5)), "-t", f"{args.seconds}s",
+                                "-u", n, "-r", str(max(1, args.streams // 10)), "-t", f"{args.seconds}s",
                                 "--endpoint-name", "chat", "--endpoint-url", f"http://127.0.0.1:{args.port}",
                                 "--region", "us-east-1", "--api", args.api, "--prompt-tokens", "8",
                                 "--output-tokens", str(args.output), "--report", str(work / "r"), "--metrics-port", "0",
