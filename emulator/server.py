@@ -215,7 +215,8 @@ class Connection(asyncio.Protocol):
             raise Refused(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
         if repeated is not None:
             for name, values in repeated.items():
-                headers[name] = b",".join([headers[name], *values])
+                # each value trimmed, as HTTP reads a field value and SigV4 canonicalises one
+                headers[name] = b",".join([value.strip() for value in (headers[name], *values)])
             self.repeated = None
 
     def on_body(self, body: bytes) -> None:
