@@ -4,11 +4,14 @@ Grammar (whitespace between the parts is ignored)::
 
     check   := metric [ "[" name "]" ] op number unit
              | metric "[" name "]" "-" metric "[" name "]" op [ "-" ] number unit     (a comparison)
-    metric  := pNN | pNN.N | avg | max | error_rate | rps     (p50, p90, p99.9, ... any 0 < NN < 100)
+    metric  := latency | error_rate | rps | output_tps | goodput
+    latency := [ kind "_" ] ( pNN | pNN.N | avg | max )      (p50, p90, p99.9, ... any 0 < NN < 100)
+    kind    := ttft | itl | tpot                             (LLM tests: time to first token,
+                                                              inter-token latency, time per output token)
     op      := "<" | "<=" | ">" | ">="
-    unit    := "ms" | "s"   for latencies (pNN, avg, max)
-               "%"          for error_rate
-               (none)       for rps (requests per second)
+    unit    := "ms" | "s"   for latencies
+               "%"          for error_rate and goodput (the share of requests that met --goodput)
+               (none)       for rps (requests per second) and output_tps (output tokens per second)
 
 ``name`` selects one request name (``p99[ab-test/variant-a]<200ms``); it is taken verbatim between
 the brackets, so it may hold ``/``, spaces and punctuation, anything but ``]``. Without it, a check
@@ -31,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smload import exit_codes
 from smload.measure.histogram import Histogram
@@ -41,14 +44,18 @@ from . import statistics as st
 
 OPTION = "--check"
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
-OTHER_METRICS = ("error_rate", "rps")
+OTHER_METRICS = ("error_rate", "rps", "output_tps", "goodput")
+KINDS = ("ttft", "itl", "tpot")  # LLM timing kinds a latency metric may name (smload.record)
+RATES = ("rps", "output_tps")
+SHARES = ("error_rate", "goodput")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
 }
-EXAMPLES = 'e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100"'
+EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
+            '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%"')
 COMPARED = ("avg", "error_rate")  # besides the percentiles: what a comparison can take (with an interval)
 CONFIDENCE = 0.95
 
@@ -75,7 +82,8 @@ class Check:
 
     @property
     def quantile(self) -> float | None:
-        return float(self.metric[1:]) / 100 if self.metric.startswith("p") else None
+        base = split_kind(self.metric)[1]
+        return float(base[1:]) / 100 if base.startswith("p") else None
 
     def holds(self, value: float) -> bool:
         return OPERATORS[self.op](value, self.threshold)
@@ -94,8 +102,15 @@ class Check:
         return f"{self.metric}{target} {self.op} {threshold}"
 
 
+def split_kind(metric: str) -> tuple[str | None, str]:
+    """``tpot_p99`` -> ("tpot", "p99"); ``p99`` -> (None, "p99")."""
+    kind, sep, base = metric.partition("_")
+    return (kind, base) if sep and kind in KINDS else (None, metric)
+
+
 def is_latency_metric(metric: str) -> bool:
-    return metric in LATENCY_METRICS or metric.startswith("p")
+    base = split_kind(metric)[1]
+    return base in LATENCY_METRICS or base.startswith("p")
 
 
 def split_values(values: str | Iterable[str] | None) -> list[str]:
@@ -140,7 +155,8 @@ def parse(text: str, option: str = OPTION) -> Check:
 
     match = _METRIC.match(source, pos)
     if not match:
-        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate or rps")
+        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, ttft_p95, tpot_p99, "
+                   "output_tps or goodput")
     metric = _metric(match.group(0), fail)
     pos = match.end()
     skip_spaces()
@@ -216,6 +232,9 @@ def parse_all(values: str | Iterable[str] | None, option: str = OPTION) -> list[
 
 
 def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
+    kind, base = split_kind(word.lower())
+    if kind is not None and base not in OTHER_METRICS:
+        return f"{kind}_{_metric(base, fail)}"
     metric = word.lower()
     if metric in LATENCY_METRICS or metric in OTHER_METRICS:
         return metric
@@ -226,7 +245,8 @@ def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
         if not 0 < percent < 100:
             raise fail(f"percentile {metric} is out of range: use p1 ... p99.99")
         return "p" + _trim(percent)
-    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate or rps")
+    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_ with a "
+               "percentile (tpot_p99), output_tps or goodput")
 
 
 def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], UsageError]) -> float:
@@ -238,15 +258,16 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
         if not unit:
             raise fail(f"{metric} is a latency: give its unit, ms or s")
         raise fail(f"unknown latency unit {unit!r}: use ms or s")
-    if metric == "error_rate":
+    if metric in SHARES:
         if unit != "%":
-            raise fail("error_rate is a percentage: write it with %, e.g. error_rate<1%" if not unit
-                       else f"unexpected {unit!r} after the number: error_rate takes a percentage, e.g. 1%")
+            raise fail(f"{metric} is a percentage: write it with %, e.g. {metric}<1%" if not unit
+                       else f"unexpected {unit!r} after the number: {metric} takes a percentage, e.g. 1%")
         if number > 100:
-            raise fail("error_rate cannot exceed 100%")
+            raise fail(f"{metric} cannot exceed 100%")
         return number / 100.0
     if unit not in ("", "/s"):
-        raise fail(f"unexpected {unit!r} after the number: rps is in requests per second, e.g. rps>=100")
+        what = "requests per second, e.g. rps>=100" if metric == "rps" else "output tokens per second, e.g. output_tps>=1000"
+        raise fail(f"unexpected {unit!r} after the number: {metric} is in {what}")
     return number
 
 
@@ -260,7 +281,7 @@ def format_value(metric: str, value: float | None) -> str:
         return "n/a"
     if is_latency_metric(metric):
         return f"{value / 1000:.3g} s" if value >= 10_000 else f"{_trim(round(value, 1))} ms"
-    if metric == "error_rate":
+    if metric in SHARES:
         return f"{_trim(round(value * 100, 3))} %"
     return f"{_trim(round(value, 1))}/s"
 
@@ -271,12 +292,17 @@ def format_value(metric: str, value: float | None) -> str:
 @dataclass
 class Observed:
     """What a check looks at for one selection (all requests, or one name): latencies recorded in a
-    histogram (ms), the request and failure counts, and the throughput."""
+    histogram (ms), the request and failure counts, and the throughput; for LLM tests the other kinds
+    of timing (ttft, itl, tpot), the output tokens and the requests that met --goodput (None: not
+    given)."""
 
     histogram: Histogram
     requests: int
     failures: int
     rps: float
+    timings: dict[str, Histogram] = field(default_factory=dict)
+    output_tokens: int = 0
+    good: int | None = None
 
     def value(self, metric: str) -> float | None:
         """The metric's value in its base unit, or None when there is nothing to measure it on."""
@@ -284,13 +310,19 @@ class Observed:
             return self.rps
         if metric == "error_rate":
             return self.failures / self.requests if self.requests else None
-        if not self.histogram.count:
+        if metric == "output_tps":
+            return self.output_tokens * self.rps / self.requests if self.requests else None
+        if metric == "goodput":
+            return self.good / self.requests if self.good is not None and self.requests else None
+        kind, base = split_kind(metric)
+        histogram = self.histogram if kind is None else self.timings.get(kind)
+        if histogram is None or not histogram.count:
             return None
-        if metric == "avg":
-            return self.histogram.mean
-        if metric == "max":
-            return self.histogram.max
-        return self.histogram.quantile(float(metric[1:]) / 100)
+        if base == "avg":
+            return histogram.mean
+        if base == "max":
+            return histogram.max
+        return histogram.quantile(float(base[1:]) / 100)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from smload import errors
 from smload.measure.histogram import RELATIVE_ERROR, Histogram
-from smload.record import LATENCY
+from smload.record import GOODPUT, INPUT_TOKENS, LATENCY, OUTPUT_TOKENS
 from smload.version import VERSION
 
 from .checks import Result, format_value
@@ -157,13 +157,28 @@ class NameStats:
         out["avg_ms"] = round(h.mean, 3) if h.count else None
         out["max_ms"] = round(h.max, 3) if h.count else None
         out.update({f"{kind}_ms": percentiles(timing) for kind, timing in sorted(self.timings.items())})
-        out.update(sorted(self.counts.items()))
+        counts = dict(self.counts)
+        good = counts.pop(GOODPUT, None)
+        out.update(sorted(counts.items()))
+        if OUTPUT_TOKENS in counts:  # an LLM test
+            out.setdefault(INPUT_TOKENS, 0)
+            out.update(llm_rates(self.requests, self.rps, counts[OUTPUT_TOKENS], good))
         if self.endpoint is not None:
             out.update(endpoint=self.endpoint, target=self.target)
         if self.keep_histograms:
             out["histograms"] = {kind: _sorted_wire(h) for kind, h in [(LATENCY, h), *sorted(self.timings.items())]
                                  if h.count}
         return out
+
+
+def llm_rates(requests: int, rps: float, output_tokens: int, good: int | None) -> dict:
+    """Output tokens/s and goodput, over the same duration as ``rps`` (requests / rps seconds)."""
+    seconds = requests / rps if rps and requests else 0.0
+    out: dict = {"output_tokens_per_s": round(output_tokens / seconds, 3) if seconds else 0.0}
+    if good is not None:
+        out["goodput"] = {"requests": good, "fraction": round(good / requests, 6) if requests else None,
+                          "per_s": round(good / seconds, 3) if seconds else 0.0}
+    return out
 
 
 def _sorted_wire(h: Histogram) -> list:

@@ -21,7 +21,7 @@ from typing import Any
 from locust.runners import MasterRunner, WorkerRunner
 
 from smload import flags
-from smload.invoke import aws
+from smload.invoke import aws, llm, llm_transport
 from smload.invoke.client import Runtime, attach_runtime
 from smload.invoke.options import Settings as EndpointSettings
 from smload.invoke.user import SageMakerUser
@@ -92,6 +92,15 @@ class TestRun:
             self.session_for(endpoint)
         self.settings = settings
         return settings
+
+    def preflight(self) -> None:
+        """Before any load (master or local runner): what the options alone cannot tell. ``--api
+        openai`` needs an endpoint whose container has the OpenAI-compatible route."""
+        endpoint = self.endpoint
+        if endpoint is None or endpoint.llm is None or endpoint.llm.api != llm.OPENAI_API:
+            return
+        session, credentials = self.session_for(endpoint)
+        llm_transport.probe_openai_route(endpoint, credentials, session.get_config_variable("ca_bundle"))
 
     def session_for(self, endpoint: EndpointSettings) -> tuple[Any, Any]:
         """The botocore session and credentials of these settings, resolved once (per region and role)."""
