@@ -165,6 +165,7 @@ class EmulatedScaling:
                 window.per_instance * scale,
                 window.area / scaling.WINDOW_S / instances,
                 max(window.peak, in_flight / instances),
+                instances,
             )
             latency = window.latency
             self.timeline.append(

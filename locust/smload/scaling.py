@@ -19,7 +19,8 @@ What AWS documents, and how it is modelled here (docs/autoscaling.md has the sou
   scale-in as slowly as the standard metrics (15 minutes: 90 of 90 ten-second datapoints).
 * A policy acts when its alarm enters ALARM and again once a minute while it stays there (how
   CloudWatch invokes Auto Scaling actions). Scale-out: ``ceil(instances x metric / target)``
-  (proportional), if above the desired count. Scale-in: the same formula, never below the
+  (proportional; the instances that served the datapoint: the load it measured over the target), if
+  above the desired count. Scale-in: the same formula, never below the
   minimum, only when every target-tracking policy of the target agrees (its low alarm is in ALARM).
 * **Step scaling**: the policy's own alarm (any period of 10 s or whole minutes, M of N
   datapoints); the step whose interval holds ``metric - threshold`` gives a ``ChangeInCapacity``,
@@ -554,6 +555,7 @@ class Window:
     per_instance: float = 0.0  # sum over those requests of 1 / instances in service (InvocationsPerInstance)
     concurrency: float = 0.0  # mean requests in flight per instance, queued ones included
     concurrency_max: float = 0.0
+    instances: int = 1  # in service: what ``concurrency`` is per
 
 
 @dataclass
@@ -589,13 +591,15 @@ class _AlarmState:
     values: deque = field(default_factory=deque)  # the last evaluation_periods datapoints (None: missing)
     state: str = "INSUFFICIENT_DATA"
     last_invoked: float = -math.inf
+    served_by: float = 1.0  # the instances in service behind the latest datapoint (its load / its value)
 
     @property
     def latest(self) -> float | None:
         return self.values[-1] if self.values else None
 
-    def add(self, value: float | None) -> None:
+    def add(self, value: float | None, served_by: float = 1.0) -> None:
         self.values.append(value)
+        self.served_by = served_by
         while len(self.values) > self.alarm.evaluation_periods:
             self.values.popleft()
         breaching = sum(
@@ -649,7 +653,7 @@ class Scaler:
             for state in states:
                 if _on_boundary(window.end, state.alarm.period_s):
                     before = state.state
-                    state.add(self._datapoint(state.alarm))
+                    state.add(*self._datapoint(state.alarm))
                     if state.state == "ALARM" and (
                         before != "ALARM" or window.end - state.last_invoked >= REINVOKE_S
                     ):
@@ -661,17 +665,27 @@ class Scaler:
                 started.append(activity)
         return started
 
-    def _datapoint(self, alarm: Alarm) -> float | None:
+    def _datapoint(self, alarm: Alarm) -> tuple[float | None, float]:
+        """The alarm's datapoint for the period that just ended, and how many instances served it
+        (the metric's load divided by its value: a per-instance metric measured while instances
+        joined or left reflects the ones that served it, not those in service now)."""
         n = alarm.period_s // WINDOW_S
         windows = list(self.windows)[-n:]
         kind = alarm.kind
         if kind == "concurrency":
+            load = sum(w.concurrency * w.instances for w in windows) / len(windows)
             if alarm.statistic == "Maximum":
-                return max(w.concurrency_max for w in windows)
-            return sum(w.concurrency for w in windows) / len(windows)
-        if sum(w.invocations for w in windows) <= 0:
-            return None  # no invocations: SageMaker publishes no datapoint
-        return sum(w.per_instance if kind == "per_instance" else w.invocations for w in windows)
+                value = max(w.concurrency_max for w in windows)
+            else:
+                value = sum(w.concurrency for w in windows) / len(windows)
+            return value, load / value if value > 0 else float(self.in_service)
+        invocations = sum(w.invocations for w in windows)
+        if invocations <= 0:
+            return None, float(self.in_service)  # no invocations: SageMaker publishes no datapoint
+        if kind == "per_instance":
+            value = sum(w.per_instance for w in windows)
+            return value, invocations / value
+        return invocations, float(self.in_service)
 
     # --- decisions ----------------------------------------------------------------------------
 
@@ -686,13 +700,16 @@ class Scaler:
             return self._track(i, state, value)
         return self._step(i, value)
 
-    def _proposal(self, policy: Policy, value: float) -> int:
-        base = max(self.in_service, 1)
-        return math.ceil(round(base * value / policy.target, 9))
+    @staticmethod
+    def _proposal(policy: Policy, state: _AlarmState) -> int:
+        """Proportional: the instances that served the datapoint x metric / target, i.e. the load
+        it measured over the target per instance."""
+        return math.ceil(round(max(state.served_by, 1e-9) * state.latest / policy.target, 9))
 
     def _track(self, i: int, state: _AlarmState, value: float) -> Activity | None:
         policy = self.policies[i]
-        proposal = self._proposal(policy, value)
+        proposal = self._proposal(policy, state)
+        served = _num(round(state.served_by, 2))
         high = state is self.alarms[i][0]
         limits = self.limits
         if high:
@@ -707,7 +724,7 @@ class Scaler:
                 policy,
                 f"{policy.metric} {_num(round(value, 3))} > target {_num(policy.target)} "
                 f"for {state.alarm.datapoints} x {state.alarm.period_s} s: "
-                f"ceil({self.in_service} x {_num(round(value, 3))} / {_num(policy.target)}) = {proposal}",
+                f"ceil({served} x {_num(round(value, 3))} / {_num(policy.target)}) = {proposal}",
             )
         if policy.disable_scale_in or self.now < self.in_cooldown_until:
             return None
@@ -719,7 +736,7 @@ class Scaler:
             low = self.alarms[j][1]
             if low.state != "ALARM" or low.latest is None:
                 return None
-            proposals.append(self._proposal(other, low.latest))
+            proposals.append(self._proposal(other, low))
         new = max(limits.min_capacity, max(proposals))
         if new >= self.desired:
             return None
@@ -728,7 +745,7 @@ class Scaler:
             policy,
             f"{policy.metric} {_num(round(value, 3))} < {_num(SCALE_IN_RATIO * policy.target)} "
             f"(90% of target) for {state.alarm.datapoints} x {state.alarm.period_s} s: "
-            f"ceil({self.in_service} x {_num(round(value, 3))} / {_num(policy.target)}) = {proposal}",
+            f"ceil({served} x {_num(round(value, 3))} / {_num(policy.target)}) = {proposal}",
         )
 
     def _step(self, i: int, value: float) -> Activity | None:

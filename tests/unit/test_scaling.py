@@ -35,7 +35,7 @@ def drive(policies, limits, rate, until, instances=1, concurrency=None):
         r = rate(t - 5)
         n = scaler.in_service
         c = concurrency(t - 5, n) if concurrency else 0.0
-        for activity in scaler.close(scaling.Window(t, r * 10, r * 10 / n, c, c)):
+        for activity in scaler.close(scaling.Window(t, r * 10, r * 10 / n, c, c, n)):
             if activity.out:
                 pending.append(activity)
             else:
@@ -285,3 +285,21 @@ def test_limits_are_checked():
         scaling.check_limits(scaling.Limits(5, 2), [], "--min-capacity")
     with pytest.raises(UsageError, match="scale to zero"):
         scaling.check_limits(scaling.Limits(0, 2), policy(INVOCATIONS), "--min-capacity")
+
+
+def test_a_datapoint_measured_on_fewer_instances_does_not_scale_out_twice():
+    """Instances that joined just before a minute ended did not serve it: the minute's load (its
+    invocations over the target) decides, not the count now x the per-instance value measured on
+    fewer instances (that would be ceil(2 x 14400 / 7680) = 4)."""
+    scaler = scaling.Scaler(policy(INVOCATIONS), scaling.Limits(1, 8, 120), 1)
+    out = None
+    t = 0
+    while t < 600:
+        t += 10
+        n = scaler.in_service
+        started = scaler.close(scaling.Window(t, 240 * 10, 240 * 10 / n, 0, 0, n))
+        out = out or (started[0] if started else None)
+        if t == 290:
+            scaler.complete(out, 299.9)  # in service a moment before the minute ending at 300
+    assert (out.time, out.new) == (180, 2) and scaler.in_service == 2
+    assert scaler.activities == [out]  # the minute ending at 300: 14400 invocations in all -> 2, no change

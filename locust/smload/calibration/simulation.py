@@ -322,10 +322,12 @@ def simulate(
             acc.add(a, served, errors, cap, billed, q, in_flight / max(1, n), n, scaler.desired, latency)
         window.invocations += a * time_scale  # a policy period's count at these real rates
         window.per_instance += a * time_scale / max(1, n)
-        window.concurrency += in_flight / max(1, n) * STEP_S / scaling.WINDOW_S
+        window.concurrency += in_flight * STEP_S / scaling.WINDOW_S  # in all: per instance at the close
         window.concurrency_max = max(window.concurrency_max, in_flight / max(1, n))
         end = t + STEP_S
         if end + 1e-9 >= window.end:
+            window.instances = max(1, scaler.in_service)
+            window.concurrency /= window.instances
             for activity in scaler.close(window):
                 if activity.out:
                     pending.append(activity)
