@@ -22,7 +22,8 @@ USAGE = "usage: smload {" + ",".join(COMMANDS) + "} [options]\n"
 
 def _help() -> str:
     lines = [USAGE, "Load testing and capacity calibration for Amazon SageMaker real-time endpoints.\n", "commands:"]
-    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += [
         "",
         "smload run takes every Locust option: smload run --endpoint-name NAME --payload PATH --headless -u 10 -t 1m",
