@@ -11,7 +11,6 @@ Pure code: dicts in, dicts out (the command reads and writes the files).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from smload import scaling
@@ -301,7 +300,3 @@ def table(ranked: list[simulation.Result], price: bool) -> list[str]:
         if k == 0:
             lines.append("-" * len(lines[0]))
     return lines
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)

@@ -74,12 +74,6 @@ def add_parser(sub: Any, add_common: Any) -> None:
         help="the policy in force, to simulate (default: the endpoint's own)",
     )
     p.add_argument(
-        "--time-scale",
-        type=positive(float, 3600),
-        metavar="K",
-        help="policy time runs K times faster (default: the emulator's time_scale; 1 on AWS)",
-    )
-    p.add_argument(
         "--check",
         action="append",
         default=[],
@@ -281,7 +275,7 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one pipeline, written
             raise UsageError("--region", "no AWS region: give --region or set AWS_REGION")
         endpoint = Aws(args.endpoint_name, variant, session, region)
         control_url = None
-    k = args.time_scale or endpoint.time_scale
+    k = endpoint.time_scale  # the emulator's; AWS's clock is the wall clock
     policies = [p for f in args.policy for p in scaling.load_policies(f)] or endpoint.policies
     if not policies:
         raise UsageError(
