@@ -23,9 +23,18 @@ UNKNOWN = "unknown"  # the target of a request that reached no variant and named
 LATENCY = "latency"  # the headline response time, to the last byte (Locust's response_time)
 TTFB = "ttfb"  # to the first part of a response stream
 PER_PART = "per_part"  # mean time between a stream's parts, one value per stream
+# Open loop (smload.load): the headline latency and TTFB run from the arrival's intended start;
+# these two say how it splits.
+SERVICE = "service"  # from the actual send to the last byte (what a closed-loop tool reports)
+SCHEDULE_LAG = "schedule_lag"  # actual send - intended start: the load generator's own delay
 
 # Counters besides requests, failures and response bytes.
 PARTS = "parts"  # PayloadParts received
+
+# Open-loop arrivals (not per identity: a dropped arrival never had one), counted by the process
+# that scheduled them: every arrival, and those dropped because the in-flight ceiling was reached.
+ARRIVALS = "arrivals"
+DROPPED = "dropped"
 
 RECORD = "smload"  # the key of a Record in the request event's context
 

@@ -16,13 +16,15 @@ FIELD = "smload"
 class Report(NamedTuple):
     series: dict[Identity, Series]
     health: list[float] | None  # [cpu seconds, loop lag seconds, probes] (smload.measure.health)
+    arrivals: dict[str, int]  # open loop: smload.record.ARRIVALS and DROPPED since the last report
 
 
-def encode(series: dict[Identity, Series], health: list[float] | None) -> list:
-    return [[[*key, s.to_wire()] for key, s in series.items()], health]
+def encode(series: dict[Identity, Series], health: list[float] | None, arrivals: dict[str, int] | None = None) -> list:
+    return [[[*key, s.to_wire()] for key, s in series.items()], health, list((arrivals or {}).items())]
 
 
 def decode(payload: Any) -> Report:
-    entries, health = payload
+    entries, health, *rest = payload
+    arrivals = dict(rest[0]) if rest else {}
     return Report({Identity(api, name, endpoint, target): Series.from_wire(wire)
-                   for api, name, endpoint, target, wire in entries}, health)
+                   for api, name, endpoint, target, wire in entries}, health, arrivals)
