@@ -2,7 +2,8 @@
 
 ``locust_requests_total``, ``locust_request_failures_total``, ``locust_response_bytes_total``, the
 ``locust_request_duration_seconds`` histogram and, for response streams, the
-``locust_time_to_first_byte_seconds`` histogram, per ``(request_type, name)``, from the
+``locust_time_to_first_byte_seconds`` histogram and, in open loop, the ``locust_schedule_lag_seconds``
+histogram, per ``(request_type, name)``, from the
 measurements' lifetime view (``smload.measure.store``: counts that only grow). Why by hand: 50 names x 460 buckets is 23,000
 samples, and prometheus_client renders them in about 200 ms where this takes about 5 ms
 (``bench/bench_exporter.py``); the small families (runner gauges, process, CloudWatch) still go
@@ -22,7 +23,7 @@ from typing import Any
 from smload import errors
 from smload.measure.histogram import Histogram
 from smload.measure.series import Series
-from smload.record import LATENCY, TTFB
+from smload.record import LATENCY, SCHEDULE_LAG, TTFB
 
 from .buckets import LE_LABELS, cumulative_counts
 
@@ -50,9 +51,14 @@ _HEADERS = {
         "histogram",
         "Response streams: time to the first part, measured by the workers, merged exactly on the master",
     ),
+    "locust_schedule_lag_seconds": (
+        "histogram",
+        "Open loop: actual send minus intended start of each arrival's request (the generator's own delay)",
+    ),
 }
 # timing kind -> histogram family
-HISTOGRAMS = {LATENCY: "locust_request_duration_seconds", TTFB: "locust_time_to_first_byte_seconds"}
+HISTOGRAMS = {LATENCY: "locust_request_duration_seconds", TTFB: "locust_time_to_first_byte_seconds",
+              SCHEDULE_LAG: "locust_schedule_lag_seconds"}
 
 
 def label_value(value: str) -> str:

@@ -4,10 +4,15 @@ Grammar (whitespace between the parts is ignored)::
 
     check   := metric [ "[" name "]" ] op number unit
     metric  := pNN | pNN.N | avg | max | error_rate | rps     (p50, p90, p99.9, ... any 0 < NN < 100)
+             | achieved_rate | dropped | schedule_lag_pNN        (open loop: --arrival-rate)
     op      := "<" | "<=" | ">" | ">="
-    unit    := "ms" | "s"   for latencies (pNN, avg, max)
-               "%"          for error_rate
-               (none)       for rps (requests per second)
+    unit    := "ms" | "s"   for latencies (pNN, avg, max, schedule_lag_pNN)
+               "%"          for error_rate, and for dropped as a share of the arrivals
+               (none)       for rps and achieved_rate (requests per second), dropped (a count)
+
+Open loop: ``achieved_rate`` is the rate at which arrivals started requests, ``dropped`` the arrivals
+that found every executor busy, ``schedule_lag_p99`` the generator's own delay (send - intended
+start); the first two apply to all requests only (an arrival that was dropped never had a name).
 
 ``name`` selects one request name (``p99[ab-test/variant-a]<200ms``); it is taken verbatim between
 the brackets, so it may hold ``/``, spaces and punctuation, anything but ``]``. Without it, a check
@@ -31,14 +36,17 @@ from smload.usage import UsageError
 
 OPTION = "--check"
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
-OTHER_METRICS = ("error_rate", "rps")
+OTHER_METRICS = ("error_rate", "rps", "achieved_rate", "dropped")
+OPEN_LOOP_ONLY = ("achieved_rate", "dropped")  # of all requests: a dropped arrival has no name
+LAG = "schedule_lag_"  # schedule_lag_p99: a percentile of the schedule lag
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
 }
-EXAMPLES = 'e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100"'
+EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", '
+            '"achieved_rate>=495", "dropped<0.1%", "schedule_lag_p99<2ms"')
 
 _METRIC = re.compile(r"[A-Za-z_]+[0-9]*(?:\.[0-9]+)?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
@@ -62,7 +70,8 @@ class Check:
 
     @property
     def quantile(self) -> float | None:
-        return float(self.metric[1:]) / 100 if self.metric.startswith("p") else None
+        percentile = _percentile_of(self.metric)
+        return percentile / 100 if percentile is not None else None
 
     def holds(self, value: float) -> bool:
         return OPERATORS[self.op](value, self.threshold)
@@ -73,12 +82,18 @@ class Check:
         if self.unit == "s":
             threshold = f"{_trim(self.threshold / 1000)} s"
         else:
-            threshold = format_value(self.metric, self.threshold)
+            threshold = format_value(self.metric, self.threshold, self.unit)
         return f"{self.metric}{target} {self.op} {threshold}"
 
 
 def is_latency_metric(metric: str) -> bool:
-    return metric in LATENCY_METRICS or metric.startswith("p")
+    return metric in LATENCY_METRICS or metric.startswith(("p", LAG))
+
+
+def _percentile_of(metric: str) -> float | None:
+    if metric.startswith(LAG):
+        metric = metric[len(LAG):]
+    return float(metric[1:]) if metric.startswith("p") else None
 
 
 def split_values(values: str | Iterable[str] | None) -> list[str]:
@@ -123,7 +138,8 @@ def parse(text: str, option: str = OPTION) -> Check:
 
     match = _METRIC.match(source, pos)
     if not match:
-        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate or rps")
+        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, achieved_rate, dropped "
+                   "or schedule_lag_p99")
     metric = _metric(match.group(0), fail)
     pos = match.end()
     skip_spaces()
@@ -140,6 +156,8 @@ def parse(text: str, option: str = OPTION) -> Check:
             raise fail("a request name cannot contain '['")
         pos = end + 1
         skip_spaces()
+        if metric in OPEN_LOOP_ONLY:
+            raise fail(f"{metric} applies to all requests together: leave out [{name}]")
 
     match = _OPERATOR.match(source, pos)
     if not match or match.group(0) not in OPERATORS:
@@ -169,12 +187,15 @@ def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
         return metric
     if metric in ("mean", "average"):
         return "avg"
-    if metric.startswith("p") and _NUMBER.fullmatch(metric[1:] or "x"):
-        percent = float(metric[1:])
+    prefix = LAG if metric.startswith(LAG) else ""
+    rest = metric[len(prefix):]
+    if rest.startswith("p") and _NUMBER.fullmatch(rest[1:] or "x"):
+        percent = float(rest[1:])
         if not 0 < percent < 100:
             raise fail(f"percentile {metric} is out of range: use p1 ... p99.99")
-        return "p" + _trim(percent)
-    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate or rps")
+        return prefix + "p" + _trim(percent)
+    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, achieved_rate, dropped or "
+               "schedule_lag_p99")
 
 
 def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], UsageError]) -> float:
@@ -193,8 +214,16 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
         if number > 100:
             raise fail("error_rate cannot exceed 100%")
         return number / 100.0
+    if metric == "dropped":
+        if unit == "%":
+            if number > 100:
+                raise fail("dropped cannot exceed 100% of the arrivals")
+            return number / 100.0
+        if unit:
+            raise fail(f"unexpected {unit!r} after the number: dropped is a count (dropped<10) or a share (dropped<1%)")
+        return number
     if unit not in ("", "/s"):
-        raise fail(f"unexpected {unit!r} after the number: rps is in requests per second, e.g. rps>=100")
+        raise fail(f"unexpected {unit!r} after the number: {metric} is in requests per second, e.g. {metric}>=100")
     return number
 
 
@@ -202,14 +231,18 @@ def _trim(number: float) -> str:
     return f"{number:.4f}".rstrip("0").rstrip(".")
 
 
-def format_value(metric: str, value: float | None) -> str:
+def format_value(metric: str, value: float | None, unit: str = "") -> str:
     """How a value of ``metric`` reads in tables: ``212.4 ms``, ``1.25 s``, ``2.31 %``, ``153.2/s``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if is_latency_metric(metric):
+        if metric.startswith(LAG) and value < 10:
+            return f"{_trim(round(value, 3))} ms"
         return f"{value / 1000:.3g} s" if value >= 10_000 else f"{_trim(round(value, 1))} ms"
-    if metric == "error_rate":
+    if metric == "error_rate" or (metric == "dropped" and unit == "%"):
         return f"{_trim(round(value * 100, 3))} %"
+    if metric == "dropped":
+        return f"{value:.0f}"
     return f"{_trim(round(value, 1))}/s"
 
 
@@ -217,28 +250,53 @@ def format_value(metric: str, value: float | None) -> str:
 
 
 @dataclass
+class OpenLoop:
+    """What an open-loop test's checks look at besides: the rate that started, the arrivals and drops."""
+
+    achieved_rate: float
+    arrivals: int
+    dropped: int
+
+
+@dataclass
 class Observed:
     """What a check looks at for one selection (all requests, or one name): latencies recorded in a
-    histogram (ms), the request and failure counts, and the throughput."""
+    histogram (ms), the request and failure counts, and the throughput; in open loop the schedule lag
+    (ms) and, for all requests, the arrivals."""
 
     histogram: Histogram
     requests: int
     failures: int
     rps: float
+    schedule_lag: Histogram | None = None
+    open_loop: OpenLoop | None = None
 
-    def value(self, metric: str) -> float | None:
+    def value(self, metric: str, unit: str = "") -> float | None:
         """The metric's value in its base unit, or None when there is nothing to measure it on."""
         if metric == "rps":
             return self.rps
         if metric == "error_rate":
             return self.failures / self.requests if self.requests else None
-        if not self.histogram.count:
+        if metric in OPEN_LOOP_ONLY:
+            if self.open_loop is None:
+                return None
+            if metric == "achieved_rate":
+                return self.open_loop.achieved_rate
+            if unit == "%":
+                return self.open_loop.dropped / self.open_loop.arrivals if self.open_loop.arrivals else None
+            return float(self.open_loop.dropped)
+        histogram = self.histogram
+        if metric.startswith(LAG):
+            histogram = self.schedule_lag
+            if histogram is None:
+                return None
+        if not histogram.count:
             return None
         if metric == "avg":
-            return self.histogram.mean
+            return histogram.mean
         if metric == "max":
-            return self.histogram.max
-        return self.histogram.quantile(float(metric[1:]) / 100)
+            return histogram.max
+        return histogram.quantile(_percentile_of(metric) / 100)
 
 
 @dataclass(frozen=True)
@@ -270,9 +328,11 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
         if observed is None:
             results.append(Result(check, None, False, f"no request named {check.name!r}"))
             continue
-        value = observed.value(check.metric)
+        value = observed.value(check.metric, check.unit)
         if value is None:
-            results.append(Result(check, None, False, "no requests to measure"))
+            open_loop = check.metric in OPEN_LOOP_ONLY or check.metric.startswith(LAG)
+            results.append(Result(check, None, False, "not an open-loop test (--arrival-rate)" if open_loop
+                                  and observed.open_loop is None else "no requests to measure"))
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
@@ -291,7 +351,8 @@ def exit_code(results: list[Result], current: int | None, user_code_failed: bool
 
 def table(results: list[Result]) -> list[str]:
     """The pass/fail table printed when a test ends."""
-    rows = [(r.check.describe(), format_value(r.check.metric, r.value), "PASS" if r.passed else "FAIL", r.note)
+    rows = [(r.check.describe(), format_value(r.check.metric, r.value, r.check.unit), "PASS" if r.passed else "FAIL",
+             r.note)
             for r in results]
     width = max([len("Check")] + [len(row[0]) for row in rows])
     value_width = max([len("Value")] + [len(row[1]) for row in rows])

@@ -14,6 +14,7 @@ from smload.measure.histogram import Histogram
 from smload.record import LATENCY
 from smload.results import reports
 
+from . import arrivals
 from .verdict import observer
 
 logger = logging.getLogger("smload")
@@ -47,6 +48,7 @@ def build(run: Any) -> dict:
     settings.update({key: getattr(options, key) for key in ("num_users", "spawn_rate", "run_time", "processes")
                      if getattr(options, key, None) not in (None, "")})
     endpoint = run.endpoint
+    offered = arrivals.figures(run)
     return reports.run_report(
         names=names, total=total, failures=failures, checks=run.results,
         timeline={"seconds": [t - int(start) for t in seconds],
@@ -57,6 +59,7 @@ def build(run: Any) -> dict:
         users=max([n for _t, n in users] or [0]),
         workers=run.workers_seen if run.role == "master" else None,
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
+        arrivals=offered.as_dict() if offered is not None else None,
     )
 
 

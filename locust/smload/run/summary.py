@@ -16,6 +16,8 @@ from typing import Any
 from smload.measure.health import generator_busy
 from smload.record import APIS, PER_PART, TTFB
 
+from . import arrivals
+
 QUANTILES = (0.50, 0.95, 0.99)
 
 
@@ -67,6 +69,9 @@ def render(run: Any) -> str:
     if notes:
         out += ["failures by type:", *notes]
     out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    offered = arrivals.figures(run)
+    if offered is not None:
+        out += arrivals.summary_lines(offered)
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
     html = getattr(run.environment.parsed_options, "html_file", None)
     if html:

@@ -253,6 +253,8 @@ class TestRun:
         """Locust's ``test_stopping``: no more arrivals from here on."""
         if self.offers and self.offer_stopped is None:
             self.offer_stopped = time.time()
+        if self.measurements.arrival_target is not None:
+            self.measurements.arrival_target = 0.0
         self.stop_arrivals()
 
     def stop_test(self) -> None:

@@ -15,9 +15,11 @@ from typing import Any
 
 from smload import exit_codes
 from smload.measure.histogram import Histogram
-from smload.record import Identity
+from smload.record import SCHEDULE_LAG, Identity
 from smload.results import checks
-from smload.results.checks import Check, Observed, Result
+from smload.results.checks import Check, Observed, OpenLoop, Result
+
+from . import arrivals
 
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain stdout logger for tables
 
@@ -28,21 +30,26 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
     requests (no name) is every request of the test."""
     series = run.measurements.test()
     entries = run.runner.stats.entries
+    offered = arrivals.figures(run)
+    open_loop = OpenLoop(offered.achieved_rate, offered.arrivals, offered.dropped) if offered else None
 
     def gather(selected: Callable[[Identity], bool]) -> Observed | None:
         chosen = [(identity, s) for identity, s in series.items() if selected(identity)]
         if not chosen:
             return None
-        histogram = Histogram()
+        histogram, lag = Histogram(), Histogram()
         for _identity, s in chosen:
             if s.timings:
                 histogram.merge(s.histogram)
+            if SCHEDULE_LAG in s.timings:
+                lag.merge(s.timings[SCHEDULE_LAG])
         rps = sum(e.total_rps for identity, _s in chosen if (e := entries.get((identity.name, identity.api))))
-        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps)
+        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps,
+                        lag if offered else None, open_loop)
 
     def observe(name: str | None) -> Observed | None:
         if name is None:
-            return gather(lambda _identity: True) or Observed(Histogram(), 0, 0, 0.0)
+            return gather(lambda _identity: True) or Observed(Histogram(), 0, 0, 0.0, None, open_loop)
         return gather(lambda identity: identity.name == name)
 
     return observe
