@@ -330,6 +330,7 @@ class App:
                 return
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         if req.size > MAX_BODY:
             self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                       f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
@@ -351,6 +352,7 @@ class App:
         variant = self.endpoints[self.container_endpoint].pick()
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         fault = variant.fault(_monotonic() - self.stats.reset_at)
         if fault is DROP:
             self.drop(conn, req, vstats)
@@ -387,7 +389,12 @@ class App:
     def serve(self, job: Job, start: float) -> None:
         job.started = start
         variant = job.variant
-        due = job.due = start + variant.service_time(job.req.size)
+        service = variant.service_time(job.req.size)
+        if variant.stalls:  # the stall fault: every slot pauses
+            origin = self.stats.reset_at
+            due = job.due = origin + variant.finish(start - origin, service)
+        else:
+            due = job.due = start + service
         if job.stream and job.fault is None:
             self.at(due, self.stream_first, job)
         else:

@@ -35,16 +35,23 @@ class Figures:
     def sent(self) -> int:
         return self.arrivals - self.dropped
 
+    def short(self) -> str | None:
+        """The generator scheduled fewer arrivals than the target asked for (beyond Poisson noise)."""
+        if self.expected > 0:
+            missing = self.expected - self.arrivals
+            if missing > 3 * math.sqrt(self.expected) + BEHIND_SHORTFALL * self.expected:
+                return f"it scheduled {self.arrivals:,} of the {self.expected:,.0f} arrivals asked for"
+        return None
+
+    def late(self) -> str | None:
+        """The generator's own delay is a visible part of the latencies."""
+        if self.lag.count and self.lag.quantile(0.99) > BEHIND_LAG_MS:
+            return f"schedule lag p99 {self.lag.quantile(0.99):.1f} ms > {BEHIND_LAG_MS:g} ms"
+        return None
+
     def behind(self) -> str | None:
         """Why the generator fell behind, if it did."""
-        reasons = []
-        if self.expected > 0:
-            short = self.expected - self.arrivals
-            if short > 3 * math.sqrt(self.expected) + BEHIND_SHORTFALL * self.expected:
-                reasons.append(f"it scheduled {self.arrivals:,} of {self.expected:,.0f} arrivals")
-        if self.lag.count and self.lag.quantile(0.99) > BEHIND_LAG_MS:
-            reasons.append(f"schedule lag p99 {self.lag.quantile(0.99):.1f} ms > {BEHIND_LAG_MS:g} ms")
-        return "; ".join(reasons) or None
+        return "; ".join(filter(None, (self.short(), self.late()))) or None
 
     def as_dict(self) -> dict:
         return {
@@ -96,8 +103,10 @@ def summary_lines(f: Figures) -> list[str]:
         lines.append(f"schedule lag: p50 {f.lag.quantile(0.5):.2f} ms, p99 {f.lag.quantile(0.99):.2f} ms, "
                      f"max {f.lag.max:.1f} ms; latencies run from the intended start (service time p50 "
                      f"{f.service.quantile(0.5):.1f} ms, p99 {f.service.quantile(0.99):.1f} ms)")
-    why = f.behind()
-    if why:
-        lines.append(f"open loop: WARNING the load generator fell behind ({why}): the endpoint did not get the "
-                     "load asked for; add workers or lower the rate")
+    if f.short():
+        lines.append(f"open loop: WARNING the load generator fell behind ({f.short()}): the endpoint did not get "
+                     "the load asked for; add workers or lower the rate")
+    if f.late():
+        lines.append(f"open loop: WARNING the load generator was late ({f.late()}): its own delay is in the "
+                     "latencies (they run from the intended start); add workers or give them more CPU")
     return lines
