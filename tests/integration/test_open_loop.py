@@ -26,10 +26,28 @@ def payload(tmp_path):
 def open_loop_run(emulator, payload, tmp_path, *args: str, seconds: int = 6, workers: int = 2, code: int = 0):
     report = tmp_path / "report"
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-t", f"{seconds}s", "--stop-timeout", "10",
-        "--endpoint-name", "ep", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(payload), "--json", "--exit-code-on-error", "0", "--report", str(report),
-        *distributed_args(workers), *args,
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        "--endpoint-name",
+        "ep",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(payload),
+        "--json",
+        "--exit-code-on-error",
+        "0",
+        "--report",
+        str(report),
+        *distributed_args(workers),
+        *args,
     )
     assert result.returncode == code, result.stdout[-3000:] + result.stderr[-6000:]
     return locust_results(result), json.loads((report / "report.json").read_text()), result
@@ -42,7 +60,7 @@ def truth(emulator) -> dict:
 def full_seconds(per_second: list[int]) -> list[int]:
     """The seconds wholly inside the run: after the first one with arrivals, before the last one."""
     busy = [i for i, n in enumerate(per_second) if n]
-    return per_second[busy[0] + 1:busy[-1]]
+    return per_second[busy[0] + 1 : busy[-1]]
 
 
 def test_poisson_rate_is_the_target_at_the_emulator(procs, tmp_path, payload):
@@ -51,9 +69,12 @@ def test_poisson_rate_is_the_target_at_the_emulator(procs, tmp_path, payload):
     operating system delays a worker now and then by a few ms, which adds to the variance of short
     gaps (bench/RESULTS.md shows the effect at 1,000 req/s)."""
     rate = 200
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v1,instances=8,concurrency=64,latency_ms=0")
-    results, report, _ = open_loop_run(emulator, payload, tmp_path, "--arrival-rate", str(rate), "--arrival-seed", "7",
-                                       seconds=21)
+    emulator = start_emulator(
+        procs, "--endpoint", "ep", "--variant", "name=v1,instances=8,concurrency=64,latency_ms=0"
+    )
+    results, report, _ = open_loop_run(
+        emulator, payload, tmp_path, "--arrival-rate", str(rate), "--arrival-seed", "7", seconds=21
+    )
     server = truth(emulator)
     seconds = full_seconds(server["arrivals"]["per_second"])
     assert len(seconds) >= 18, server["arrivals"]
@@ -67,16 +88,28 @@ def test_poisson_rate_is_the_target_at_the_emulator(procs, tmp_path, payload):
     # nothing lost, nothing dropped: every arrival was sent, and every request reached the emulator
     arrivals = report["arrivals"]
     assert arrivals["dropped"] == 0
-    assert arrivals["arrivals"] == arrivals["sent"] == server["requests"] == results.requests[("InvokeEndpoint", "ep/v1")]
+    assert (
+        arrivals["arrivals"]
+        == arrivals["sent"]
+        == server["requests"]
+        == results.requests[("InvokeEndpoint", "ep/v1")]
+    )
     assert arrivals["target_rate"] == pytest.approx(rate)
-    assert abs(arrivals["achieved_rate"] - rate) < 3 * math.sqrt(rate * arrivals["seconds"]) / arrivals["seconds"]
+    assert (
+        abs(arrivals["achieved_rate"] - rate)
+        < 3 * math.sqrt(rate * arrivals["seconds"]) / arrivals["seconds"]
+    )
     assert arrivals["schedule_lag_ms"]["count"] == server["requests"]
 
 
 def test_constant_arrivals_are_even_every_second(procs, tmp_path, payload):
     rate = 400
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v1,instances=8,concurrency=64,latency_ms=0")
-    open_loop_run(emulator, payload, tmp_path, "--arrival-rate", str(rate), "--arrival", "constant", seconds=7)
+    emulator = start_emulator(
+        procs, "--endpoint", "ep", "--variant", "name=v1,instances=8,concurrency=64,latency_ms=0"
+    )
+    open_loop_run(
+        emulator, payload, tmp_path, "--arrival-rate", str(rate), "--arrival", "constant", seconds=7
+    )
     server = truth(emulator)
     seconds = full_seconds(server["arrivals"]["per_second"])
     assert len(seconds) >= 4, server["arrivals"]
@@ -88,16 +121,31 @@ def test_constant_arrivals_are_even_every_second(procs, tmp_path, payload):
 def test_dropped_arrivals_are_counted_exactly(procs, tmp_path, payload):
     """A ceiling below rate x latency: 300 req/s at 20 ms (capacity 4 slots: 200 req/s) with 10
     requests in flight at most. scheduled = sent + dropped, sent = the emulator's count, exactly."""
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v1,instances=1,concurrency=4,latency_ms=20")
-    results, report, run = open_loop_run(emulator, payload, tmp_path, "--arrival-rate", "300", "--max-in-flight", "10",
-                                         "--check", "dropped<1%", "--check", "achieved_rate>=1", seconds=6, code=3)
+    emulator = start_emulator(
+        procs, "--endpoint", "ep", "--variant", "name=v1,instances=1,concurrency=4,latency_ms=20"
+    )
+    results, report, run = open_loop_run(
+        emulator,
+        payload,
+        tmp_path,
+        "--arrival-rate",
+        "300",
+        "--max-in-flight",
+        "10",
+        "--check",
+        "dropped<1%",
+        "--check",
+        "achieved_rate>=1",
+        seconds=6,
+        code=3,
+    )
     arrivals = report["arrivals"]
     server = truth(emulator)
     assert arrivals["dropped"] > 0.2 * arrivals["arrivals"], arrivals
     assert arrivals["arrivals"] == arrivals["sent"] + arrivals["dropped"]
     assert arrivals["sent"] == server["requests"] == results.requests[("InvokeEndpoint", "ep/v1")]
     # the summary says so, and the dropped check failed on the same figure
-    summary = run.stderr[run.stderr.index("SageMaker load test summary"):]
+    summary = run.stderr[run.stderr.index("SageMaker load test summary") :]
     assert f"dropped {arrivals['dropped']:,}" in summary
     checks = {c["metric"]: c for c in report["checks"]}
     assert not checks["dropped"]["passed"]

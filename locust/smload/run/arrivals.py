@@ -88,25 +88,42 @@ def figures(run: Any) -> Figures | None:
     return Figures(
         target_rate=expected / seconds if seconds else 0.0,
         achieved_rate=(arrivals - dropped) / seconds if seconds else 0.0,
-        arrivals=arrivals, dropped=dropped, seconds=seconds, expected=expected,
-        process=settings.process.text if settings else "", max_in_flight=settings.max_in_flight if settings else None,
-        lag=lag, service=service, abandoned=getattr(run.measurements, "abandoned", None),
+        arrivals=arrivals,
+        dropped=dropped,
+        seconds=seconds,
+        expected=expected,
+        process=settings.process.text if settings else "",
+        max_in_flight=settings.max_in_flight if settings else None,
+        lag=lag,
+        service=service,
+        abandoned=getattr(run.measurements, "abandoned", None),
     )
 
 
 def summary_lines(f: Figures) -> list[str]:
-    lines = [f"open loop ({f.process}): target {f.target_rate:.1f} req/s, achieved {f.achieved_rate:.1f} req/s "
-             f"over {f.seconds:.1f} s; arrivals {f.arrivals:,}, sent {f.sent:,}, dropped {f.dropped:,}"
-             + (f" ({f.dropped / f.arrivals:.2%}: all {f.max_in_flight} executors busy, --max-in-flight)"
-                if f.dropped and f.arrivals else "")]
+    lines = [
+        f"open loop ({f.process}): target {f.target_rate:.1f} req/s, achieved {f.achieved_rate:.1f} req/s "
+        f"over {f.seconds:.1f} s; arrivals {f.arrivals:,}, sent {f.sent:,}, dropped {f.dropped:,}"
+        + (
+            f" ({f.dropped / f.arrivals:.2%}: all {f.max_in_flight} executors busy, --max-in-flight)"
+            if f.dropped and f.arrivals
+            else ""
+        )
+    ]
     if f.lag.count:
-        lines.append(f"schedule lag: p50 {f.lag.quantile(0.5):.2f} ms, p99 {f.lag.quantile(0.99):.2f} ms, "
-                     f"max {f.lag.max:.1f} ms; latencies run from the intended start (service time p50 "
-                     f"{f.service.quantile(0.5):.1f} ms, p99 {f.service.quantile(0.99):.1f} ms)")
+        lines.append(
+            f"schedule lag: p50 {f.lag.quantile(0.5):.2f} ms, p99 {f.lag.quantile(0.99):.2f} ms, "
+            f"max {f.lag.max:.1f} ms; latencies run from the intended start (service time p50 "
+            f"{f.service.quantile(0.5):.1f} ms, p99 {f.service.quantile(0.99):.1f} ms)"
+        )
     if f.short():
-        lines.append(f"open loop: WARNING the load generator fell behind ({f.short()}): the endpoint did not get "
-                     "the load asked for; add workers or lower the rate")
+        lines.append(
+            f"open loop: WARNING the load generator fell behind ({f.short()}): the endpoint did not get "
+            "the load asked for; add workers or lower the rate"
+        )
     if f.late():
-        lines.append(f"open loop: WARNING the load generator was late ({f.late()}): its own delay is in the "
-                     "latencies (they run from the intended start); add workers or give them more CPU")
+        lines.append(
+            f"open loop: WARNING the load generator was late ({f.late()}): its own delay is in the "
+            "latencies (they run from the intended start); add workers or give them more CPU"
+        )
     return lines

@@ -1,7 +1,9 @@
 """What the plugin adds to Locust's web UI on the master (or local runner):
 
 * a start (``POST /swarm``) whose custom parameters do not pass the checks is refused before Locust
-  applies them, with the message shown in the UI; nothing starts;
+  applies them, with the message shown in the UI; nothing starts. A start with an arrival rate (the
+  open-loop form fields) runs open loop: the rate shape is installed before Locust's own handler
+  looks for a shape (and removed again for a start without one);
 * ``GET /smload/checks?check=EXPR[&check=EXPR...]``: the ``--check`` expressions evaluated now, on
   the current (or last) test, by the same code and on the same merged histograms as a headless
   run's verdict. ``smload k8s run --check`` calls it through the API server's service proxy once a
@@ -44,6 +46,7 @@ def install(web_ui: Any, run: Any) -> None:
                 setattr(candidate, key, value == "true" if isinstance(current[key], bool) else value)
         try:
             run.check_options(candidate)
+            run.install_open_loop()
         except UsageError as err:
             logger.error("refused to start: %s", err)
             return jsonify({"success": False, "message": str(err), "host": environment.host})
