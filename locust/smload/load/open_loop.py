@@ -104,10 +104,10 @@ class Scheduler:
         run until their request is sent before anything else does); idle ones stay blocked until Locust
         stops them."""
         greenlet, self._greenlet = self._greenlet, None
-        self.share = self._next_share = None
         if greenlet is not None:
             greenlet.kill(block=True)
             gevent.sleep(0)
+        self.share = self._next_share = None
 
     @property
     def running(self) -> bool:

@@ -16,6 +16,7 @@ test needs from start to verdict, so that no part keeps per-test state of its ow
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -28,7 +29,7 @@ from smload.invoke import aws
 from smload.invoke.client import Runtime, attach_runtime
 from smload.invoke.options import Settings as EndpointSettings
 from smload.invoke.user import SageMakerUser
-from smload.load import open_loop
+from smload.load import arrivals, open_loop
 from smload.load.options import KEY as OPEN_LOOP
 from smload.load.options import OpenLoop
 from smload.load.shape import OptionsShape, RateShape
@@ -98,6 +99,10 @@ class TestRun:
         settings = self.settings.get(OPEN_LOOP)
         if settings is None:
             return None
+        calibration = self.settings.get("calibration")
+        if calibration is not None and calibration.enabled and calibration.search.by_rate:
+            # calibration by rate: constant arrivals, the steps' rates from its shape
+            return dataclasses.replace(settings, rate=None, profile=None, process=arrivals.Process(arrivals.CONSTANT, 0.0))
         return settings if settings.enabled or isinstance(self.environment.shape_class, RateShape) else None
 
     # --- options, checked once ----------------------------------------------------------------------
@@ -149,6 +154,14 @@ class TestRun:
         shape = environment.shape_class
         settings = self.settings.get(OPEN_LOOP)
         custom = isinstance(shape, RateShape) and not isinstance(shape, OptionsShape)
+        calibration = self.settings.get("calibration")
+        if (settings is not None and calibration is not None and calibration.enabled and calibration.search.by_rate
+                and self.calibration is not None):
+            self.calibration.executors = settings.max_in_flight
+            self.calibration.on_rate = self.offer_rate
+            if self.role == MASTER and environment.parsed_options is not None:
+                environment.parsed_options.enable_rebalancing = True
+            return
         if settings is None or not (settings.enabled or custom):
             if isinstance(shape, OptionsShape):  # a web UI test without a rate after one with
                 environment.shape_class = None
@@ -161,7 +174,8 @@ class TestRun:
                                                "--arrival-rate and --rate-profile")
         calibration = self.settings.get("calibration")
         if calibration is not None and calibration.enabled:
-            raise UsageError("--arrival-rate", "cannot be combined with --calibrate (calibration offers its own load)")
+            raise UsageError("--arrival-rate", "cannot be combined with --calibrate (calibration offers its own load: "
+                                               "--calibrate --mode rate steps the arrival rate)")
         if not custom:
             if not isinstance(shape, OptionsShape):
                 shape = environment.shape_class = OptionsShape(settings)
