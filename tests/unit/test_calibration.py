@@ -2,18 +2,21 @@
 the step schedule, the stop rules, the bisection, the summary and the recommendation maths."""
 
 import pytest
-from testkit.endpoint_model import ClosedLoopEndpoint, run
+from testkit.endpoint_model import ClosedLoopEndpoint, run, traffic
 
 from smload.calibration import policies
 from smload.calibration.search import (
     ERROR_RATE,
     MAX_STEPS,
     MAX_USERS,
+    OVERLOADED,
     PLATEAU,
+    RATE,
     SLO,
     Instances,
     Search,
     Settings,
+    Window,
     summarize,
 )
 from smload.results.checks import parse_all
@@ -199,9 +202,6 @@ class OpenLoopEndpoint:
         self.service_ms = service_ms
 
     def measure(self, rate, seconds=4.0):
-        from smload.calibration.search import Window
-        from testkit.endpoint_model import traffic
-
         done = min(rate, self.capacity)
         latency = self.service_ms if rate <= self.capacity else self.service_ms + 1000 * (rate - done) * 3 / done
         total = traffic(int(done * seconds), 0, done, latency)
@@ -209,8 +209,6 @@ class OpenLoopEndpoint:
 
 
 def test_by_rate_an_overloaded_step_gives_the_capacity_and_two_steps_close_the_bracket():
-    from smload.calibration.search import OVERLOADED, RATE
-
     settings = Settings(slos=tuple(parse_all("p99<2s")), start_users=10, max_users=100_000, mode=RATE)
     search = run(Search(settings), OpenLoopEndpoint(capacity=200))
     assert users_tried(search) == [10, 20, 40, 80, 160, 320, 200, 205]
@@ -222,8 +220,6 @@ def test_by_rate_an_overloaded_step_gives_the_capacity_and_two_steps_close_the_b
 
 
 def test_by_rate_a_capacity_between_integers_is_bracketed_within_its_precision():
-    from smload.calibration.search import RATE
-
     settings = Settings(start_users=10, max_users=100_000, mode=RATE)
     search = run(Search(settings), OpenLoopEndpoint(capacity=268.3))
     assert search.knee.users <= 268.3 and (search.knee.bracket[1] - search.knee.bracket[0]) <= 0.025 * search.knee.users
