@@ -310,7 +310,7 @@ def peers(procs: Procs, tmp: Path, seconds: int) -> list[str]:
         raise SystemExit("bench/.peers is missing: python3 -m venv bench/.peers && bench/.peers/bin/pip install "
                          "locust-plugins==5.0.3")
     rows = ["| target req/s | tool | full seconds | achieved req/s (emulator) | rate error | schedule lag p50 ms | "
-            "p99 ms | generator CPU |", "|---|---|---|---|---|---|---|---|"]
+            "p99 ms |", "|---|---|---|---|---|---|---|"]
     for rate in (1000, 2000, 5000):
         for tool in ("smload open loop (constant)", "locust-plugins constant_total_ips"):
             emulator = start_emulator(procs, "--config", str(emulator_config(
@@ -334,15 +334,10 @@ def peers(procs: Procs, tmp: Path, seconds: int) -> list[str]:
                 p50, p99 = round(quantile(lags, 0.5), 3), round(quantile(lags, 0.99), 3)
             full = full_seconds(truth(emulator)["arrivals"]["per_second"])
             achieved = sum(full) / len(full)
-            rows.append(f"| {rate} | {tool} | {len(full)} | {achieved:.1f} | {achieved / rate - 1:+.2%} | {p50} | {p99} | "
-                        f"{cpu_note(tool)} |")
+            rows.append(f"| {rate} | {tool} | {len(full)} | {achieved:.1f} | {achieved / rate - 1:+.2%} | {p50} | {p99} |")
             procs.stop_all()
             procs.started.clear()
     return rows
-
-
-def cpu_note(_tool: str) -> str:
-    return "n/a"
 
 
 SECTIONS = {"rate": rate_truth, "overload": overload, "stall": stall, "scale": scale, "peers": peers}

@@ -67,6 +67,7 @@ class TestRun:
         self.offers: list[tuple[float, float]] = []  # (since, total rate): the target over the test
         self.offer_stopped: float | None = None
         self._split: tuple | None = None  # the last (rate, workers) sent
+        self._early_share: Any = None  # worker: a share that arrived before this test's scheduler was built
 
     @classmethod
     def attach(cls, environment: Any, runner: Any) -> TestRun:
@@ -145,6 +146,9 @@ class TestRun:
             return None
         seed = None if settings.seed is None else f"{settings.seed}:{worker_index}"
         self.scheduler = open_loop.Scheduler(settings.process, seed, self.measurements.count_arrivals)
+        early, self._early_share = self._early_share, None
+        if early is not None:
+            self.scheduler.assign(early)
         return self.scheduler
 
     def install_open_loop(self) -> None:
@@ -216,10 +220,12 @@ class TestRun:
 
     def assign_share(self, data: Any) -> None:
         """Worker: the master's share for this worker."""
-        if self.scheduler is None:
-            logger.warning("an arrival rate arrived, but this worker is not running an open-loop test")
+        share = open_loop.Share(*data)
+        logger.debug("open loop: this worker's share %s", share)
+        if self.scheduler is None:  # a worker that just joined: its test_start comes next
+            self._early_share = share
             return
-        self.scheduler.assign(open_loop.Share(*data))
+        self.scheduler.assign(share)
 
     def stop_arrivals(self) -> None:
         if self.scheduler is not None:
