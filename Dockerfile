@@ -1,5 +1,5 @@
 # One image for every role: Locust master and workers (the bundled locustfile), the emulator,
-# calibration and the k8s helper. See README "Run it locally (Docker)".
+# calibration and the k8s helper. See docs/docker.md.
 #
 #   docker build -t sagemaker-loadtest:dev .                       # python:3.12-slim
 #   docker build --network host --build-arg BASE_IMAGE=smload/base:bookworm -t sagemaker-loadtest:dev .

@@ -33,7 +33,7 @@ test: venv tools lint ## The whole test suite: lint, unit and integration tests 
 unit: venv ## Unit tests only: no system tools, under a minute
 	$(BIN)/pytest -q tests/unit
 
-# ---- Docker (README "Run it locally (Docker)") -------------------------------------------------
+# ---- Docker (docs/docker.md) -------------------------------------------------------------------
 IMAGE ?= sagemaker-loadtest:dev
 BASE_IMAGE ?= python:3.12-slim
 WORKERS ?= 2
@@ -80,16 +80,19 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker
+.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
 
 # Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
 # holds the recorded results and the command behind each table.
-bench: bench-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
+bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
+
+bench-llm-emulator: venv tools ## LLM emulator: tokens/s of 1-ms decode steps on one core, OpenAI route and response stream (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_llm_emulator.py
 
 bench-core: venv ## Load generator: req per CPU-second of fast vs boto3 vs FastHttpUser, and latency honesty (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_core.py
@@ -114,7 +117,11 @@ lint: venv ## ruff (lint and formatting) and the import contracts of the house (
 clean: ## Remove the virtual environment, tools and caches
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
 
-# ---- Helm chart (README "Kubernetes (Helm)") --------------------------------------------------
-.PHONY: helm-docs
+# ---- Generated documentation (docs/development.md "Documentation") ------------------------------
+.PHONY: docs helm-docs
+docs: venv ## Regenerate the generated parts of the docs: docs/options.md's tables and the chart's values table
+	$(BIN)/python scripts/docs_options.py
+	$(BIN)/python scripts/helm_values_table.py
+
 helm-docs: venv ## Regenerate the Helm chart's values table (helm/sagemaker-loadtest/README.md) from its schema
 	$(BIN)/python scripts/helm_values_table.py

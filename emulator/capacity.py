@@ -24,11 +24,13 @@ DROP = ErrorSpec("drop")  # a fault that closes the connection without an answer
 class VariantRuntime:
     __slots__ = ("endpoint", "name", "config", "stats", "free", "queue", "waiting", "limit", "max_wait_s",
                  "median_s", "sigma", "per_byte_s", "constant", "faults", "slow_rate", "slow_s",
-                 "windows", "stalls", "model_error", "name_header")
+                 "windows", "stalls", "model_error", "name_header", "llm", "component")
 
-    def __init__(self, endpoint: str, config: Variant, stats) -> None:
+    def __init__(self, endpoint: str, config: Variant, stats, component: bool = False) -> None:
         self.endpoint = endpoint
         self.name = config.name
+        self.component = component  # an inference component (copies = instances), not a production variant
+        self.llm = None  # an LLM variant's front end to its batching engine (llm_server.LLMTarget)
         self.config = config
         self.stats = stats
         self.free = config.slots
@@ -55,7 +57,8 @@ class VariantRuntime:
         self.windows = tuple((w.from_s, w.to_s, self.model_error if w.error == ErrorSpec(errors.MODEL_ERROR) else w.error)
                              for w in faults.windows)
         self.stalls = tuple((stall.from_s, stall.to_s) for stall in faults.stalls)
-        self.name_header = b"x-Amzn-Invoked-Production-Variant: " + self.name.encode() + b"\r\n"
+        # an inference component's answers name no production variant
+        self.name_header = b"" if component else b"x-Amzn-Invoked-Production-Variant: " + self.name.encode() + b"\r\n"
 
     def service_time(self, body_bytes: int) -> float:
         """Seconds a request occupies its slot: the latency model plus the per-KiB part and slow faults."""
@@ -95,11 +98,12 @@ class VariantRuntime:
 class EndpointRuntime:
     """An endpoint's variants and its traffic split: by weight, unless the request names one."""
 
-    __slots__ = ("name", "variants", "by_name", "cumulative", "total")
+    __slots__ = ("name", "variants", "by_name", "cumulative", "total", "components")
 
-    def __init__(self, name: str, variants: list[VariantRuntime]) -> None:
+    def __init__(self, name: str, variants: list[VariantRuntime], components: list[VariantRuntime] = ()) -> None:
         self.name = name
         self.variants = variants
+        self.components = {c.name: c for c in components}  # by the X-Amzn-SageMaker-Inference-Component header
         self.by_name = {v.name: v for v in variants}
         self.cumulative, self.total = [], 0.0
         for variant in variants:

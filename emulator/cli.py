@@ -93,13 +93,33 @@ def describe(config: cfg.Config, host: str, port: int) -> str:
              f"SigV4 {'strict (' + str(len(config.access_keys)) + ' keys)' if config.strict_sigv4 else 'accepts any well-formed signature'}"]
     for endpoint in config.endpoints:
         total = sum(v.weight for v in endpoint.variants)
+        for c in endpoint.components:
+            lines.append(f"  {endpoint.name}/{c.name}: inference component, {c.instances} copies, {_model(c)}")
         for v in endpoint.variants:
+            if v.llm is not None:
+                lines.append(f"  {endpoint.name}/{v.name}: {100 * v.weight / total:.0f}% of traffic, {v.instances} "
+                             f"instances, {_model(v)}")
+                continue
             lat = v.latency
             model = f"lognormal median {lat.median_ms:g} ms p99 {lat.p99_ms:g} ms" if lat.p99_ms else f"{lat.median_ms:g} ms"
-            capacity = f"{v.slots / (lat.median_ms / 1000):.0f} req/s at the median" if lat.median_ms > 0 else "unbounded"
+            # slots x 1000 / ms, not slots / (ms / 1000): a median of 5e-324 ms is > 0, and / 1000 makes it 0
+            capacity = f"{v.slots * 1000 / lat.median_ms:.0f} req/s at the median" if lat.median_ms > 0 else "unbounded"
             lines.append(f"  {endpoint.name}/{v.name}: {100 * v.weight / total:.0f}% of traffic, {v.instances} x "
                          f"{v.concurrency} slots, {model} -> capacity {capacity}, queue {v.queue_limit}")
     return "\n".join(lines)
+
+
+def _model(v: cfg.Variant) -> str:
+    """One line of a variant's or component's capacity model (per instance or copy)."""
+    llm = v.llm
+    if llm is None:
+        lat = v.latency
+        return f"{v.concurrency} slots of {lat.median_ms:g} ms, queue {v.queue_limit}"
+    batch = llm.max_batch
+    step = llm.step_ms(batch)
+    return (f"LLM ({llm.format}): batch {batch}, decode {llm.decode.base_ms:g} + {llm.decode.per_seq_ms:g} ms x batch "
+            f"-> {1000 * batch / step:,.0f} tokens/s per instance at TPOT {step:g} ms (full batch, no prefill), "
+            f"KV {llm.kv_cache_tokens} tokens, queue {v.queue_limit}")
 
 
 def main(argv: list[str] | None = None) -> int:

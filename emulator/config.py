@@ -4,6 +4,13 @@ from ``--endpoint``/``--variant`` flags, validated before the server starts.
 Every problem raises :class:`smload.usage.UsageError` naming the field the way the user wrote it:
 ``ab.yaml: endpoints[0].variants[1].weight: must be a number > 0`` or
 ``--variant: unknown key 'latncy_ms' (did you mean 'latency_ms'?)``.
+
+Whatever a file holds, a configuration either comes out ready to serve or a UsageError of one line
+says what is wrong; no other exception. So the file is read bounded (a regular file of at most
+``MAX_FILE_BYTES``, UTF-8), and every value goes through one of :class:`_Reader`'s typed readers
+(number, integer, text, choice, name, ...), each of which checks type and range, including an upper
+bound: a value too big to serve (a 4 GB response body, a latency whose tail overflows a float, a
+string that is not Unicode text) is refused here rather than found by the first request.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import datetime as dt
 import difflib
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +30,25 @@ from typing import Any
 from smload import errors
 from smload.usage import UsageError
 
+from . import llm_config
+from .llm_config import LLM
+
 # SageMaker's own name rules (the service model's EndpointName / TargetVariantHeader patterns).
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 NAME_MAX = 63
+# IAM's AccessKeyId pattern ([\w]+, at most 128). IAM's keys have 16 or more characters; shorter ids
+# are accepted too, so that AWS's own examples (AKIDEXAMPLE, the SigV4 test suite's key) can be used.
+ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_]{1,128}")
+MAX_FILE_BYTES = 1024 * 1024  # a configuration file is a few KB; past this it is the wrong file
+MAX_MS = 3_600_000.0  # any latency, delay or wait: an hour (SageMaker's invocation timeout is 60 s)
+MAX_S = 1_000_000_000.0  # any time in seconds (fault windows)
+MAX_WEIGHT = 1_000_000.0
+MAX_INT = 2**31 - 1
+MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's 6 MiB: a fixed or json response body is no larger
+MAX_STREAM_PARTS = 10_000
+MAX_TEXT = 4096  # secrets, session tokens, content types
+# sigma <= ln(1e6) / 2.326 = 5.9: even random.gauss's largest draw (8.6) gives a finite service time.
+MAX_P99_RATIO = 1_000_000.0
 LOGNORMAL_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VARIANT = "AllTraffic"  # SageMaker's name for an endpoint's only variant
@@ -125,10 +150,11 @@ class Variant:
     response: Response = field(default_factory=Response)
     stream: Stream = field(default_factory=Stream)
     faults: Faults = field(default_factory=Faults)
+    llm: LLM | None = None  # set: an LLM (continuous batching per instance) instead of slots x latency
 
     @property
     def slots(self) -> int:
-        return self.instances * self.concurrency
+        return self.instances * (self.llm.max_batch if self.llm is not None else self.concurrency)
 
     @property
     def queue_limit(self) -> int:
@@ -139,6 +165,9 @@ class Variant:
 class Endpoint:
     name: str
     variants: list[Variant]
+    # Inference components instead of variants: each a Variant whose ``instances`` are its copies
+    # (routed to by the X-Amzn-SageMaker-Inference-Component header, never by weight).
+    components: list[Variant] = field(default_factory=list)
 
 
 @dataclass
@@ -174,8 +203,19 @@ class Config:
         out = plain(self)
         out["access_keys"] = sorted(self.access_keys)
         for endpoint, data in zip(self.endpoints, out["endpoints"], strict=True):
-            for variant, vdata in zip(endpoint.variants, data["variants"], strict=True):
+            for variant, vdata in zip(endpoint.variants + endpoint.components, data["variants"] + data["components"],
+                                      strict=True):
                 vdata["queue"]["max_depth"] = variant.queue_limit
+                if variant.llm is None:
+                    del vdata["llm"]
+                else:
+                    vdata["llm"] = variant.llm.to_json()
+            components = data.pop("components")
+            for vdata in components:
+                vdata["copies"] = vdata.pop("instances")
+                del vdata["weight"]
+            if components:
+                data["inference_components"] = components
         return out
 
 
@@ -186,8 +226,9 @@ class Config:
 class _Reader:
     """Walks a parsed document, naming every field by its path for error messages."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, base_dir: Path | None = None):
         self.source = source
+        self.base_dir = base_dir  # where relative paths in the document (a tokenizer) start
 
     def fail(self, path: str, message: str) -> UsageError:
         return UsageError(f"{self.source}: {path}" if path else self.source, message)
@@ -200,26 +241,40 @@ class _Reader:
                 raise self.fail(path, _unknown_key(key, allowed))
         return value
 
-    def number(self, value: Any, path: str, minimum: float = 0.0, exclusive: bool = False,
-               maximum: float | None = None) -> float:
-        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)
-        if not bad:
-            bad = value <= minimum if exclusive else value < minimum
-            bad = bad or (maximum is not None and value > maximum) or math.isinf(value)
-        if bad:
+    def number(self, value: Any, path: str, maximum: float, minimum: float = 0.0, exclusive: bool = False) -> float:
+        # Compared as given, never converted first: an int of 400 digits must not overflow float().
+        ok = not isinstance(value, bool) and isinstance(value, (int, float))
+        ok = ok and (value > minimum if exclusive else value >= minimum) and value <= maximum  # NaN fails
+        if not ok:
             bound = f"> {_fmt(minimum)}" if exclusive else f">= {_fmt(minimum)}"
-            if maximum is not None:
-                bound += f" and <= {_fmt(maximum)}"
-            raise self.fail(path, f"must be a number {bound}")
+            raise self.fail(path, f"must be a number {bound} and <= {_fmt(maximum)}")
         return float(value)
 
-    def integer(self, value: Any, path: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(path, f"must be an integer >= {minimum}")
+    def integer(self, value: Any, path: str, minimum: int, maximum: int = MAX_INT) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(path, f"must be an integer >= {minimum} and <= {maximum}")
+        return value
+
+    def text(self, value: Any, path: str, what: str, max_bytes: int = MAX_TEXT, header: bool = False,
+             empty: bool = False) -> str:
+        """A string of Unicode text (no lone surrogates: it must encode), at most ``max_bytes`` in
+        UTF-8, not empty unless ``empty``; ``header``: printable ASCII, as it goes into a response header."""
+        try:
+            raw = value.encode() if isinstance(value, str) else None
+        except UnicodeEncodeError:
+            raw = None
+        if (raw is None or len(raw) > max_bytes or not (raw or empty)
+                or (header and not (value.isascii() and value.isprintable()))):
+            raise self.fail(path, f"must be {what}")
+        return value
+
+    def choice(self, value: Any, path: str, options: tuple[str, ...] | dict) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise self.fail(path, f"must be one of {', '.join(options)}")
         return value
 
     def name(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not NAME_PATTERN.match(value) or len(value) > NAME_MAX:
+        if not isinstance(value, str) or len(value) > NAME_MAX or not NAME_PATTERN.fullmatch(value):
             raise self.fail(path, "must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit")
         return value
 
@@ -235,9 +290,15 @@ def _fmt(x: float) -> str:
 
 
 def _unknown_key(key: Any, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(key), allowed, n=1)
+    close = difflib.get_close_matches(str(key)[:100], allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
-    return f"unknown key '{key}'{hint}"
+    return f"unknown key {_shown(key)}{hint}"
+
+
+def _shown(value: Any) -> str:
+    """A value from the user's file inside a message: quoted, escaped to one line, cut to 40 characters."""
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _error_spec(value: Any) -> ErrorSpec | None:
@@ -251,24 +312,42 @@ def _error_spec(value: Any) -> ErrorSpec | None:
 
 def load_file(path: Path) -> Config:
     source = path.name
+    text = _read_text(path)
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        if path.suffix.lower() == ".json":
+        if kind == "JSON":
             doc = json.loads(text)
         else:
             import yaml  # only here: the server itself needs no YAML
 
-            doc = yaml.safe_load(text)
-    except ValueError as exc:  # json.JSONDecodeError
-        raise UsageError(source, f"not valid JSON: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError: one line, no traceback
-        raise UsageError(source, f"not valid YAML: {' '.join(str(exc).split())}") from None
-    config = from_dict(doc, _Reader(source))
+            # libyaml's parser where PyYAML was built with it: the same safe constructors, 10x faster
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except RecursionError:
+        raise UsageError(source, f"not valid {kind}: nested too deeply") from None
+    except Exception as exc:  # the parser's verdict on the user's text (YAMLError, ValueError, ...)
+        message = " ".join(str(exc).split())
+        raise UsageError(source, f"not valid {kind}: {message[:300]}") from None
+    config = from_dict(doc, _Reader(source, path.parent))
     config.source = str(path)
     return config
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: a regular file (not a device, FIFO or directory: those never end or block)
+    of at most MAX_FILE_BYTES, in UTF-8."""
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UsageError("--config", f"{path} is not a regular file: give a YAML or JSON file")
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UsageError("--config", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB: not a configuration file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError("--config", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
 
 
 def from_dict(doc: Any, reader: _Reader) -> Config:
@@ -290,7 +369,7 @@ def from_dict(doc: Any, reader: _Reader) -> Config:
 
 
 def _region(value: Any, reader: _Reader) -> str:
-    if not isinstance(value, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", value):
+    if not isinstance(value, str) or len(value) > 64 or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", value):
         raise reader.fail("region", "must be an AWS region name such as us-east-1")
     return value
 
@@ -304,8 +383,18 @@ def _unique(names: list[str], path: str, what: str, reader: _Reader) -> None:
 
 
 def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
-    doc = reader.mapping(doc, path, ("name", "variants"))
+    doc = reader.mapping(doc, path, ("name", "variants", "inference_components"))
     name = reader.name(doc.get("name"), f"{path}.name")
+    if "inference_components" in doc:
+        if "variants" in doc:
+            raise reader.fail(f"{path}.inference_components", "an endpoint has variants or inference components, "
+                                                              "not both")
+        if not isinstance(doc["inference_components"], list) or not doc["inference_components"]:
+            raise reader.fail(f"{path}.inference_components", "must be a list of at least one inference component")
+        components = [_variant(c, f"{path}.inference_components[{i}]", reader, component=True)
+                      for i, c in enumerate(doc["inference_components"])]
+        _unique([c.name for c in components], f"{path}.inference_components", "inference component", reader)
+        return Endpoint(name, [], components)
     if not isinstance(doc.get("variants"), list) or not doc["variants"]:
         raise reader.fail(f"{path}.variants", "must be a list of at least one variant")
     variants = [_variant(v, f"{path}.variants[{i}]", reader) for i, v in enumerate(doc["variants"])]
@@ -313,16 +402,22 @@ def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
     return Endpoint(name, variants)
 
 
-_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults")
+_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
+# An inference component: its copies instead of a weight and instances (each copy is one instance).
+_COMPONENT_KEYS = ("name", "copies", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
 
 
-def _variant(doc: Any, path: str, reader: _Reader) -> Variant:
-    doc = reader.mapping(doc, path, _VARIANT_KEYS)
+def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> Variant:
+    doc = reader.mapping(doc, path, _COMPONENT_KEYS if component else _VARIANT_KEYS)
     v = Variant(name=reader.name(doc.get("name"), f"{path}.name"))
     if "weight" in doc:
-        v.weight = reader.number(doc["weight"], f"{path}.weight", exclusive=True)
+        v.weight = reader.number(doc["weight"], f"{path}.weight", MAX_WEIGHT, exclusive=True)
     if "instances" in doc:
         v.instances = reader.integer(doc["instances"], f"{path}.instances", 1)
+    if "copies" in doc:
+        v.instances = reader.integer(doc["copies"], f"{path}.copies", 1)
+    if "llm" in doc:
+        v.llm = llm_config.parse(doc["llm"], f"{path}.llm", reader, reader.base_dir)
     if "concurrency" in doc:
         v.concurrency = reader.integer(doc["concurrency"], f"{path}.concurrency", 1)
     if "latency" in doc:
@@ -334,13 +429,11 @@ def _variant(doc: Any, path: str, reader: _Reader) -> Variant:
     if "stream" in doc:
         s = reader.mapping(doc["stream"], f"{path}.stream", ("parts", "part_delay_ms", "error_rate", "error"))
         v.stream = Stream(
-            parts=reader.integer(s.get("parts", 4), f"{path}.stream.parts", 1),
-            part_delay_ms=reader.number(s.get("part_delay_ms", 0), f"{path}.stream.part_delay_ms"),
-            error_rate=reader.number(s.get("error_rate", 0), f"{path}.stream.error_rate", maximum=1.0),
-            error=s.get("error", "ModelStreamError"),
+            parts=reader.integer(s.get("parts", 4), f"{path}.stream.parts", 1, MAX_STREAM_PARTS),
+            part_delay_ms=reader.number(s.get("part_delay_ms", 0), f"{path}.stream.part_delay_ms", MAX_MS),
+            error_rate=reader.number(s.get("error_rate", 0), f"{path}.stream.error_rate", 1.0),
+            error=reader.choice(s.get("error", "ModelStreamError"), f"{path}.stream.error", STREAM_ERRORS),
         )
-        if v.stream.error not in STREAM_ERRORS:
-            raise reader.fail(f"{path}.stream.error", f"must be one of {', '.join(STREAM_ERRORS)}")
     if "faults" in doc:
         v.faults = _faults(doc["faults"], f"{path}.faults", reader)
     return v
@@ -348,14 +441,15 @@ def _variant(doc: Any, path: str, reader: _Reader) -> Variant:
 
 def _latency(doc: Any, path: str, reader: _Reader) -> Latency:
     if not isinstance(doc, dict):  # a bare number: constant latency
-        return Latency(median_ms=reader.number(doc, path))
+        return Latency(median_ms=reader.number(doc, path, MAX_MS))
     doc = reader.mapping(doc, path, ("median_ms", "p99_ms", "per_kib_ms"))
-    lat = Latency(median_ms=reader.number(doc.get("median_ms", 20.0), f"{path}.median_ms"))
+    lat = Latency(median_ms=reader.number(doc.get("median_ms", 20.0), f"{path}.median_ms", MAX_MS))
     if doc.get("p99_ms") is not None:
-        lat.p99_ms = reader.number(doc["p99_ms"], f"{path}.p99_ms", exclusive=True)
-        if lat.median_ms <= 0 or lat.p99_ms < lat.median_ms:
-            raise reader.fail(f"{path}.p99_ms", "must be >= median_ms, and median_ms > 0 (lognormal)")
-    lat.per_kib_ms = reader.number(doc.get("per_kib_ms", 0.0), f"{path}.per_kib_ms")
+        lat.p99_ms = reader.number(doc["p99_ms"], f"{path}.p99_ms", MAX_MS, exclusive=True)
+        if lat.median_ms <= 0 or not lat.median_ms <= lat.p99_ms <= lat.median_ms * MAX_P99_RATIO:
+            raise reader.fail(f"{path}.p99_ms", "must be >= median_ms and <= 1000000 x median_ms, "
+                                                "and median_ms > 0 (lognormal)")
+    lat.per_kib_ms = reader.number(doc.get("per_kib_ms", 0.0), f"{path}.per_kib_ms", MAX_MS)
     return lat
 
 
@@ -365,7 +459,7 @@ def _queue(doc: Any, path: str, reader: _Reader) -> Queue:
     if doc.get("max_depth") is not None:
         q.max_depth = reader.integer(doc["max_depth"], f"{path}.max_depth", 0)
     if "max_wait_ms" in doc:
-        q.max_wait_ms = reader.number(doc["max_wait_ms"], f"{path}.max_wait_ms")
+        q.max_wait_ms = reader.number(doc["max_wait_ms"], f"{path}.max_wait_ms", MAX_MS)
     if "on_full" in doc:
         q.on_full = reader.error_spec(doc["on_full"], f"{path}.on_full")
     if "on_timeout" in doc:
@@ -376,19 +470,15 @@ def _queue(doc: Any, path: str, reader: _Reader) -> Queue:
 def _response(doc: Any, path: str, reader: _Reader) -> Response:
     doc = reader.mapping(doc, path, ("body", "fixed", "json_bytes", "content_type"))
     r = Response()
-    r.body = doc.get("body", "echo")
-    if r.body not in ("echo", "fixed", "json"):
-        raise reader.fail(f"{path}.body", "must be one of echo, fixed, json")
+    r.body = reader.choice(doc.get("body", "echo"), f"{path}.body", ("echo", "fixed", "json"))
     if "fixed" in doc:
-        if not isinstance(doc["fixed"], str):
-            raise reader.fail(f"{path}.fixed", "must be a string")
-        r.fixed = doc["fixed"]
+        r.fixed = reader.text(doc["fixed"], f"{path}.fixed", f"a string of at most {MAX_BODY_BYTES} bytes",
+                              MAX_BODY_BYTES, empty=True)
     if "json_bytes" in doc:
-        r.json_bytes = reader.integer(doc["json_bytes"], f"{path}.json_bytes", 2)
+        r.json_bytes = reader.integer(doc["json_bytes"], f"{path}.json_bytes", 2, MAX_BODY_BYTES)
     if "content_type" in doc:
-        if not isinstance(doc["content_type"], str) or not doc["content_type"]:
-            raise reader.fail(f"{path}.content_type", "must be a media type such as application/json")
-        r.content_type = doc["content_type"]
+        r.content_type = reader.text(doc["content_type"], f"{path}.content_type",
+                                     "a media type such as application/json", 256, header=True)
     return r
 
 
@@ -408,7 +498,7 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
             spec = _error_spec(key)
             if spec is None:
                 raise reader.fail(f"{path}.rates", _unknown_key(key, errors.SERVICE_ERRORS))
-            f.rates[spec] = reader.number(rate, f"{path}.rates.{key}", maximum=1.0)
+            f.rates[spec] = reader.number(rate, f"{path}.rates.{key}", 1.0)
     if "windows" in doc:
         if not isinstance(doc["windows"], list):
             raise reader.fail(f"{path}.windows", "must be a list of {error, from_s, to_s}")
@@ -419,16 +509,17 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
                 if key not in w:
                     raise reader.fail(f"{wpath}.{key}", "is required")
             window = Window(reader.error_spec(w["error"], f"{wpath}.error"),
-                            reader.number(w["from_s"], f"{wpath}.from_s"), reader.number(w["to_s"], f"{wpath}.to_s"))
+                            reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                            reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
             if window.to_s <= window.from_s:
                 raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
             f.windows.append(window)
     if "slow" in doc:
         s = reader.mapping(doc["slow"], f"{path}.slow", ("rate", "extra_ms"))
-        f.slow = Slow(reader.number(s.get("rate", 0), f"{path}.slow.rate", maximum=1.0),
-                      reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms"))
+        f.slow = Slow(reader.number(s.get("rate", 0), f"{path}.slow.rate", 1.0),
+                      reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms", MAX_MS))
     if "drop_rate" in doc:
-        f.drop_rate = reader.number(doc["drop_rate"], f"{path}.drop_rate", maximum=1.0)
+        f.drop_rate = reader.number(doc["drop_rate"], f"{path}.drop_rate", 1.0)
     if "stalls" in doc:
         if not isinstance(doc["stalls"], list):
             raise reader.fail(f"{path}.stalls", "must be a list of {from_s, to_s}")
@@ -438,7 +529,8 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
             for key in ("from_s", "to_s"):
                 if key not in w:
                     raise reader.fail(f"{wpath}.{key}", "is required")
-            stall = Stall(reader.number(w["from_s"], f"{wpath}.from_s"), reader.number(w["to_s"], f"{wpath}.to_s"))
+            stall = Stall(reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                          reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
             if stall.to_s <= stall.from_s:
                 raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
             f.stalls.append(stall)
@@ -457,20 +549,17 @@ def _access_keys(doc: Any, reader: _Reader) -> dict[str, AccessKey]:
         raise reader.fail("access_keys", "must be a mapping of access key id to secret (or {secret, session_token, expires_at})")
     keys = {}
     for key_id, value in doc.items():
+        if not isinstance(key_id, str) or not ACCESS_KEY_ID.fullmatch(key_id):
+            raise reader.fail(f"access_keys.{_shown(key_id)}",
+                              "an access key id is 1-128 letters, digits or underscores (IAM's [\\w]+)")
         path = f"access_keys.{key_id}"
-        if not isinstance(key_id, str) or not re.match(r"^[A-Z0-9]{16,128}$", key_id):
-            raise reader.fail(path, "an access key id is 16-128 upper-case letters and digits")
         if isinstance(value, str):
-            keys[key_id] = AccessKey(key_id, value)
+            keys[key_id] = AccessKey(key_id, reader.text(value, path, "a secret key (a string)"))
             continue
         value = reader.mapping(value, path, ("secret", "session_token", "expires_at"))
-        if not isinstance(value.get("secret"), str) or not value["secret"]:
-            raise reader.fail(f"{path}.secret", "is required (a string)")
-        key = AccessKey(key_id, value["secret"])
+        key = AccessKey(key_id, reader.text(value.get("secret"), f"{path}.secret", "a secret key (a string)"))
         if value.get("session_token") is not None:
-            if not isinstance(value["session_token"], str) or not value["session_token"]:
-                raise reader.fail(f"{path}.session_token", "must be a string")
-            key.session_token = value["session_token"]
+            key.session_token = reader.text(value["session_token"], f"{path}.session_token", "a string")
         if value.get("expires_at") is not None:
             key.expires_at = _timestamp(value["expires_at"], f"{path}.expires_at", reader)
         keys[key_id] = key
@@ -486,7 +575,7 @@ def _timestamp(value: Any, path: str, reader: _Reader) -> float:
         except ValueError:
             raise reader.fail(path, "must be unix seconds or an ISO 8601 time such as 2026-01-01T00:00:00Z") from None
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-    return reader.number(value, path)
+    return reader.number(value, path, MAX_S * 100)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,6 +601,7 @@ VARIANT_FLAG_KEYS: dict[str, tuple[tuple[str, ...], str]] = {
     "drop_rate": (("faults", "drop_rate"), "num"),
     "slow_rate": (("faults", "slow", "rate"), "num"),
     "slow_ms": (("faults", "slow", "extra_ms"), "num"),
+    **llm_config.FLAG_KEYS,  # any of these makes the variant an LLM variant
 }
 
 

@@ -2,11 +2,21 @@
 parse -> route -> capacity model -> respond, with nothing else on the path.
 
 Routes (one port): the runtime API ``POST /endpoints/{name}/invocations`` and
-``.../invocations-response-stream``; the container API ``GET /ping`` and ``POST /invocations``;
-``GET /metrics``; the control API under ``/_emulator/`` (a prefix no SageMaker path can have).
+``.../invocations-response-stream``; the OpenAI-compatible route ``.../openai/v1/chat/completions``
+(openai_route); the container API ``GET /ping`` and ``POST /invocations``; ``GET /metrics``; the
+control API under ``/_emulator/`` (a prefix no SageMaker path can have). LLM variants and inference
+components are served by llm_server; the classic request path below stays as short as it was.
 
 HTTP/1.1 keep-alive, ``Connection: close``, HTTP/1.0, ``Expect: 100-continue`` and pipelining
 (requests on one connection are answered one at a time, in order) are handled.
+
+A request head is held to an AWS front end's limits (an Application Load Balancer's quotas: a
+16 KiB request line, 16 KiB per header line, 64 KiB for the whole head; and at most 100 header
+lines, Apache's default): past them the answer is 414 URI Too Long or 431 Request Header Fields Too
+Large, and the connection closes. A head that never ends is cut off once it has run 64 KiB past
+the read it began in. A malformed request is answered 400 and the connection closes, but only
+after every well-formed request before it on that connection has been answered, in order. None of
+these is counted in the stats: they never reached the runtime API.
 """
 
 from __future__ import annotations
@@ -20,19 +30,24 @@ import time
 from collections import deque
 from email.utils import formatdate
 from random import random as _random
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import httptools
 
 from smload import errors
 
-from . import sigv4, wire
+from . import llm_stats, openai_route, sigv4, wire
 from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import STREAM_ERRORS, Config, ErrorSpec
-from .stats import DROPPED, UNKNOWN, Stats
+from .llm_server import AWS, BODY, CONTAINER, EVENTS, RAW_STREAM, LLMTarget
+from .stats import DROPPED, UNCONFIGURED, UNKNOWN, Stats, VariantStats
 
 MAX_BODY = 6 * 1024 * 1024  # BodyBlob's max in the service model: 6 MiB
 MAX_PIPELINED = 64  # requests parsed ahead on one connection before we stop reading it
+MAX_REQUEST_LINE = 16 * 1024  # the head's limits (module docstring): past them, 414 or 431
+MAX_HEADER_LINE = 16 * 1024
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100
 
 _monotonic = time.monotonic
 _status_lines = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in wire.REASON.items()}
@@ -79,8 +94,18 @@ class Job:
         self.expired = False
 
 
+class Refused(Exception):
+    """Raised in a parser callback: the request breaks a limit of the head and gets ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 class Connection(asyncio.Protocol):
-    __slots__ = ("app", "parser", "transport", "url", "headers", "body", "size", "pending", "busy", "closed")
+    __slots__ = ("app", "parser", "transport", "url", "headers", "repeated", "body", "size", "pending", "busy",
+                 "closed", "in_head", "head_pending", "read_size", "final")
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -89,6 +114,11 @@ class Connection(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.busy = False  # a request of this connection is being answered
         self.closed = False
+        self.repeated: dict | None = None  # name -> the values after the first, while a head is parsed
+        self.in_head = 0  # 1: a request head began in the current read; 2: it began in an earlier one
+        self.head_pending = 0  # bytes of an unfinished head after the read it began in
+        self.read_size = 0
+        self.final: bytes | None = None  # the refusal to send once the requests before it are answered
 
     # --- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -99,17 +129,34 @@ class Connection(asyncio.Protocol):
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.final is not None:  # refused: nothing after the refusal is read
+            return
+        self.read_size = len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self.send_plain(400, b"upgrades are not supported\n", close=True)
-        except httptools.HttpParserCallbackError:  # our own bug: say so, then drop the connection
-            import traceback
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, Refused):
+                self.refuse(exc.__context__.status, exc.__context__.reason)
+                return
+            import traceback  # our own bug: say so, then drop the connection
 
             traceback.print_exc()
             self.close()
+            return
+        except httptools.HttpParserUpgrade:
+            self.refuse(400, "upgrades are not supported")
+            return
         except httptools.HttpParserError as exc:
-            self.send_plain(400, f"malformed HTTP request: {exc}\n".encode(), close=True)
+            self.refuse(400, f"malformed HTTP request: {exc}")
+            return
+        if self.in_head:  # a head is still arriving: bound what it may take (module docstring)
+            if self.in_head == 1:
+                self.in_head = 2
+                self.head_pending = 0
+            else:
+                self.head_pending += len(data)
+                if self.head_pending > MAX_HEAD:
+                    self.refuse(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
 
     # --- httptools callbacks
     def on_message_begin(self) -> None:
@@ -117,6 +164,7 @@ class Connection(asyncio.Protocol):
         self.headers = {}
         self.body = []
         self.size = 0
+        self.in_head = 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -124,14 +172,51 @@ class Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         headers = self.headers
-        if name in headers:
-            headers[name] += b"," + value
+        if name in headers:  # joined once the head is complete: linear in the number of repeats
+            repeated = self.repeated
+            if repeated is None:
+                repeated = self.repeated = {}
+            values = repeated.setdefault(name, [])
+            values.append(value)
+            if len(values) >= MAX_HEADERS:  # a flood of one header: stop parsing it at once
+                raise Refused(431, f"request header fields too large: more than {MAX_HEADERS} header lines")
         else:
             headers[name] = value
 
     def on_headers_complete(self) -> None:
-        if self.headers.get(b"expect", b"").lower() == b"100-continue" and not self.closed:
+        headers = self.headers
+        # A head that came whole in a read of at most 16 KiB breaks no size limit: only the count
+        # needs a look then, and the request path stays as fast as it was.
+        if (self.in_head == 2 or self.read_size > MAX_HEADER_LINE or self.repeated is not None
+                or len(headers) > MAX_HEADERS):
+            self.check_head()
+        self.in_head = 0
+        if b"expect" in headers and headers[b"expect"].lower() == b"100-continue" and not self.closed:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def check_head(self) -> None:
+        """Hold the head to the limits (raises Refused); join repeated headers with ","."""
+        if len(self.url) > MAX_REQUEST_LINE:
+            raise Refused(414, f"URI too long: more than {MAX_REQUEST_LINE} bytes")
+        headers, repeated = self.headers, self.repeated
+        count, total = len(headers), len(self.url)
+        lines = list(headers.items())
+        if repeated is not None:
+            count += sum(len(values) for values in repeated.values())
+            lines += [(name, value) for name, values in repeated.items() for value in values]
+        if count > MAX_HEADERS:
+            raise Refused(431, f"request header fields too large: more than {MAX_HEADERS} header lines")
+        for name, value in lines:
+            size = len(name) + len(value) + 2
+            if size > MAX_HEADER_LINE:
+                raise Refused(431, f"request header fields too large: a header line passed {MAX_HEADER_LINE} bytes")
+            total += size + 2
+        if total > MAX_HEAD:
+            raise Refused(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
+        if repeated is not None:
+            for name, values in repeated.items():
+                headers[name] = b",".join([headers[name], *values])
+            self.repeated = None
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
@@ -166,11 +251,26 @@ class Connection(asyncio.Protocol):
     def next(self) -> None:
         if self.pending and not self.closed:
             req = self.pending.popleft()
-            if len(self.pending) == MAX_PIPELINED - 1:
+            if len(self.pending) == MAX_PIPELINED - 1 and self.final is None:
                 self.transport.resume_reading()
             self.app.dispatch(self, req)
         else:
             self.busy = False
+            if self.final is not None:  # every request before the refusal is answered: now it
+                self.finish()
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Stop reading; answer ``status`` after the requests already received, then close."""
+        body = reason.encode() + b"\n"
+        self.final = self.app.head(status, b"text/plain; charset=utf-8", len(body), b"", False) + body
+        self.transport.pause_reading()
+        if not self.busy:
+            self.finish()
+
+    def finish(self) -> None:
+        if not self.closed:
+            self.transport.write(self.final)
+            self.close()
 
     def close(self) -> None:
         if not self.closed:
@@ -191,18 +291,26 @@ class App:
         self.stats = Stats()
         self.region = config.region
         self.endpoints: dict[bytes, EndpointRuntime] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
         for endpoint in config.endpoints:
             runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots))
                         for v in endpoint.variants]
-            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes)
+            components = [VariantRuntime(endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots), True)
+                          for c in endpoint.components]
+            for runtime in runtimes + components:
+                if runtime.config.llm is not None:
+                    runtime.llm = LLMTarget(self, runtime)
+            self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes, components)
         self.container_endpoint = config.endpoints[0].name.encode()
-        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values() for v in e.variants}
+        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values()
+                       for v in e.variants + list(e.components.values())}
+        self.openai = openai_route.Route(self)
+        self.stats.families.append(llm_stats.prometheus)
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
         self._auth_cache: tuple[bytes, sigv4.AuthError | None] = (b"", sigv4.MISSING_TOKEN)
         self._request_prefix = os.urandom(10).hex()
         self._request_count = 0
         self.date = formatdate(usegmt=True).encode()
-        self.loop: asyncio.AbstractEventLoop | None = None
         self._uv = False
 
     # --- time
@@ -230,6 +338,9 @@ class App:
         else:
             self.loop.call_at(due, callback, arg)
 
+    def call_later(self, delay: float, callback, arg):
+        return self.loop.call_later(delay, callback, arg)
+
     def request_id(self) -> bytes:
         self._request_count += 1
         p = self._request_prefix
@@ -253,6 +364,10 @@ class App:
             if operation == b"async-invocations" and method == b"POST":
                 self.invoke(conn, req, name, False, unsupported="InvokeEndpointAsync is not emulated: use InvokeEndpoint.")
                 return
+            route = openai_route.match(path) if method == b"POST" else None
+            if route is not None:
+                self.openai.handle(conn, req, *route)
+                return
         elif path == b"/invocations" and method == b"POST":
             self.container_invoke(conn, req)
             return
@@ -266,6 +381,9 @@ class App:
         elif path.startswith(b"/_emulator/"):
             self.control(conn, req, path[11:], method)
             return
+        elif path == openai_route.SUFFIX and method == b"POST":
+            self.openai.handle(conn, req, None, None)
+            return
         body = json.dumps({"message": None}).encode()
         conn.send(self.head(404, b"application/json", len(body), b"x-amzn-ErrorType: UnknownOperationException\r\n",
                             req.keep_alive) + body, req.keep_alive)
@@ -278,6 +396,7 @@ class App:
             body = {"reset": True}
         elif what == b"config" and method == b"GET":
             body = self.config.to_json()
+            openai_route.base_urls(body, req.headers.get(b"host", b"127.0.0.1").decode("latin-1"))
         else:
             conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, POST /_emulator/reset, "
                                  b"GET /_emulator/config\n", keep_alive=req.keep_alive)
@@ -296,17 +415,21 @@ class App:
                 result = sigv4.check_present({"authorization": value.decode("latin-1")})
                 self._auth_cache = (value, result)
             return result
+        if not headers.get(b"authorization", b"").isascii():  # no SigV4 header is: refused before hmac sees it
+            return sigv4.BAD_SIGNATURE
         path_str, _, query = req.url.decode("latin-1").partition("?")
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
 
     def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
         endpoint = self.endpoints.get(raw_name)
+        if endpoint is None and b"%" in raw_name:  # botocore percent-encodes path labels
+            endpoint = self.endpoints.get(unquote_to_bytes(raw_name))
         target = req.headers.get(b"x-amzn-sagemaker-target-variant")
         auth_error = self.authenticate(req)
         if auth_error is not None or endpoint is None or unsupported:
             name = endpoint.name if endpoint else _decode_name(raw_name)
-            vstats = self.stats.variant(name, target.decode("latin-1") if target else UNKNOWN)
+            vstats = self.unrouted(endpoint, target)
             vstats.requests += 1
             if auth_error is not None:
                 status = auth_error.status
@@ -316,17 +439,11 @@ class App:
                 message = unsupported or f"Endpoint {name} of account {wire.ACCOUNT} not found."
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
             return
-        name = endpoint.name
-        if target is None:
+        if target is None and not endpoint.components:
             variant = endpoint.pick()
         else:
-            variant = endpoint.by_name.get(target.decode("latin-1"))
+            variant = self.route_target(conn, req, endpoint, req.headers.get(b"x-amzn-sagemaker-inference-component"))
             if variant is None:
-                vstats = self.stats.variant(name, target.decode("latin-1"))
-                vstats.requests += 1
-                self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
-                          f"Variant {target.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
-                          errors.VALIDATION_ERROR, variant_header=b"")
                 return
         vstats = variant.stats
         vstats.requests += 1
@@ -335,6 +452,10 @@ class App:
             self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                       f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
                       f"length less than or equal to {MAX_BODY}", errors.VALIDATION_ERROR, variant.name_header)
+            return
+        if variant.llm is not None:
+            if not self.front_end_fault(conn, req, variant, AWS):
+                variant.llm.handle(conn, req, EVENTS if stream else BODY, AWS)
             return
         fault = variant.fault(_monotonic() - self.stats.reset_at)
         if fault is not None and fault.error != errors.MODEL_ERROR:
@@ -346,13 +467,71 @@ class App:
             return
         self.submit(variant, Job(conn, req, variant, vstats, fault, stream, False))
 
+    def route_target(self, conn: Connection, req: Request, endpoint: EndpointRuntime,
+                     raw_component: bytes | None) -> VariantRuntime | None:
+        """The variant or inference component a request goes to, or None once it was answered with
+        the ValidationError AWS gives a missing or unknown one."""
+        name = endpoint.name
+        if raw_component is not None or endpoint.components:
+            if raw_component is None:
+                vstats = self.stats.variant(name, UNKNOWN)
+                message = ("Inference Component Name header is required for endpoints to which you plan to deploy "
+                           "inference components. Please include Inference Component Name header or consider using "
+                           "SageMaker models.")
+            else:
+                component = _decode_name(raw_component)
+                target = endpoint.components.get(component)
+                if target is not None:
+                    return target
+                vstats = self.stats.component(name, UNCONFIGURED)  # bounded: any unknown name, one label
+                message = f"Inference Component {component} not found for endpoint {name} of account {wire.ACCOUNT}."
+            vstats.requests += 1
+            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
+            return None
+        header = req.headers.get(b"x-amzn-sagemaker-target-variant")
+        if header is None:
+            return endpoint.pick()
+        variant = endpoint.by_name.get(header.decode("latin-1"))
+        if variant is None:
+            vstats = self.unrouted(endpoint, header)
+            vstats.requests += 1
+            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
+                      f"Variant {header.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
+                      errors.VALIDATION_ERROR, variant_header=b"")
+        return variant
+
+    def front_end_fault(self, conn: Connection, req: Request, variant: VariantRuntime, style: int) -> bool:
+        """An LLM variant's injected fault, if any, answered at once (True): front-end errors in AWS's
+        shapes, a ModelError as the container's own error status (there is no model time to spend)."""
+        fault = variant.fault(_monotonic() - self.stats.reset_at)
+        if fault is None:
+            return False
+        if fault is DROP:
+            self.drop(conn, req, variant.stats)
+        elif fault.error == errors.MODEL_ERROR:
+            status = fault.status if fault.status is not None else variant.config.faults.model_error_status
+            variant.llm.container_error(conn, req, style, status or 500,
+                                        "Internal server error (fault injected by the emulator)")
+        elif style == CONTAINER:
+            return False  # no SageMaker front end in front of a container
+        else:
+            self.fail(conn, req, variant.stats, wire.STATUS[fault.error], fault.error, wire.fault_message(fault.error),
+                      fault.error, variant.name_header)
+        return True
+
     def container_invoke(self, conn: Connection, req: Request) -> None:
         """``POST /invocations``: the model container's own contract, served by the first endpoint's
-        variants. No SigV4, no front-end errors: a model error is the model's HTTP status."""
-        variant = self.endpoints[self.container_endpoint].pick()
+        variants (or its first inference component). No SigV4, no front-end errors: a model error is
+        the model's HTTP status."""
+        endpoint = self.endpoints[self.container_endpoint]
+        variant = endpoint.pick() if endpoint.variants else next(iter(endpoint.components.values()))
         vstats = variant.stats
         vstats.requests += 1
         vstats.arrived(req.received - self.stats.reset_at)
+        if variant.llm is not None:
+            if not self.front_end_fault(conn, req, variant, CONTAINER):
+                variant.llm.handle(conn, req, RAW_STREAM, CONTAINER)
+            return
         fault = variant.fault(_monotonic() - self.stats.reset_at)
         if fault is DROP:
             self.drop(conn, req, vstats)
@@ -530,17 +709,37 @@ class App:
         now = _monotonic()
         vstats.answered(DROPPED, errors.CONNECTION_ERROR, now - req.received)
         for lost in conn.pending:
-            lost_stats = self.stats.variant(*self._lost_key(lost))
-            lost_stats.requests += 1
-            lost_stats.answered(DROPPED, errors.CONNECTION_ERROR, now - lost.received)
+            lost_stats = self._lost_stats(lost)
+            if lost_stats is not None:
+                lost_stats.requests += 1
+                lost_stats.answered(DROPPED, errors.CONNECTION_ERROR, now - lost.received)
         conn.pending.clear()
         conn.close()
 
-    def _lost_key(self, req: Request) -> tuple[str, str]:
+    def unrouted(self, endpoint: EndpointRuntime | None, target: bytes | None) -> VariantStats:
+        """Where a request that reached no variant is counted: under its endpoint and the variant its
+        ``Target-Variant`` named, ``unknown`` when it named none, and ``(unknown)`` (UNCONFIGURED) for
+        a name the configuration does not have, so that no client can grow the stats without bound."""
+        if target is not None and endpoint is not None:
+            variant = endpoint.by_name.get(target.decode("latin-1"))
+            if variant is not None:
+                return variant.stats
+        return self.stats.variant(endpoint.name if endpoint is not None else UNCONFIGURED,
+                                  UNKNOWN if target is None else UNCONFIGURED)
+
+    def _lost_stats(self, req: Request) -> VariantStats | None:
+        """The stats of a pipelined request lost to a drop, if it is one that would have been counted."""
         path = req.url.partition(b"?")[0]
-        name = path[11:].partition(b"/")[0] if path.startswith(b"/endpoints/") else self.container_endpoint
-        target = req.headers.get(b"x-amzn-sagemaker-target-variant")
-        return _decode_name(name), target.decode("latin-1") if target else UNKNOWN
+        if path == b"/invocations" and req.method == b"POST":
+            endpoint = self.endpoints[self.container_endpoint]
+        elif path.startswith(b"/endpoints/") and req.method == b"POST":
+            raw_name, _, operation = path[11:].partition(b"/")
+            if operation not in (b"invocations", b"invocations-response-stream", b"async-invocations"):
+                return None
+            endpoint = self.endpoints.get(unquote_to_bytes(raw_name))
+        else:
+            return None
+        return self.unrouted(endpoint, req.headers.get(b"x-amzn-sagemaker-target-variant"))
 
 
 def _decode_name(raw: bytes) -> str:

@@ -13,7 +13,12 @@ from bisect import bisect_left
 from smload.measure.histogram import Histogram
 
 UNKNOWN = "unknown"  # the variant of a request that reached none and named none
+# The endpoint or variant label of a name the configuration does not have. Every such name is counted
+# under this one label: a client naming endless endpoints or variants must not grow the stats (and
+# /metrics) without bound. No SageMaker name can contain parentheses, so it never meets a real one.
+UNCONFIGURED = "(unknown)"
 DROPPED = "dropped"  # the status of a request whose connection was closed without an answer
+MAX_SECONDS = 86_400  # arrivals per second are kept for the first day after a reset
 
 # Prometheus histogram buckets, seconds (exact counts: each request is placed by bisect, not by sketch).
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -21,13 +26,14 @@ BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.7
 
 class VariantStats:
     __slots__ = ("requests", "status", "errors", "latency", "model_latency", "buckets", "seconds_sum",
-                 "seconds_count", "in_flight", "queued", "slots", "per_second", "last_arrival", "gaps",
+                 "seconds_count", "in_flight", "queued", "slots", "llm", "per_second", "last_arrival", "gaps",
                  "gap_mean", "gap_m2")
 
     def __init__(self, slots: int = 0) -> None:
         self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
         self.in_flight = 0  # received, not yet answered (queued or in a slot): live, never reset
         self.queued = 0
+        self.llm = None  # an LLM variant's token-level truth (llm_stats.LLMStats): its own JSON and families
         self.reset()
 
     def reset(self) -> None:
@@ -39,7 +45,9 @@ class VariantStats:
         self.buckets = [0] * (len(BUCKETS_S) + 1)  # every answered request, by duration
         self.seconds_sum = 0.0
         self.seconds_count = 0
-        self.per_second: list[int] = []  # arrivals in each whole second since the reset
+        if self.llm is not None:
+            self.llm.reset()
+        self.per_second: list[int] = []  # arrivals in each whole second since the reset (the first day)
         self.last_arrival: float | None = None
         self.gaps = 0  # inter-arrival gaps: count, mean and sum of squared deviations (Welford)
         self.gap_mean = 0.0
@@ -48,9 +56,12 @@ class VariantStats:
     def arrived(self, since_reset_s: float) -> None:
         second = int(since_reset_s) if since_reset_s > 0 else 0
         counts = self.per_second
-        if second >= len(counts):
+        if second >= MAX_SECONDS:  # bounded: the gaps still count, the per-second series stops
+            second = -1
+        elif second >= len(counts):
             counts.extend([0] * (second + 1 - len(counts)))
-        counts[second] += 1
+        if second >= 0:
+            counts[second] += 1
         last, self.last_arrival = self.last_arrival, since_reset_s
         if last is not None:
             gap = since_reset_s - last
@@ -76,15 +87,17 @@ class VariantStats:
 
     def to_json(self) -> dict:
         out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
-               "latency_ms": _summary(self.latency)}
-        out["model_latency_ms"] = _summary(self.model_latency)
+               "latency_ms": summary(self.latency)}
+        out["model_latency_ms"] = summary(self.model_latency)
         cv = self.interarrival_cv
         out["arrivals"] = {"per_second": list(self.per_second),
                            "interarrival_cv": None if cv is None else round(cv, 4)}
+        if self.llm is not None:
+            out["llm"] = self.llm.to_json()
         return out
 
 
-def _summary(h: Histogram) -> dict:
+def summary(h: Histogram) -> dict:
     return {
         "count": h.count, "mean": round(h.mean, 3), "p50": round(h.quantile(0.5), 3), "p90": round(h.quantile(0.9), 3),
         "p95": round(h.quantile(0.95), 3), "p99": round(h.quantile(0.99), 3), "max": round(h.max, 3),
@@ -96,6 +109,10 @@ class Stats:
         self.started = time.monotonic()
         self.reset_at = self.started
         self.endpoints: dict[str, dict[str, VariantStats]] = {}
+        self.components: dict[str, dict[str, VariantStats]] = {}  # inference components, per endpoint
+        # more metric families, each ``add(lines, rows)`` with rows of (label text, VariantStats): the
+        # LLM families (llm_stats.prometheus), registered by the server so that this module needs them not
+        self.families: list = []
 
     def variant(self, endpoint: str, variant: str, slots: int = 0) -> VariantStats:
         variants = self.endpoints.setdefault(endpoint, {})
@@ -104,18 +121,38 @@ class Stats:
             vs = variants[variant] = VariantStats(slots)
         return vs
 
+    def component(self, endpoint: str, component: str, slots: int = 0) -> VariantStats:
+        self.endpoints.setdefault(endpoint, {})
+        components = self.components.setdefault(endpoint, {})
+        cs = components.get(component)
+        if cs is None:
+            cs = components[component] = VariantStats(slots)
+        return cs
+
     def reset(self) -> None:
+        """Zero the configured variants; forget the rest (``unknown`` and ``(unknown)`` come back
+        when a request needs them). Only configured variants (``slots`` > 0) hold requests in flight."""
         self.reset_at = time.monotonic()
-        for variants in self.endpoints.values():
-            for vs in variants.values():
-                vs.reset()
+        for group in (self.components, self.endpoints):
+            for endpoint, variants in list(group.items()):
+                for name, vs in list(variants.items()):
+                    if vs.slots:
+                        vs.reset()
+                    else:
+                        del variants[name]
+                if not variants and not self.components.get(endpoint):
+                    del group[endpoint]
 
     def to_json(self) -> dict:
         now = time.monotonic()
         endpoints = {}
         for name, variants in self.endpoints.items():
             per_variant = {v: vs.to_json() for v, vs in variants.items()}
-            endpoints[name] = {"requests": sum(v["requests"] for v in per_variant.values()), "variants": per_variant}
+            per_component = {c: cs.to_json() for c, cs in self.components.get(name, {}).items()}
+            endpoints[name] = {"requests": sum(v["requests"] for v in (*per_variant.values(), *per_component.values())),
+                               "variants": per_variant}
+            if per_component:
+                endpoints[name]["inference_components"] = per_component
         return {
             "uptime_s": round(now - self.started, 3),
             "since_reset_s": round(now - self.reset_at, 3),
@@ -131,21 +168,24 @@ class Stats:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
 
-        rows = [(_esc(e), _esc(v), vs) for e, variants in self.endpoints.items() for v, vs in variants.items()]
+        # An inference component's series carry inference_component="..." where a variant's carry variant="...".
+        rows = [(f'endpoint="{_esc(e)}",variant="{_esc(v)}"', vs)
+                for e, variants in self.endpoints.items() for v, vs in variants.items()]
+        rows += [(f'endpoint="{_esc(e)}",inference_component="{_esc(c)}"', cs)
+                 for e, components in self.components.items() for c, cs in components.items()]
         family("sagemaker_emulator_requests_total", "counter",
                "Requests answered, by endpoint, variant and HTTP status (dropped: closed without an answer).")
-        for e, v, vs in rows:
+        for labels, vs in rows:
             for status, n in sorted(vs.status.items()):
-                lines.append(f'sagemaker_emulator_requests_total{{endpoint="{e}",variant="{v}",status="{status}"}} {n}')
+                lines.append(f'sagemaker_emulator_requests_total{{{labels},status="{status}"}} {n}')
         family("sagemaker_emulator_errors_total", "counter",
                "Failed requests by error type, as the load generator classifies them.")
-        for e, v, vs in rows:
+        for labels, vs in rows:
             for error, n in sorted(vs.errors.items()):
-                lines.append(f'sagemaker_emulator_errors_total{{endpoint="{e}",variant="{v}",error_type="{error}"}} {n}')
+                lines.append(f'sagemaker_emulator_errors_total{{{labels},error_type="{error}"}} {n}')
         family("sagemaker_emulator_request_duration_seconds", "histogram",
                "Server-side duration of every answered request, from receipt to the last byte (queue wait included).")
-        for e, v, vs in rows:
-            labels = f'endpoint="{e}",variant="{v}"'
+        for labels, vs in rows:
             running = 0
             for bound, n in zip(BUCKETS_S, vs.buckets[:-1], strict=True):
                 running += n
@@ -154,15 +194,18 @@ class Stats:
             lines.append(f"sagemaker_emulator_request_duration_seconds_sum{{{labels}}} {vs.seconds_sum!r}")
             lines.append(f"sagemaker_emulator_request_duration_seconds_count{{{labels}}} {vs.seconds_count}")
         family("sagemaker_emulator_in_flight", "gauge", "Requests received and not yet answered (queued or being served).")
-        for e, v, vs in rows:
-            lines.append(f'sagemaker_emulator_in_flight{{endpoint="{e}",variant="{v}"}} {vs.in_flight}')
+        for labels, vs in rows:
+            lines.append(f"sagemaker_emulator_in_flight{{{labels}}} {vs.in_flight}")
         family("sagemaker_emulator_queue_depth", "gauge", "Requests waiting for a free slot.")
-        for e, v, vs in rows:
-            lines.append(f'sagemaker_emulator_queue_depth{{endpoint="{e}",variant="{v}"}} {vs.queued}')
-        family("sagemaker_emulator_capacity_slots", "gauge", "Concurrent requests a variant serves (instances x concurrency).")
-        for e, v, vs in rows:
+        for labels, vs in rows:
+            lines.append(f"sagemaker_emulator_queue_depth{{{labels}}} {vs.queued}")
+        family("sagemaker_emulator_capacity_slots", "gauge",
+               "Concurrent requests a variant serves (instances x concurrency; an LLM's: instances x max_batch).")
+        for labels, vs in rows:
             if vs.slots:
-                lines.append(f'sagemaker_emulator_capacity_slots{{endpoint="{e}",variant="{v}"}} {vs.slots}')
+                lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots}")
+        for add in self.families:
+            add(lines, rows)
         return "\n".join(lines) + "\n"
 
 

@@ -34,8 +34,9 @@ STATUS = {
 
 REASON = {
     200: "OK", 100: "Continue", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    413: "Payload Too Large", 424: "Failed Dependency", 429: "Too Many Requests", 500: "Internal Server Error",
-    503: "Service Unavailable", 530: "Internal Dependency Failure",
+    413: "Payload Too Large", 414: "URI Too Long", 424: "Failed Dependency", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
+    530: "Internal Dependency Failure",
 }
 
 # The message SageMaker gives a model's own failure (status 0: the model never answered in time).
@@ -100,11 +101,20 @@ def event_message(headers: dict[str, str], payload: bytes) -> bytes:
     return message + struct.pack(">I", crc32(message) & 0xFFFFFFFF)
 
 
-_PAYLOAD_PART_HEADERS = {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"}
+_PAYLOAD_PART_HEADERS = _headers(
+    {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"})
+_PAYLOAD_PART_OVERHEAD = 12 + len(_PAYLOAD_PART_HEADERS) + 4
 
 
 def payload_part(data: bytes) -> bytes:
-    return event_message(_PAYLOAD_PART_HEADERS, data)
+    """``event_message`` for the one event a stream repeats per token: its headers encoded once."""
+    prelude = _pack_lengths(len(data) + _PAYLOAD_PART_OVERHEAD, len(_PAYLOAD_PART_HEADERS))
+    message = prelude + _pack_crc(crc32(prelude)) + _PAYLOAD_PART_HEADERS + data
+    return message + _pack_crc(crc32(message))
+
+
+_pack_lengths = struct.Struct(">II").pack
+_pack_crc = struct.Struct(">I").pack
 
 
 def stream_error(error: str, message: str, error_code: str | None = None) -> bytes:

@@ -2,7 +2,8 @@
 ``locust_users``, ``locust_workers{state}``, ``locust_runner_state{state}``,
 ``locust_worker_cpu_usage_percent{worker}``, the event-loop lag counters
 ``locust_worker_event_loop_lag_seconds_total{worker}`` and ``locust_worker_event_loop_probes_total{worker}``
-(:mod:`smload.measure.health`; their rate ratio is the mean lag), ``locust_test_start_time_seconds``
+(:mod:`smload.measure.health`; their rate ratio is the mean lag), ``locust_requests_abandoned_total``
+and ``locust_workers_lost_total`` (:mod:`smload.measure.drain`, :mod:`smload.run.lifeline`) ``locust_test_start_time_seconds``
 and the open-loop counters ``locust_arrivals_total``, ``locust_arrivals_dropped_total`` and gauge
 ``locust_arrival_rate_target`` (the measurements' arrival counts and the master's current target)."""
 
@@ -76,7 +77,7 @@ class RunnerCollector(Collector):
         lag = CounterMetricFamily("locust_worker_event_loop_lag", "Total lateness of the worker's 50 ms probe timer, seconds",
                                   labels=["worker"], unit="seconds")
         probes = CounterMetricFamily("locust_worker_event_loop_probes", "Probe timers fired on the worker", labels=["worker"])
-        for worker, (_, lag_s, count) in totals.items():
+        for worker, (_, lag_s, count, *_rest) in totals.items():
             lag.add_metric([worker], lag_s)
             probes.add_metric([worker], count)
         yield lag
@@ -95,6 +96,14 @@ class RunnerCollector(Collector):
                                        "requests per second (0 once the test stopped)")
             target.add_metric([], measurements.arrival_target)
             yield target
+        abandoned = CounterMetricFamily("locust_requests_abandoned", "Requests in flight when a test ended and not "
+                                        "awaited (--drain-timeout), or whose timeout the generator's own stall caused")
+        abandoned.add_metric([], measurements.abandoned_lifetime)
+        yield abandoned
+        lost = CounterMetricFamily("locust_workers_lost", "Workers that went silent during a test (their last requests "
+                                   "are missing from the counts)")
+        lost.add_metric([], measurements.lost_lifetime)
+        yield lost
 
         started = measurements.test_started_at
         if started is not None:

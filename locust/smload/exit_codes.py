@@ -1,5 +1,5 @@
 """The exit codes of every ``smload`` command and of Locust runs with our plugins, in one place
-(the README's table is this module's).
+(README.md's table is this module's).
 
 0 is success. 1 stays Locust's own (a failed request without checks, an error in user code; for
 ``smload k8s`` the cluster did not do what was asked). 2: bad usage, nothing was sent. 3: the

@@ -34,7 +34,9 @@ class Option:
     repeat: bool = False  # may be given several times (a list)
     web_ui: bool = True  # a custom parameter of Locust's web UI form
     required: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)  # what the declaring part needs besides (e.g. a header)
+    extra: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # what the declaring part needs besides (e.g. a header)
 
     @property
     def dest(self) -> str:
@@ -49,7 +51,9 @@ class Option:
         to a copy of it); None when not given. Web UI fields arrive as text: an empty one is 'not given'."""
         value = getattr(options, self.dest, None)
         if self.switch:
-            return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes", "on")
+            return (
+                value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes", "on")
+            )
         if self.repeat:
             values = value if isinstance(value, list | tuple) else ([] if value is None else [value])
             return [v for v in (str(v).strip() for v in values) if v]
@@ -98,7 +102,8 @@ def register(group: Group) -> Group:
 
 
 def groups() -> list[Group]:
-    return sorted(_groups.values(), key=lambda g: g.rank)
+    """In their declared order (rank, then key): the same whatever order the parts were imported in."""
+    return sorted(_groups.values(), key=lambda g: (g.rank, g.key))
 
 
 def add_arguments(parser: Any) -> None:
@@ -131,20 +136,33 @@ def parse(options: Any, only: Iterable[str] | None = None) -> dict[str, Any]:
 
 
 def markdown(keys: Iterable[str] | None = None) -> str:
-    """The reference tables of docs/options.md: one per group, one row per option."""
+    """The reference tables of docs/options.md: one per group, one row per option, from the
+    declarations alone (a stable text: ``scripts/docs_options.py --check`` compares it)."""
     out = []
     for group in groups():
         if keys is not None and group.key not in keys:
             continue
-        out += [f"### {group.title}", "", group.description, "",
-                "| option | environment variable | default | web UI | what |", "|---|---|---|---|---|"]
+        out += [
+            f"### {group.title}",
+            "",
+            _cell(group.description),
+            "",
+            "| option | environment variable | default | web UI | what |",
+            "|---|---|---|---|---|",
+        ]
         for o in group.options:
             default = "" if o.default is None or o.switch else f"`{o.default}`"
-            flag = f"`{o.flag}`" + ("" if o.switch else f" `{o.metavar or o.dest.upper()}`")
-            help_text = o.help.replace("|", "\\|")
-            out.append(f"| {flag} | `{o.env}` | {default} | {'yes' if o.web_ui else ''} | {help_text} |")
+            value = o.metavar or ("{" + ",".join(o.choices) + "}" if o.choices else o.dest.upper())
+            flag = f"`{o.flag}`" + ("" if o.switch else f" `{value}`")
+            out.append(f"| {flag} | `{o.env}` | {default} | {'yes' if o.web_ui else ''} | {_cell(o.help)} |")
         out.append("")
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    """Help text as Markdown table text: a '|' would end the cell, and '<region>' would be taken for an
+    HTML tag and vanish ('p95<300ms' is safe: a tag starts with a letter)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text.replace("|", "\\|"))
 
 
 # --- value parsers: raise ValueError with the reason, the Option adds its flag ----------------------
@@ -162,7 +180,9 @@ def matching(pattern: str, what: str, max_len: int) -> Parser:
     return parse
 
 
-def number(minimum: float = -math.inf, maximum: float = math.inf, integer: bool = False, unit: str = "") -> Parser:
+def number(
+    minimum: float = -math.inf, maximum: float = math.inf, integer: bool = False, unit: str = ""
+) -> Parser:
     def parse(value: Any) -> float | int:
         kind = "an integer" if integer else "a number"
         try:
@@ -172,7 +192,7 @@ def number(minimum: float = -math.inf, maximum: float = math.inf, integer: bool 
         if not math.isfinite(parsed) or (integer and parsed != int(parsed)):
             raise ValueError(f"{value!r} is not {kind}")
         if not minimum <= parsed <= maximum:
-            bound = (f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f"at least {minimum:g}")
+            bound = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f"at least {minimum:g}"
             raise ValueError(f"{value} must be {bound}{f' {unit}' if unit else ''}")
         return int(parsed) if integer else parsed
 

@@ -2,7 +2,8 @@
 calibrate`` run it; ``locust -f locust/locustfile.py`` in a checkout too).
 
 Every option is also a LOCUST_* environment variable, a locust.conf key and a web UI custom
-parameter; ``smload run --help`` lists them under "SageMaker endpoint".
+parameter; docs/options.md lists them (``smload run --help`` cannot: Locust prints its help before it
+loads a locustfile; ``smload calibrate --help`` prints them).
 """
 
 from locust import task

@@ -1,5 +1,5 @@
 """The compose stack as a user gets it: ``docker compose config`` (Compose v2, the CLI plugin) with and
-without the real-endpoint variables, and the file checked against what the README promises.
+without the real-endpoint variables, and the file checked against what docs/docker.md promises.
 
 The prometheus and grafana images cannot be pulled on these machines: their configuration is
 checked instead (``promtool check config``; provisioning and dashboards parsed and cross-checked).
@@ -44,10 +44,15 @@ def compose(docker, tmp_path_factory):
     assert docker, "the docker CLI is missing: apt-get install docker.io (make e2e installs it)"
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_", "SMLOAD_", "DOCKER_", "COMPOSE_"))}
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_", "SMLOAD_", "DOCKER_", "COMPOSE_"))
+        }
         clean.update(DOCKER_CONFIG=str(config_dir), HOME=os.environ.get("HOME", "/root"), **(env or {}))
-        return subprocess.run([docker, "compose", *args], env=clean, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [docker, "compose", *args], env=clean, capture_output=True, text=True, timeout=60
+        )
 
     return run
 
@@ -122,11 +127,19 @@ def test_default_stack_targets_the_emulator(compose):
 
 
 def test_host_settings_reach_the_containers(compose):
-    stack = config(compose, COMPOSE, env={
-        "SMLOAD_IMAGE": "registry.example/smload:1.2", "SMLOAD_WEB_PORT": "18089", "LOCUST_USERS": "50",
-        "SMLOAD_PAYLOAD_DIR": "/srv/bodies", "LOCUST_PAYLOAD": "/mnt/payloads/rows.jsonl",
-        "SMLOAD_LOCUST_DIR": "/srv/tests", "LOCUST_LOCUSTFILE": "/mnt/locust/mine.py",
-    })
+    stack = config(
+        compose,
+        COMPOSE,
+        env={
+            "SMLOAD_IMAGE": "registry.example/smload:1.2",
+            "SMLOAD_WEB_PORT": "18089",
+            "LOCUST_USERS": "50",
+            "SMLOAD_PAYLOAD_DIR": "/srv/bodies",
+            "LOCUST_PAYLOAD": "/mnt/payloads/rows.jsonl",
+            "SMLOAD_LOCUST_DIR": "/srv/tests",
+            "LOCUST_LOCUSTFILE": "/mnt/locust/mine.py",
+        },
+    )
     master, worker = stack["services"]["master"], stack["services"]["worker"]
     assert master["image"] == worker["image"] == "registry.example/smload:1.2"
     assert published(master)[8089] == ("127.0.0.1", 18089)
@@ -162,8 +175,12 @@ def test_real_endpoint_stack(compose):
 
 
 def test_real_endpoint_credentials_from_the_environment(compose):
-    env = {**REAL_ENDPOINT, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE12", "AWS_SECRET_ACCESS_KEY": "s3cr3t",
-           "AWS_SESSION_TOKEN": "token"}
+    env = {
+        **REAL_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE12",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "AWS_SESSION_TOKEN": "token",
+    }
     del env["AWS_PROFILE"]
     master = config(compose, COMPOSE, COMPOSE_AWS, env=env)["services"]["master"]["environment"]
     assert master["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLEEXAMPLE12"
@@ -179,10 +196,10 @@ def test_real_endpoint_stack_names_what_is_missing(compose, missing):
     assert f"required variable {missing} is missing a value: set {missing}" in result.stderr, result.stderr
 
 
-def readme_services() -> dict[str, dict[str, set]]:
-    """The service table of README "Run it locally (Docker)": service -> {ports, mounts} (backticked)."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Run it locally (Docker)", 1)[1].split("\n## ", 1)[0]
+def documented_services() -> dict[str, dict[str, set]]:
+    """The service table of docs/docker.md "The local stack": service -> {ports, mounts} (backticked)."""
+    text = (REPO / "docs" / "docker.md").read_text()
+    section = text.split("## The local stack (`make run-local`)", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -195,14 +212,14 @@ def readme_services() -> dict[str, dict[str, set]]:
     return rows
 
 
-def test_readme_table_matches_the_compose_file(compose):
-    promised = readme_services()
-    assert set(promised) == SERVICES, "README's service table must list every compose service"
+def test_documented_table_matches_the_compose_file(compose):
+    promised = documented_services()
+    assert set(promised) == SERVICES, "docs/docker.md's service table must list every compose service"
     services = config(compose, COMPOSE)["services"]
     for name, service in services.items():
-        assert set(published(service)) == promised[name]["ports"], f"{name}: ports differ from the README"
+        assert set(published(service)) == promised[name]["ports"], f"{name}: ports differ from docs/docker.md"
         container_mounts = {target for target, m in mounts(service).items() if m["type"] == "bind"}
-        assert container_mounts == promised[name]["mounts"], f"{name}: mounts differ from the README"
+        assert container_mounts == promised[name]["mounts"], f"{name}: mounts differ from docs/docker.md"
 
 
 def test_prometheus_config_is_valid_and_scrapes_the_stack(compose):
@@ -214,8 +231,12 @@ def test_prometheus_config_is_valid_and_scrapes_the_stack(compose):
     result = subprocess.run([promtool, "check", "config", source], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    scraped = {target for job in yaml.safe_load(source.read_text())["scrape_configs"]
-               for static in job.get("static_configs", []) for target in static["targets"]}
+    scraped = {
+        target
+        for job in yaml.safe_load(source.read_text())["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
     assert "master:9646" in scraped  # the exporter, by its compose service name and container port
     assert "emulator:8080" in scraped
 
@@ -229,18 +250,24 @@ def test_grafana_provisioning_and_dashboards(compose):
         """Where a file the container reads lives in the repository, through the bind mounts."""
         for target, volume in volumes.items():
             if volume["type"] == "bind" and (container_path + "/").startswith(target + "/"):
-                return Path(volume["source"]) / container_path[len(target):].lstrip("/")
+                return Path(volume["source"]) / container_path[len(target) :].lstrip("/")
         raise AssertionError(f"{container_path} is not mounted into grafana")
 
     provisioning = host_path("/etc/grafana/provisioning/datasources").parent
-    datasources = [ds for f in sorted((provisioning / "datasources").glob("*.y*ml"))
-                   for ds in yaml.safe_load(f.read_text())["datasources"]]
+    datasources = [
+        ds
+        for f in sorted((provisioning / "datasources").glob("*.y*ml"))
+        for ds in yaml.safe_load(f.read_text())["datasources"]
+    ]
     prometheus = [ds for ds in datasources if ds["type"] == "prometheus"]
     assert len(prometheus) == 1 and prometheus[0]["url"] == "http://prometheus:9090"
     datasource_uid = prometheus[0]["uid"]
 
-    providers = [p for f in sorted((provisioning / "dashboards").glob("*.y*ml"))
-                 for p in yaml.safe_load(f.read_text())["providers"]]
+    providers = [
+        p
+        for f in sorted((provisioning / "dashboards").glob("*.y*ml"))
+        for p in yaml.safe_load(f.read_text())["providers"]
+    ]
     assert providers, "no dashboard provider"
     dashboard_files = []
     for provider in providers:
@@ -261,8 +288,9 @@ def test_grafana_provisioning_and_dashboards(compose):
             refs = [panel.get("datasource")] + [t.get("datasource") for t in panel.get("targets", [])]
             for ref in filter(None, refs):
                 uid = ref.get("uid") if isinstance(ref, dict) else ref
-                assert uid in (datasource_uid, "${datasource}", "$datasource", "-- Grafana --", "grafana"), \
+                assert uid in (datasource_uid, "${datasource}", "$datasource", "-- Grafana --", "grafana"), (
                     f"{path.name}: panel {panel.get('title')!r} uses datasource {uid!r}"
+                )
     assert len(uids) == len(dashboard_files), "dashboard uids must be unique"
 
     home = host_path(env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
@@ -273,9 +301,14 @@ def run_local_config(compose_env: dict[str, str], *make_args: str) -> dict:
     """What `make run-local ARGS` would start: its compose invocation with ``config`` instead of ``up``."""
     result = subprocess.run(
         ["make", "-s", "-o", "image", "run-local", "COMPOSE_UP=config --format json", *make_args],
-        cwd=REPO, env=compose_env, capture_output=True, text=True, timeout=120)
+        cwd=REPO,
+        env=compose_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    stack, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])
+    stack, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
     assert "Locust web UI  http://127.0.0.1:8089" in result.stdout  # and it prints the URLs
     return stack
 
@@ -284,8 +317,11 @@ def run_local_config(compose_env: dict[str, str], *make_args: str) -> dict:
 def make_env(compose, tmp_path):
     """The environment `make` runs in: cleaned like the compose fixture's, HOME in tmp_path."""
     config_dir = compose_plugin_config(tmp_path / "docker-config")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_", "SMLOAD_", "DOCKER_", "COMPOSE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "LOCUST_", "SAGEMAKER_", "SMLOAD_", "DOCKER_", "COMPOSE_"))
+    }
     env.update(DOCKER_CONFIG=str(config_dir), HOME=str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     return env
@@ -307,7 +343,9 @@ def test_make_run_local_mounts_your_payloads_and_locustfile(make_env, tmp_path):
         assert service["environment"]["LOCUST_LOCUSTFILE"] == "/mnt/locust/my_locustfile.py"
         assert service["user"] == f"{os.getuid()}:{os.getgid()}"  # can write ./reports, read your files
     assert mounts(stack["services"]["master"])["/var/lib/smload"]["source"] == str(REPO / "reports")
-    assert stack["services"]["master"]["environment"]["LOCUST_EXPECT_WORKERS"] == "3"  # autostart waits for all
+    assert (
+        stack["services"]["master"]["environment"]["LOCUST_EXPECT_WORKERS"] == "3"
+    )  # autostart waits for all
 
     stack = run_local_config(make_env, f"PAYLOADS={bodies}")  # a directory: every file one body
     assert stack["services"]["worker"]["environment"]["LOCUST_PAYLOAD"] == "/mnt/payloads"

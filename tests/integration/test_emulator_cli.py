@@ -65,6 +65,47 @@ def test_bad_config_file_names_the_field(tmp_path, text, message):
     assert message in result.stderr
 
 
+# Each of these was a traceback and exit code 1 (issue 16, item 11), or worse: a header injected into
+# every answer, a 4 GB body built at startup, a read of /dev/zero that never ends.
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("ab.yaml", b"endpoints: [{name: ab, variants: [{name: a, stream: {error: [ModelStreamError]}}]}]",
+         "ab.yaml: endpoints[0].variants[0].stream.error: must be one of ModelStreamError, InternalStreamFailure"),
+        ("ab.yaml", b"endpoints: [{name: ab, variants: [{name: a, stream: {error: {a: 1}}}]}]",
+         "ab.yaml: endpoints[0].variants[0].stream.error: must be one of"),
+        ("ab.yaml", b"endpoints: [{name: \xff\xfe}]", "is not UTF-8 text (byte 19): save it as UTF-8"),
+        ("ab.yaml", b"endpoints: [{name: ab, variants: [{name: a, response: {body: json, json_bytes: 4000000000}}]}]",
+         "ab.yaml: endpoints[0].variants[0].response.json_bytes: must be an integer >= 2 and <= 6291456"),
+        ("ab.yaml", b"endpoints: [{name: ab, variants: [{name: a, weight: 1" + b"0" * 400 + b"}]}]",
+         "ab.yaml: endpoints[0].variants[0].weight: must be a number > 0 and <= 1000000"),
+        ("ab.yaml", b'endpoints: [{name: ab, variants: [{name: a, response: {content_type: "a\\r\\nX-Evil: 1"}}]}]',
+         "ab.yaml: endpoints[0].variants[0].response.content_type: must be a media type"),
+        ("ab.json", b'{"endpoints": [{"name": "ab\\n", "variants": [{"name": "a"}]}]}',
+         "ab.json: endpoints[0].name: must be 1-63 letters"),
+        ("ab.json", b"[" * 100_000, "ab.json: not valid JSON: nested too deeply"),
+        ("ab.yaml", b"# padding\n" * 200_000, "is larger than 1024 KiB: not a configuration file"),
+    ],
+)
+def test_bad_config_content_is_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = run_cli("--config", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/dev/zero", "/dev/zero is not a regular file: give a YAML or JSON file"),
+    ("/tmp", "cannot read /tmp: Is a directory"),
+])
+def test_config_that_is_not_a_regular_file_is_one_line(path, message):
+    result = run_cli("--config", path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"smload emulator: error: --config: {message}\n"
+
+
 def test_strict_sigv4_without_any_key_is_a_usage_error():
     env = {k: v for k, v in aws_env().items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET")}
     result = subprocess.run([str(BIN / "smload"), "emulator", "--port", str(free_port()), "--strict-sigv4"],

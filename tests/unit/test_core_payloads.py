@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import resource
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_missing_payload_is_a_missing_option():
 def test_dangling_symlink_in_directory_is_unreadable(tmp_path):
     (tmp_path / "ok.json").write_text("{}")
     os.symlink(tmp_path / "gone.json", tmp_path / "link.json")
-    with pytest.raises(UsageError, match="cannot read .*link.json"):
+    with pytest.raises(UsageError, match="link.json. is a broken symbolic link"):
         load(str(tmp_path))
 
 
@@ -109,3 +110,41 @@ def test_random_is_seedable_and_differs_per_worker(tmp_path):
     assert sequence(7, 0) != sequence(7, 1)
     assert sequence(7, 0) != sequence(8, 0)
     assert len(set(sequence(7, 0))) > 10
+
+
+def _sparse(name: str, size: int):
+    def make(directory):
+        path = directory / name
+        with path.open("wb") as f:
+            f.truncate(size)  # sparse: the test needs no gigabyte of disk
+        return str(path)
+
+    return make
+
+
+def _fifo(directory):
+    os.mkfifo(directory / "pipe.json")
+    return str(directory / "pipe.json")
+
+
+def _loop(directory):
+    (directory / "a.json").symlink_to(directory / "b.json")
+    (directory / "b.json").symlink_to(directory / "a.json")
+    return str(directory / "a.json")
+
+
+@pytest.mark.parametrize("setup,expected", [
+    (_sparse("huge.bin", 1 << 30), "is 1,073,741,824 bytes, over InvokeEndpoint's limit"),
+    (_sparse("huge.jsonl", (256 << 20) + 1), "over the limit of a JSON Lines file"),
+    (lambda d: "/dev/zero", "is not a regular file"),
+    (_fifo, "is not a regular file"),
+    (_loop, "is a loop of symbolic links"),
+])
+def test_file_type_and_size_are_checked_before_reading(tmp_path, setup, expected):
+    """Hardening item 12: a 1 GiB file took 1.1 GB of memory, /dev/zero a MemoryError, a FIFO hung, a
+    symlink loop said 'does not exist'. Each is now one line, and nothing is read."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UsageError) as err:
+        load(setup(tmp_path))
+    assert err.value.option == "--payload" and expected in str(err.value), str(err.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: nothing was read

@@ -73,3 +73,16 @@ def test_effective_config_hides_secrets():
     shown = config.to_json()
     assert shown["access_keys"] == ["AKIDFLAGKEY00000001"] and "secret" not in str(shown)
     assert config.access_keys["AKIDFLAGKEY00000001"].session_token == "token"
+
+
+@pytest.mark.parametrize("key_id", ["AKIDEXAMPLE", "akid_lower_case_00001", "A" * 128])
+def test_access_key_ids_are_iams_pattern(key_id):
+    """IAM's AccessKeyId is [\\w]+ (at most 128); AKIDEXAMPLE is AWS's documentation and test-suite key."""
+    config = parse("--endpoint", "e", "--access-key", f"{key_id}:secret")
+    assert config.access_keys[key_id] == cfg.AccessKey(key_id, "secret")
+
+
+@pytest.mark.parametrize("key_id", ["A" * 129, "AKID-EXAMPLE", "AKID.EXAMPLE", "AKIDÉXAMPLE"])
+def test_other_access_key_ids_are_refused(key_id):
+    with pytest.raises(UsageError, match=r"^--access-key: an access key id is 1-128 letters, digits or underscores"):
+        parse("--endpoint", "e", "--access-key", f"{key_id}:secret")

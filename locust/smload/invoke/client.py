@@ -8,9 +8,12 @@ users their arrivals (:mod:`smload.load.open_loop`; duck-typed here: ``wait()`` 
 next arrival and returns its intended start). :class:`SageMakerClient` turns each invocation into
 one Locust ``request`` event named ``<endpoint>/<variant>`` with a closed-set error type, and hands
 the measurements a :class:`~smload.record.Record` (its identity, the time to the first part of a
-stream) in the event's context. In open loop, the headline response time and the time to the first
-part run from the arrival's intended start; the service time (from the send) and the schedule lag
-(send - intended start) are kinds of their own.
+stream) in the event's context. It counts itself in and out of the gate of requests in flight
+(``Runtime.gate``, :class:`smload.measure.drain.InFlight` as the TestRun hands it over): a request
+that a test's end abandoned, or whose timeout the generator's own stall caused, is not reported.
+In open loop, the headline response time and the time to the first part run from the arrival's
+intended start; the service time (from the send) and the schedule lag (send - intended start) are
+kinds of their own.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from locust.exception import StopUser
 
-from smload.errors import RequestFailure
+from smload.errors import TIMEOUT, RequestFailure
 from smload.record import PARTS, PER_PART, RECORD, SCHEDULE_LAG, SERVICE, TTFB, Identity, Record
 
 from .options import Settings
@@ -101,12 +104,19 @@ class SageMakerClient:
                 self._pacer.forfeit()
             raise StopUser()
         gate.count += 1
+        generation = gate.generation
+        start_time = time.time()
         try:
-            start_time = time.time()
             outcome = self._transport.invoke(settings, payload)
-            self._report(settings, outcome, start_time, name, intended)
         finally:
-            gate.count -= 1
+            if gate.generation == generation:  # else a drain gave up on it: abandoned, counted there
+                gate.count -= 1
+        if gate.generation != generation:
+            return outcome
+        if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
+            gate.abandoned += 1  # this process stood still: the timeout is the generator's, not the endpoint's
+            return outcome
+        self._report(settings, outcome, start_time, name, intended)
         return outcome
 
     def _with(self, overrides: dict[str, Any]) -> Settings:

@@ -7,10 +7,13 @@ Import-light (no Locust, no botocore): the master validates with it before anyth
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import mimetypes
+import os
 import random
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from smload.usage import MissingOption, UsageError
 
 OPTION = "--payload"
 MAX_BODY_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's limit on a request body
+MAX_JSON_LINES_BYTES = 256 * 1024 * 1024
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 ORDERS = ("random", "round-robin")
@@ -64,26 +68,50 @@ def content_type_for(path: Path) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
-def _read(path: Path) -> bytes:
+def _stat(path: Path) -> os.stat_result:
+    """The file's status, following links, with one clear line for what is not a readable path."""
     try:
-        return path.read_bytes()
+        return path.stat()
+    except FileNotFoundError:
+        what = "a broken symbolic link" if path.is_symlink() else "does not exist"
+        raise UsageError(OPTION, f"{str(path)!r} {'is ' if path.is_symlink() else ''}{what}: give a file, a "
+                                 "directory of files or a .jsonl file") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UsageError(OPTION, f"{str(path)!r} is a loop of symbolic links: give a file") from None
+        raise UsageError(OPTION, f"cannot read {str(path)!r}: {err.strerror or err}") from None
+
+
+def _read(path: Path, limit: int, what: str) -> bytes:
+    """The whole file, its type and size checked before a byte is read (a FIFO would block, /dev/zero never end)."""
+    status = _stat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise UsageError(OPTION, f"{str(path)!r} is not a regular file (a pipe, device or socket): give a file")
+    if status.st_size > limit:
+        _too_big(repr(str(path)), status.st_size, limit, what)
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # the file may have grown since
     except PermissionError:
         raise UsageError(OPTION, f"cannot read {str(path)!r}: permission denied") from None
     except OSError as err:
         raise UsageError(OPTION, f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    if len(data) > limit:
+        _too_big(repr(str(path)), len(data), limit, what)
+    return data
+
+
+def _too_big(source: str, size: int, limit: int, what: str) -> None:
+    raise UsageError(OPTION, f"{source} is {size:,} bytes, over {what} of {limit:,} bytes: make it smaller")
 
 
 def _check_size(body: bytes, source: str) -> None:
     if len(body) > MAX_BODY_BYTES:
-        raise UsageError(
-            OPTION,
-            f"{source} is {len(body):,} bytes, over InvokeEndpoint's limit of {MAX_BODY_BYTES:,} bytes (6 MiB): "
-            "make it smaller",
-        )
+        _too_big(source, len(body), MAX_BODY_BYTES, "InvokeEndpoint's limit (6 MiB)")
 
 
 def _json_lines(path: Path, content_type: str | None) -> list[Payload]:
-    data = _read(path)
+    data = _read(path, MAX_JSON_LINES_BYTES, "the limit of a JSON Lines file (256 MiB, held in memory by every worker)")
     payloads = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
@@ -101,10 +129,9 @@ def _json_lines(path: Path, content_type: str | None) -> list[Payload]:
 
 
 def _one_file(path: Path, content_type: str | None) -> Payload:
-    body = _read(path)
+    body = _read(path, MAX_BODY_BYTES, "InvokeEndpoint's limit (6 MiB)")
     if not body:
         raise UsageError(OPTION, f"{str(path)!r} is empty: InvokeEndpoint needs a request body")
-    _check_size(body, repr(str(path)))
     return Payload.of(body, content_type or content_type_for(path), str(path))
 
 
@@ -113,9 +140,7 @@ def load(spec: str | None, content_type: str | None = None) -> list[Payload]:
     if not spec:
         raise MissingOption(OPTION, "is required: give a file, a directory of files or a .jsonl file of request bodies")
     path = Path(spec).expanduser()
-    if not path.exists():
-        raise UsageError(OPTION, f"{spec!r} does not exist: give a file, a directory of files or a .jsonl file")
-    if path.is_dir():
+    if stat.S_ISDIR(_stat(path).st_mode):
         try:
             # symlinks count even when broken: a dangling link is an unreadable file, not a skipped one
             files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))

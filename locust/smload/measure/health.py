@@ -19,11 +19,13 @@ worker's; :func:`generator_busy` is the rule for both.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import gevent
 import psutil
 
 PROBE_S = 0.05
+STALL_S = 1.0  # a probe tick this late: the process stood still
 MIN_INTERVAL_S = 0.5  # shorter intervals (an extra report when users stop) are mostly noise
 LOCAL = "local"
 CPU_LIMIT = 90.0  # % of one core (Locust's own warning threshold)
@@ -43,11 +45,16 @@ def generator_busy(cpu_percent: float | None, loop_lag_ms: float | None, median_
 
 
 class Probe:
-    """This process's running totals."""
+    """This process's running totals. A tick later than ``STALL_S`` means the process stood still
+    (stopped, or starved of CPU): the interval goes to the gate of requests in flight, whose timeouts
+    in it are then the generator's, not the endpoint's (smload.measure.drain)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: Any = None) -> None:
         self.lag_s = 0.0
         self.probes = 0
+        self.stalled_s = 0.0
+        self.stalled_before_test = 0.0
+        self.gate = gate
         self.greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
@@ -58,12 +65,26 @@ class Probe:
         while True:
             before = time.perf_counter()
             gevent.sleep(PROBE_S)
-            self.lag_s += max(0.0, time.perf_counter() - before - PROBE_S)
+            late = max(0.0, time.perf_counter() - before - PROBE_S)
+            self.lag_s += late
             self.probes += 1
+            if late > STALL_S:
+                self.stalled(late)
+
+    def stalled(self, seconds: float) -> None:
+        self.stalled_s += seconds
+        if self.gate is not None:
+            now = time.time()
+            self.gate.stalls = [*self.gate.stalls[-15:], (now - seconds, now)]
+
+    def test_started(self) -> None:
+        self.stalled_before_test = self.stalled_s
 
     def sample(self) -> list[float]:
+        """[cpu seconds, loop lag seconds, probes] since the process started, and the seconds it stood
+        still during the current test (a worker's first report of a test may come after a stall)."""
         times = psutil.Process().cpu_times()
-        return [times.user + times.system, self.lag_s, float(self.probes)]
+        return [times.user + times.system, self.lag_s, float(self.probes), self.stalled_s - self.stalled_before_test]
 
 
 

@@ -27,7 +27,7 @@ The listeners that feed it are registered by :mod:`smload.run.hooks`; this modul
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from smload.errors import classify
 from smload.record import ARRIVALS, DROPPED, LATENCY, RECORD, Identity
@@ -41,6 +41,13 @@ from .series import Series, merge_into
 _ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
 
 
+class LostWorker(NamedTuple):
+    name: str  # "worker 1"
+    lost_at: float  # unix time it was found silent
+    last_report: float
+    unreported_estimate: int  # requests it probably made and never reported
+
+
 class Measurements:
     def __init__(self, sends: bool, aggregates: bool):
         self.pending: dict[Identity, Series] = {}  # recorded here, not yet sent or folded in
@@ -48,9 +55,15 @@ class Measurements:
         self.test_series: dict[Identity, Series] = {}
         self.test_started_at: float | None = None  # unix time of the current test's start
         self.in_flight = InFlight()  # this process's requests under way (the client's gate)
-        self.probe = Probe() if sends else None  # this process's generator health
+        self.probe = Probe(self.in_flight) if sends else None  # this process's generator health
         self.health = Samples() if aggregates else None  # every sending process's readings
         self.last_report: dict[str, float] = {}  # worker -> when its last report arrived (unix time)
+        self.abandoned_lifetime = 0  # requests cut off at a test's end (drain), every process's
+        self.abandoned_test = 0
+        self._abandoned_reported = 0  # of this process's own (in_flight.abandoned), folded or sent
+        self.report_rates: dict[str, float] = {}  # worker -> requests per second in its last report interval
+        self.lost: dict[str, LostWorker] = {}  # workers that went silent during the current test
+        self.lost_lifetime = 0
         self.pending_arrivals: dict[str, int] = {}  # open loop: counted here, not yet sent or folded in
         self.lifetime_arrival_counts: dict[str, int] = {}
         self.test_arrival_counts: dict[str, int] = {}
@@ -90,23 +103,33 @@ class Measurements:
         """What goes to the master now (and is forgotten here)."""
         pending, self.pending = self.pending, {}
         arrivals, self.pending_arrivals = self.pending_arrivals, {}
-        return wire.encode(pending, self.probe.sample() if self.probe else None, arrivals)
+        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned(), arrivals)
+
+    def _new_abandoned(self) -> int:
+        now = self.in_flight.abandoned
+        new, self._abandoned_reported = now - self._abandoned_reported, now
+        return new
 
     def keep_unsent(self, payload: list) -> None:
         """A report that could not be sent: its requests go out with the next one."""
         report = wire.decode(payload)
         for key, series in report.series.items():
             merge_into(self.pending, key, series)
+        self._abandoned_reported -= report.abandoned
         _add_counts(self.pending_arrivals, report.arrivals)
 
     # --- master and local runner ---------------------------------------------------------------
     def fold_report(self, process: str, payload: Any) -> None:
-        self.last_report[process] = time.time()
+        now = time.time()
+        previous, self.last_report[process] = self.last_report.get(process, self.test_started_at), now
         if payload is None:
             return
         report = wire.decode(payload)
+        if previous is not None and now - previous > 0.5:
+            self.report_rates[process] = sum(s.requests for s in report.series.values()) / (now - previous)
         for key, series in report.series.items():
             self._add(key, series)
+        self._add_abandoned(report.abandoned)
         self._add_arrivals(report.arrivals)
         if self.health is not None:
             self.health.add(process, time.time(), report.health)
@@ -114,6 +137,19 @@ class Measurements:
     def _add(self, key: Identity, series: Series) -> None:
         merge_into(self.lifetime_series, key, series)
         merge_into(self.test_series, key, series)
+
+    def worker_lost(self, process: str, name: str, when: float) -> LostWorker:
+        """A worker went silent (killed, hung, partitioned): what it may have done since its last report
+        is missing. Estimated at its last report's rate over the time since (a lower bound when it kept
+        sending while hung)."""
+        last = self.last_report.get(process, when)
+        self.lost_lifetime += 1
+        lost = self.lost[process] = LostWorker(name, when, last, round(self.report_rates.get(process, 0.0) * (when - last)))
+        return lost
+
+    def _add_abandoned(self, n: int) -> None:
+        self.abandoned_lifetime += n
+        self.abandoned_test += n
 
     def _add_arrivals(self, counts: dict[str, int]) -> None:
         if counts:
@@ -124,6 +160,7 @@ class Measurements:
         pending, self.pending = self.pending, {}
         for key, series in pending.items():
             self._add(key, series)
+        self._add_abandoned(self._new_abandoned())
         arrivals, self.pending_arrivals = self.pending_arrivals, {}
         self._add_arrivals(arrivals)
 
@@ -131,6 +168,8 @@ class Measurements:
         """A new test: requests fired before it belong to the one before."""
         self.fold_pending()
         self.test_series = {}
+        self.abandoned_test = 0
+        self.lost = {}
         self.test_arrival_counts = {}
         self.test_started_at = time.time()
         if self.health is not None:

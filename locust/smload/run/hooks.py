@@ -20,10 +20,11 @@ worker_report          M      ... and are folded in
 test_start             M W L  a new test: timeline, measurements; W L build the users' Runtime
                               (and in open loop the arrival scheduler)
 spawning_complete      M L    users over time; steady state from here on; open loop: re-split the rate
-test_stopping          M W L  open loop: no more arrivals; M: workers drain their in-flight
-                              requests (smload.measure.drain)
+test_stopping          M W L  open loop: no more arrivals (first); M L: drain: the requests in flight
+                              finish, or are abandoned (smload.measure.drain)
 test_stop              W L    W reports at once (the tail reaches the master before the next test)
-quitting               M L    the end of the test, after the workers' last reports: TestRun.finish
+quitting               M W L  M L: the end of the test, after the workers' last reports: TestRun.finish
+                              W: a worker quitting on its own drains and reports first (scale-down)
 quit                   M L    the summary and the checks table, last on the terminal
 =====================  =====  ==================================================================
 
@@ -34,6 +35,7 @@ Custom messages: ``smload_drain``/``smload_drained`` (:mod:`smload.measure.drain
 from __future__ import annotations
 
 import logging
+import os
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -49,9 +51,9 @@ from smload.load import options as _open_loop_options  # noqa: F401 - registers 
 from smload.measure import drain, wire
 from smload.usage import UsageError
 
+from . import lifeline, web
 from . import options as _verdict_options  # noqa: F401 - registers its option group
-from . import web
-from .testrun import MASTER, WORKER, TestRun
+from .testrun import LOCAL, MASTER, WORKER, TestRun
 
 logger = logging.getLogger("smload")
 PROG = "locust"
@@ -93,6 +95,7 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
 def _wire(environment: Any, run: TestRun) -> None:
     hooks = environment.events
     measurements = run.measurements
+    gate = measurements.in_flight
     runner = environment.runner
     hooks.request.add_listener(measurements.on_request)
     hooks.test_start.add_listener(lambda **_kw: _on_test_start(environment, run))
@@ -107,6 +110,11 @@ def _wire(environment: Any, run: TestRun) -> None:
         runner.register_message(drain.DRAIN, lambda environment, msg, **_kw: _drain(environment, run, msg.data),
                                 concurrent=True)
         runner.register_message(ARRIVALS, lambda environment, msg, **_kw: run.assign_share(msg.data))
+        # quitting on its own (scaled down, SIGTERM): registered after the runner's own listener, so
+        # that (Locust fires quitting in reverse) it drains and reports before the runner says goodbye
+        hooks.quitting.add_listener(lambda **_kw: _drain(environment, run, run.drain_timeout) if gate.count
+                                    else run.stop_arrivals())
+        gevent.spawn(lifeline.watch_master, runner, gate)
     else:
         hooks.quit.add_listener(lambda exit_code, **_kw: run.show(exit_code))
     if run.role == MASTER:
@@ -115,8 +123,10 @@ def _wire(environment: Any, run: TestRun) -> None:
         run.send_share = lambda worker, share: runner.send_message(ARRIVALS, list(share), client_id=worker)
         drained: set[str] = set()
         runner.register_message(drain.DRAINED, lambda environment, msg, **_kw: drained.add(msg.node_id))
-        hooks.test_stopping.add_listener(
-            lambda **_kw: drain.drain_workers(runner, drained, float(environment.stop_timeout or 0)))
+        hooks.test_stopping.add_listener(lambda **_kw: drain.drain_workers(runner, drained, run.drain_timeout))
+        gevent.spawn(lifeline.watch_workers, runner, measurements)
+    if run.role == LOCAL:
+        hooks.test_stopping.add_listener(lambda **_kw: gate.drain(run.drain_timeout))
 
 
 @events.quitting.add_listener
@@ -194,6 +204,11 @@ def _refuse(err: UsageError, options: Any) -> None:
     logging.disable()  # what Locust's greenlets still log on the way out would bury the one line
     usage.exit_usage(err, PROG)
 
+
+web.serve_client_errors_quietly()
+
+# Locust's --processes forks its workers (os.fork): each dies with its parent, even before it connects.
+os.register_at_fork(after_in_child=lambda: lifeline.die_with_parent(os.getppid()))
 
 # Last: a plugin's listeners run after ours (a refused option stops the process before any plugin starts).
 for _plugin in entry_points(group=PLUGINS):

@@ -13,6 +13,7 @@ from smload.results import checks
 class Verdict:
     checks: tuple[checks.Check, ...]
     report: str | None  # --report DIR
+    drain_timeout: float | None  # None: the endpoint's request timeout (smload.measure.drain)
 
 
 OPTIONS = (
@@ -21,9 +22,22 @@ OPTIONS = (
                  "separated by ';'). Any failing check: exit code 3", metavar="EXPR", repeat=True),
     flags.Option("--report", "write report.html (self-contained) and report.json into DIR when the test ends",
                  flags.writable_directory, metavar="DIR"),
+    flags.Option("--drain-timeout", "when a test ends (any way it ends), seconds to wait for the requests in flight "
+                 "before counting them as abandoned; default: --connect-timeout + --request-timeout, the longest "
+                 "a live endpoint's answer can take; 0 cuts them off at once", flags.number(0, unit="seconds"),
+                 metavar="SECONDS", web_ui=False),
 )
+
+WEB = flags.register(flags.Group(
+    "web", "Web UI", "What a start from Locust's web UI may change (sagemaker-loadtest).",
+    (flags.Option("--web-any-endpoint", "let the web UI's form send requests to any --endpoint-url; by default it "
+                  "keeps the one given at start-up (the form has no login: whoever reaches it could otherwise have "
+                  "the workers send signed requests, and --payload files, to a host of their choosing)",
+                  switch=True, web_ui=False),),
+    rank=35))
 
 GROUP = flags.register(flags.Group(
     "verdict", "Checks and reports",
     "Pass/fail criteria and reports (sagemaker-loadtest). Each option is also a LOCUST_* variable.", OPTIONS,
-    lambda values: Verdict(tuple(checks.parse_all(values["check"])), values["report"]), rank=30))
+    lambda values: Verdict(tuple(checks.parse_all(values["check"])), values["report"], values["drain_timeout"]),
+    rank=30))

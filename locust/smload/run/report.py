@@ -33,7 +33,8 @@ def build(run: Any) -> dict:
                                        {kind: h.copy() for kind, h in s.timings.items() if kind != LATENCY},
                                        dict(s.counts)))
     everything = observer(run)(None)
-    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram)
+    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram,
+                              counts={"abandoned": run.measurements.abandoned_test})
     failures = [(identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()]
     start = stats.start_time or run.started_at or time.time()
     end = stats.last_request_timestamp or start
@@ -49,7 +50,7 @@ def build(run: Any) -> dict:
                      if getattr(options, key, None) not in (None, "")})
     endpoint = run.endpoint
     offered = arrivals.figures(run)
-    return reports.run_report(
+    report = reports.run_report(
         names=names, total=total, failures=failures, checks=run.results,
         timeline={"seconds": [t - int(start) for t in seconds],
                   "requests": [stats.total.num_reqs_per_sec.get(t, 0) for t in seconds],
@@ -61,6 +62,10 @@ def build(run: Any) -> dict:
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
         arrivals=offered.as_dict() if offered is not None else None,
     )
+    report["incomplete"] = run.incomplete()
+    report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),
+                               "unreported_estimate": w.unreported_estimate} for w in run.measurements.lost.values()]
+    return report
 
 
 def write(run: Any, directory: str) -> None:

@@ -69,10 +69,16 @@ def render(run: Any) -> str:
     if notes:
         out += ["failures by type:", *notes]
     out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    abandoned = run.measurements.abandoned_test
+    if abandoned:
+        out.append(f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
+                   "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
     offered = arrivals.figures(run)
     if offered is not None:
         out += arrivals.summary_lines(offered)
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
+    out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
+            "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]
     html = getattr(run.environment.parsed_options, "html_file", None)
     if html:
         out.append(f"HTML report: {os.path.abspath(html)}")
@@ -107,6 +113,12 @@ def _health_lines(run: Any, median_ms: float) -> list[str]:
         return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
                 "queueing: add workers. Highest: " + "; ".join(parts)]
     return ["generator health: OK, highest: " + "; ".join(parts)]
+
+
+def stalls(run: Any) -> dict[str, float]:
+    """Per process, the seconds it stood still during the test (its probe's stalled time)."""
+    return {_process_name(run, process): samples[-1][1][3] for process, samples in run.measurements.health.series.items()
+            if samples and samples[-1][1][3] > 0}
 
 
 def _process_name(run: Any, process: str) -> str:

@@ -56,6 +56,7 @@ class TestRun:
         # the current test
         self.started_at: float | None = None
         self.steady_at: float | None = None  # all users running (Locust's spawning_complete)
+        self.stopped_at: float | None = None
         self.users: list[tuple[float, int]] = []
         self.workers_seen = 0
         self.results: list[Result] = []
@@ -247,13 +248,15 @@ class TestRun:
 
     # --- the timeline ----------------------------------------------------------------------------------
     def start_test(self) -> None:
-        self.measurements.in_flight.draining = False
+        self.measurements.in_flight.reopen()
+        if self.measurements.probe is not None:
+            self.measurements.probe.test_started()
         if self.role == WORKER:
             return
         self.offers, self.offer_stopped, self._split = [], None, None
         self.measurements.start_test()
         self.started_at = time.time()
-        self.steady_at = None
+        self.steady_at = self.stopped_at = None
         self.users = [(self.started_at, 0)]
         self.results = []
         self._local_health()
@@ -278,7 +281,34 @@ class TestRun:
         self.stop_arrivals()
 
     def stop_test(self) -> None:
+        self.stopped_at = time.time()
         self._local_health()
+
+    @property
+    def drain_timeout(self) -> float:
+        """How long a test's end waits for the requests in flight (smload.measure.drain)."""
+        verdict, endpoint = self.settings.get("verdict"), self.endpoint
+        if verdict is not None and verdict.drain_timeout is not None:
+            return verdict.drain_timeout
+        if endpoint is not None:
+            return endpoint.connect_timeout + endpoint.request_timeout
+        return 0.0
+
+    def incomplete(self) -> list[str]:
+        """Why the verdict stands on partial data, if it does: the run was interrupted before its run
+        time (or calibration) was over, or a worker went silent."""
+        reasons = []
+        run_time = getattr(self.environment.parsed_options, "run_time", None)
+        ended = self.stopped_at or time.time()
+        if run_time and self.started_at and ended - self.started_at < float(run_time) - 1.0:
+            reasons.append(f"interrupted after {ended - self.started_at:.0f} s of --run-time {float(run_time):g} s")
+        shape = self.calibration
+        if shape is not None and not shape.completed and shape.search.steps:
+            reasons.append("the calibration was interrupted before it finished")
+        for lost in self.measurements.lost.values():
+            reasons.append(f"{lost.name} went silent {lost.lost_at - (self.started_at or lost.lost_at):.0f} s into the test "
+                           f"(about {lost.unreported_estimate} requests unreported)")
+        return reasons
 
     def _local_health(self) -> None:
         """A local runner sends no reports: its own probe's readings at the test's turning points."""
@@ -307,5 +337,5 @@ class TestRun:
             out = sys.stderr if getattr(self.environment.parsed_options, "json", False) else sys.stdout
             out.write(self.summary_text)
             out.flush()
-        verdict.print_checks(self.results, exit_code)
+        verdict.print_checks(self.results, exit_code, self.incomplete())
 

@@ -4,7 +4,9 @@ Exit codes (:mod:`smload.exit_codes`): **3** when a check fails, or a calibratio
 sustainable step. With checks given and all passing the run exits **0**, even if some requests
 failed: the checks say what is acceptable (``error_rate<1%``), where Locust alone exits **1** on
 any failed request. An exception in user code still gives Locust's 1, and an exit code another part
-already set (2 for bad options) is never lowered.
+already set (2 for bad options) is never lowered. **4** when the verdict stands on partial data:
+the run was interrupted before its run time was over, or a worker went silent (its requests are
+missing from the counts): whatever the checks said, the run did not show what it was meant to.
 """
 
 from __future__ import annotations
@@ -71,15 +73,21 @@ def exit_code(run: Any) -> int | None:
     wanted = run.settings.get("verdict")
     if wanted and wanted.checks:
         code = checks.exit_code(run.results, code, bool(run.runner.exceptions))
+    if run.incomplete():
+        code = max(code or 0, exit_codes.INTERRUPTED)
     return code
 
 
-def print_checks(results: list[Result], exit_code: int) -> None:
+def print_checks(results: list[Result], exit_code: int, incomplete: list[str]) -> None:
     """The pass/fail table, after Locust's own statistics: the last thing a CI log shows."""
-    if not results:
+    if not results and not incomplete:
         return
     console.info("")
-    console.info("=== Checks ===")
-    for line in checks.table(results):
-        console.info(line)
-    console.info(f"exit code {exit_code}" + (" (a check failed)" if exit_code == exit_codes.CHECK_FAILED else ""))
+    if results:
+        console.info("=== Checks ===" + (" (on partial data)" if incomplete else ""))
+        for line in checks.table(results):
+            console.info(line)
+    for reason in incomplete:
+        console.info(f"incomplete: {reason}")
+    why = {exit_codes.CHECK_FAILED: " (a check failed)", exit_codes.INTERRUPTED: " (partial data: the run is incomplete)"}
+    console.info(f"exit code {exit_code}{why.get(exit_code, '')}")
