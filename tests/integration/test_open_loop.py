@@ -173,7 +173,8 @@ def test_overload_is_charged_to_latency_as_the_emulator_measured_it(procs, tmp_p
     for q in (50, 99):
         client, truth_ms = totals[f"p{q}_ms"], server[f"p{q}"]
         assert abs(client - truth_ms) <= 0.02 * truth_ms + 2.0, (q, client, truth_ms)
-    assert server["p50"] > 5 * 20 and server["p99"] > 2 * server["p50"]  # the queue grew through the run
+    # the queue grew through the run: latencies spread from 20 ms to the end's backlog (p99 about 2 x p50)
+    assert server["p50"] > 5 * 20 and server["p99"] > 1.5 * server["p50"]
 
 
 def simulated_p99s(rate: float, slots: int, service_s: float, stall: tuple[float, float], seconds: float, runs: int):
