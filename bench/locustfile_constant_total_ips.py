@@ -27,7 +27,9 @@ class Paced(FastHttpUser):
     def invoke(self):
         if self.intended is not None:
             _LAGS.append((time.time() - self.intended) * 1000)
-        self.client.post("/invocations", data=b'{"inputs": [1, 2, 3]}', headers={"Content-Type": "application/json"})
+        self.client.post(
+            "/invocations", data=b'{"inputs": [1, 2, 3]}', headers={"Content-Type": "application/json"}
+        )
 
 
 @events.test_stop.add_listener

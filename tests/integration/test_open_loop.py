@@ -162,11 +162,14 @@ def test_overload_is_charged_to_latency_as_the_emulator_measured_it(procs, tmp_p
     the client's p50 and p99 from the intended start equal the emulator's queue-inclusive server-side
     ones within 2% + 2 ms, and both are far above the 20 ms service time."""
     config = tmp_path / "ep.yaml"
-    config.write_text("endpoints:\n  - name: ep\n    variants:\n      - {name: v1, instances: 1, concurrency: 4, "
-                      f"latency: {{median_ms: 20}}, {DEEP_QUEUE}}}\n")
+    config.write_text(
+        "endpoints:\n  - name: ep\n    variants:\n      - {name: v1, instances: 1, concurrency: 4, "
+        f"latency: {{median_ms: 20}}, {DEEP_QUEUE}}}\n"
+    )
     emulator = start_emulator(procs, "--config", str(config))
-    _, report, _ = open_loop_run(emulator, payload, tmp_path, "--arrival-rate", "240", "--max-in-flight", "5000",
-                                 seconds=8)
+    _, report, _ = open_loop_run(
+        emulator, payload, tmp_path, "--arrival-rate", "240", "--max-in-flight", "5000", seconds=8
+    )
     server = truth(emulator)["latency_ms"]
     totals = report["totals"]
     assert report["arrivals"]["dropped"] == 0 and totals["requests"] == server["count"]
@@ -177,7 +180,9 @@ def test_overload_is_charged_to_latency_as_the_emulator_measured_it(procs, tmp_p
     assert server["p50"] > 5 * 20 and server["p99"] > 1.5 * server["p50"]
 
 
-def simulated_p99s(rate: float, slots: int, service_s: float, stall: tuple[float, float], seconds: float, runs: int):
+def simulated_p99s(
+    rate: float, slots: int, service_s: float, stall: tuple[float, float], seconds: float, runs: int
+):
     """p99 latency (ms) of M/D/c runs whose servers all pause during ``stall``: what queueing says."""
     import heapq
     import random
@@ -202,13 +207,16 @@ def test_a_stall_shows_in_the_open_loop_p99_as_queueing_says(procs, tmp_path, pa
     the first for a whole second, so the p99 of an 8-s run sits near 0.9 s - where an M/D/4 model of
     the same run puts it (between the 2nd and 98th percentile of 300 simulated runs, 5% + 5 ms)."""
     config = tmp_path / "ep.yaml"
-    config.write_text("endpoints:\n  - name: ep\n    variants:\n      - {name: v1, instances: 1, concurrency: 4, "
-                      f"latency: {{median_ms: 20}}, {DEEP_QUEUE}, faults: {{stalls: [{{from_s: 4, to_s: 5}}]}}}}\n")
+    config.write_text(
+        "endpoints:\n  - name: ep\n    variants:\n      - {name: v1, instances: 1, concurrency: 4, "
+        f"latency: {{median_ms: 20}}, {DEEP_QUEUE}, faults: {{stalls: [{{from_s: 4, to_s: 5}}]}}}}\n"
+    )
     emulator = start_emulator(procs, "--config", str(config))
     # the emulator's clock starts at its last reset: reset just before the run, the stall comes 4 s later
     emulator.reset()
-    _, report, _ = open_loop_run(emulator, payload, tmp_path, "--arrival-rate", "100", "--max-in-flight", "2000",
-                                 seconds=9)
+    _, report, _ = open_loop_run(
+        emulator, payload, tmp_path, "--arrival-rate", "100", "--max-in-flight", "2000", seconds=9
+    )
     expected = simulated_p99s(100, 4, 0.020, (4.0, 5.0), 8.0, 300)
     low, high = expected[6] * 0.95 - 5, expected[-7] * 1.05 + 5
     measured = report["totals"]["p99_ms"]
