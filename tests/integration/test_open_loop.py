@@ -222,3 +222,109 @@ def test_a_stall_shows_in_the_open_loop_p99_as_queueing_says(procs, tmp_path, pa
     measured = report["totals"]["p99_ms"]
     assert low <= measured <= high, (measured, low, high)
     assert truth(emulator)["latency_ms"]["max"] > 900  # the stall happened at the emulator
+
+
+def test_a_custom_locustfile_offers_its_own_task_at_its_own_rate(procs, tmp_path, payload):
+    """A locustfile's own task (two invocations per arrival: a stream, then another variant) at the
+    rate of its own RateShape (60 then 150 req/s, 3 s each, then the end): every arrival ran the task
+    once, the stream's TTFB is recorded, and the emulator saw the rate change."""
+    from testkit.support import REPO
+
+    config = tmp_path / "ep.yaml"
+    config.write_text(
+        "endpoints:\n  - name: ep\n    variants:\n"
+        "      - {name: va, weight: 1, instances: 4, concurrency: 16, latency: {median_ms: 2}}\n"
+        "      - {name: vb, weight: 1, instances: 4, concurrency: 16, latency: {median_ms: 2}}\n"
+    )
+    emulator = start_emulator(procs, "--config", str(config))
+    report_dir = tmp_path / "report"
+    result = run_locust(
+        "--headless",
+        "--metrics-port",
+        "0",
+        "--stop-timeout",
+        "10",
+        "--endpoint-name",
+        "ep",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(payload),
+        "--arrival",
+        "constant",
+        "--max-in-flight",
+        "40",
+        "--report",
+        str(report_dir),
+        *distributed_args(),
+        locustfile=REPO / "tests" / "locustfiles" / "open_loop_custom.py",
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    report = json.loads((report_dir / "report.json").read_text())
+    arrivals = report["arrivals"]
+    variants = emulator.stats()["endpoints"]["ep"]["variants"]
+    assert arrivals["dropped"] == 0
+    assert arrivals["sent"] == variants["va"]["requests"] == variants["vb"]["requests"]
+    # what the shape asked for while arrivals ran (they start once the executors are spawned, a part of
+    # the first second), constant arrivals: exact but for the edges
+    offered = arrivals["target_rate"] * arrivals["seconds"]
+    assert abs(arrivals["sent"] - offered) <= 0.02 * offered + 2, arrivals
+    assert 2 * 60 + 3 * 150 <= arrivals["sent"] <= 3 * 60 + 3 * 150, arrivals
+    names = {n["name"]: n for n in report["names"]}
+    assert (
+        names["ep/va"]["type"] == "InvokeEndpointWithResponseStream"
+        and names["ep/va"]["ttfb_ms"]["count"] > 0
+    )
+    # the first invocation of each arrival carries the schedule lag, the second is timed from its send
+    assert (
+        names["ep/va"]["schedule_lag_ms"]["count"] == arrivals["sent"]
+        and "schedule_lag_ms" not in names["ep/vb"]
+    )
+    seconds = full_seconds(variants["va"]["arrivals"]["per_second"])
+    assert max(seconds) >= 140 and min(seconds) <= 70, seconds
+
+
+def test_a_rate_profile_ramps_and_ends_the_test(procs, tmp_path, payload):
+    """--rate-profile: 2 s at 50 req/s, a linear ramp to 250 over 4 s, 2 s at 250, then the end of the
+    test (no --run-time). The emulator sees the rate climb, and the report's target is the profile's."""
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        "stages:\n  - {duration: 2s, rate: 50}\n  - {duration: 4s, rate: 250, ramp: linear}\n"
+        "  - {duration: 2s, rate: 250}\n"
+    )
+    emulator = start_emulator(
+        procs, "--endpoint", "ep", "--variant", "name=v1,instances=4,concurrency=16,latency_ms=2"
+    )
+    report_dir = tmp_path / "report"
+    result = run_locust(
+        "--headless",
+        "--metrics-port",
+        "0",
+        "--stop-timeout",
+        "10",
+        "--endpoint-name",
+        "ep",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(payload),
+        "--rate-profile",
+        str(profile),
+        "--arrival",
+        "constant",
+        "--report",
+        str(report_dir),
+        *distributed_args(),
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    arrivals = json.loads((report_dir / "report.json").read_text())["arrivals"]
+    per_second = full_seconds(truth(emulator)["arrivals"]["per_second"])
+    assert per_second[0] <= 80 and max(per_second) >= 220, per_second  # 50 at first, 250 at the end
+    assert 60 < arrivals["target_rate"] < 200 and arrivals["seconds"] < 10, arrivals
+    offered = arrivals["target_rate"] * arrivals["seconds"]
+    assert abs(arrivals["sent"] - offered) <= 0.03 * offered + 3, arrivals
