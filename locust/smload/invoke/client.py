@@ -24,8 +24,12 @@ from typing import Any
 from locust.exception import StopUser
 
 from smload.errors import TIMEOUT, RequestFailure
-from smload.record import PARTS, PER_PART, RECORD, SCHEDULE_LAG, SERVICE, TTFB, Identity, Record
+from smload.record import PARTS, PER_PART, RECORD, SCHEDULE_LAG, SERVICE, TTFB, TTFT, Identity, Record
 
+from . import llm as llm_requests
+from .bearer import TokenSource
+from .llm import OPENAI_API
+from .llm_transport import LLMBoto3Transport, LLMFastTransport
 from .options import Settings
 from .payloads import Payload, PayloadPicker
 from .transport import Boto3Transport, FastTransport, Outcome
@@ -47,11 +51,18 @@ class Runtime:
                                     stream=worker_index)
         self.ca_bundle = session.get_config_variable("ca_bundle")
         self._shared = None
+        llm = settings.llm
+        self.bearer = TokenSource(credentials, settings.region) if llm and llm.api == OPENAI_API else None
         if settings.client == "boto3":
-            self._shared = Boto3Transport(Boto3Transport.create_client(session, settings, max_users))
+            client = Boto3Transport.create_client(session, settings, max_users)
+            self._shared = LLMBoto3Transport(client, llm.counter is not None) if llm else Boto3Transport(client)
 
     def transport(self) -> FastTransport | Boto3Transport:
-        return self._shared or FastTransport(self.settings, self.credentials, self.ca_bundle)
+        if self._shared:
+            return self._shared
+        if self.settings.llm is not None:
+            return LLMFastTransport(self.settings, self.credentials, self.ca_bundle, self.bearer)
+        return FastTransport(self.settings, self.credentials, self.ca_bundle)
 
 
 def attach_runtime(environment: Any, runtime: Runtime | None) -> None:
@@ -116,7 +127,7 @@ class SageMakerClient:
         if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
             gate.abandoned += 1  # this process stood still: the timeout is the generator's, not the endpoint's
             return outcome
-        self._report(settings, outcome, start_time, name, intended)
+        self._report(settings, outcome, start_time, name, payload, intended)
         return outcome
 
     def _with(self, overrides: dict[str, Any]) -> Settings:
@@ -127,10 +138,11 @@ class SageMakerClient:
         return settings
 
     def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None,
-                intended: float | None) -> None:
+                payload: Payload, intended: float | None) -> None:
         target = settings.inference_component or outcome.variant or settings.target_variant
         identity = Identity.of(settings.api, settings.endpoint_name, target, name)
         timings: tuple[tuple[str, float], ...] = ()
+        counts: tuple[tuple[str, int], ...] = ()
         response_time = outcome.response_time
         lag_ms = 0.0
         if intended is not None:  # open loop: charge the generator's own delay to the latency
@@ -138,13 +150,19 @@ class SageMakerClient:
             timings = ((SERVICE, response_time), (SCHEDULE_LAG, lag_ms))
             response_time += lag_ms
             start_time = min(start_time, intended)
-        counts: tuple[tuple[str, int], ...] = ()
         if outcome.first_part_ms is not None:
             timings += ((TTFB, outcome.first_part_ms + lag_ms),)
             if outcome.parts > 1:
                 timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
             counts = ((PARTS, outcome.parts),)
-        record = Record(identity, timings, counts)
+        if outcome.tokens is not None and settings.llm is not None:
+            more_timings, more_counts = llm_requests.measured(settings.llm, outcome.tokens, payload, outcome.start,
+                                                              outcome.response_time, outcome.error is None)
+            if lag_ms:  # the time to the first token runs from the intended start too (goodput: from the send)
+                more_timings = tuple((kind, ms + lag_ms if kind == TTFT else ms) for kind, ms in more_timings)
+            timings += more_timings
+            counts += more_counts
+        record = Record(identity, timings, counts) if timings or counts else Record(identity)
         context = self._user.context()
         self._fire(
             request_type=identity.api,

@@ -39,10 +39,12 @@ _ONE_WRITE_MAX = 64 * 1024  # bodies up to this size go out in the same write as
 class Outcome:
     """What one invocation did. ``error`` is None on success, else a closed-set error type."""
 
-    __slots__ = ("status", "variant", "body", "length", "error", "detail", "response_time", "first_part_ms", "parts")
+    __slots__ = ("status", "variant", "body", "length", "error", "detail", "response_time", "first_part_ms", "parts",
+                 "tokens", "start")
 
     def __init__(self, status: int, variant: str | None, body: bytes | None, length: int, error: str | None,
-                 detail: str, response_time: float, first_part_ms: float | None = None, parts: int = 0):
+                 detail: str, response_time: float, first_part_ms: float | None = None, parts: int = 0,
+                 tokens: Any = None, start: float = 0.0):
         self.status = status
         self.variant = variant
         self.body = body
@@ -52,6 +54,8 @@ class Outcome:
         self.response_time = response_time
         self.first_part_ms = first_part_ms
         self.parts = parts
+        self.tokens = tokens  # LLM answers: the smload.invoke.token_stream.TokenStream
+        self.start = start  # LLM answers: perf_counter() when the request was sent (token times are relative to it)
 
 
 def _failure(error: BaseException, start: float, variant: str | None = None) -> Outcome:

@@ -77,6 +77,7 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
         return  # a worker checks the master's options when they arrive (test_start)
     try:
         run.check_options(options)
+        run.preflight()
     except usage.MissingOption as err:
         if _auto_start(options) or web_ui is None:
             _refuse(err, options)
