@@ -272,7 +272,7 @@ def test_a_custom_locustfile_offers_its_own_task_at_its_own_rate(procs, tmp_path
     # the first second), constant arrivals: exact but for the edges
     offered = arrivals["target_rate"] * arrivals["seconds"]
     assert abs(arrivals["sent"] - offered) <= 0.02 * offered + 2, arrivals
-    assert 2 * 60 + 3 * 150 <= arrivals["sent"] <= 3 * 60 + 3 * 150, arrivals
+    assert 3 * 150 <= arrivals["sent"] <= 3 * 60 + 3 * 150, arrivals  # the first stage, less the start-up
     names = {n["name"]: n for n in report["names"]}
     assert (
         names["ep/va"]["type"] == "InvokeEndpointWithResponseStream"
