@@ -115,6 +115,16 @@ class Window:
 
 
 @dataclass
+class Stall:
+    """Every slot of the variant pauses from ``from_s`` to ``to_s`` after the last reset: a request in
+    service finishes that much later, one that would start in it starts at its end (a GC pause, a
+    node drain). Requests still arrive and queue."""
+
+    from_s: float
+    to_s: float
+
+
+@dataclass
 class Slow:
     rate: float = 0.0
     extra_ms: float = 0.0
@@ -127,6 +137,7 @@ class Faults:
     windows: list[Window] = field(default_factory=list)
     slow: Slow = field(default_factory=Slow)
     drop_rate: float = 0.0
+    stalls: list[Stall] = field(default_factory=list)
 
 
 @dataclass
@@ -536,7 +547,7 @@ def _response(doc: Any, path: str, reader: _Reader) -> Response:
 
 
 def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
-    doc = reader.mapping(doc, path, ("rates", "model_error_status", "windows", "slow", "drop_rate"))
+    doc = reader.mapping(doc, path, ("rates", "model_error_status", "windows", "slow", "drop_rate", "stalls"))
     f = Faults()
     if "model_error_status" in doc:
         status = doc["model_error_status"]
@@ -573,6 +584,21 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
                       reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms", MAX_MS))
     if "drop_rate" in doc:
         f.drop_rate = reader.number(doc["drop_rate"], f"{path}.drop_rate", 1.0)
+    if "stalls" in doc:
+        if not isinstance(doc["stalls"], list):
+            raise reader.fail(f"{path}.stalls", "must be a list of {from_s, to_s}")
+        for i, w in enumerate(doc["stalls"]):
+            wpath = f"{path}.stalls[{i}]"
+            w = reader.mapping(w, wpath, ("from_s", "to_s"))
+            for key in ("from_s", "to_s"):
+                if key not in w:
+                    raise reader.fail(f"{wpath}.{key}", "is required")
+            stall = Stall(reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                          reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
+            if stall.to_s <= stall.from_s:
+                raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
+            f.stalls.append(stall)
+        f.stalls.sort(key=lambda stall: stall.from_s)
     check_fault_total(f, lambda message: reader.fail(path, message))
     return f
 

@@ -474,6 +474,7 @@ class App:
                 return
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         if req.size > MAX_BODY:
             self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                       f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
@@ -553,6 +554,7 @@ class App:
         variant = endpoint.pick() if endpoint.variants else next(iter(endpoint.components.values()))
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         if variant.llm is not None:
             if not self.front_end_fault(conn, req, variant, CONTAINER):
                 variant.llm.handle(conn, req, RAW_STREAM, CONTAINER)
@@ -601,7 +603,12 @@ class App:
     def serve(self, job: Job, start: float) -> None:
         job.started = start
         variant = job.variant
-        due = job.due = start + variant.service_time(job.req.size)
+        service = variant.service_time(job.req.size)
+        if variant.stalls:  # the stall fault: every slot pauses
+            origin = self.stats.reset_at
+            due = job.due = origin + variant.finish(start - origin, service)
+        else:
+            due = job.due = start + service
         if job.stream and job.fault is None:
             self.at(due, self.stream_first, job)
         else:

@@ -2,18 +2,21 @@
 the step schedule, the stop rules, the bisection, the summary and the recommendation maths."""
 
 import pytest
-from testkit.endpoint_model import ClosedLoopEndpoint, run
+from testkit.endpoint_model import ClosedLoopEndpoint, run, traffic
 
 from smload.calibration import policies
 from smload.calibration.search import (
     ERROR_RATE,
     MAX_STEPS,
     MAX_USERS,
+    OVERLOADED,
     PLATEAU,
+    RATE,
     SLO,
     Instances,
     Search,
     Settings,
+    Window,
     summarize,
 )
 from smload.results.checks import parse_all
@@ -188,3 +191,36 @@ def test_summary_without_a_good_step_has_no_recommendation():
 @pytest.mark.parametrize("rps, safety, expected", [(160.0, 0.5, 4800.0), (0.01, 0.5, 1.0), (33.3, 0.3, 599.0)])
 def test_invocations_target(rps, safety, expected):
     assert policies.invocations_target(rps, safety) == expected
+
+
+class OpenLoopEndpoint:
+    """A model endpoint offered an arrival rate: below its capacity every arrival completes at the
+    service time; above it only the capacity completes, and the latency grows with the queue."""
+
+    def __init__(self, capacity=200.0, service_ms=40.0):
+        self.capacity = capacity
+        self.service_ms = service_ms
+
+    def measure(self, rate, seconds=4.0):
+        done = min(rate, self.capacity)
+        latency = self.service_ms if rate <= self.capacity else self.service_ms + 1000 * (rate - done) * 3 / done
+        total = traffic(int(done * seconds), 0, done, latency)
+        return Window(rate, 0, 2, 2 + seconds, total, {}, {}, 5.0, 0.5, offered=float(rate))
+
+
+def test_by_rate_an_overloaded_step_gives_the_capacity_and_two_steps_close_the_bracket():
+    settings = Settings(slos=tuple(parse_all("p99<2s")), start_users=10, max_users=100_000, mode=RATE)
+    search = run(Search(settings), OpenLoopEndpoint(capacity=200))
+    assert users_tried(search) == [10, 20, 40, 80, 160, 320, 200, 205]
+    assert search.stop_reason == OVERLOADED and "320 req/s offered: 200.0 of the 320" in search.stop_detail
+    assert search.knee.users == 200 and search.knee.bracket == (200, 205)
+    summary = summarize(search, Instances("--instances", each=1), 0.5, "ep")
+    assert summary["knee"]["rate"] == 200 and summary["max_sustainable_rps"] == pytest.approx(200)
+    assert summary["steps"][5]["offered_rps"] == 320 and summary["steps"][5]["verdict"] == OVERLOADED
+
+
+def test_by_rate_a_capacity_between_integers_is_bracketed_within_its_precision():
+    settings = Settings(start_users=10, max_users=100_000, mode=RATE)
+    search = run(Search(settings), OpenLoopEndpoint(capacity=268.3))
+    assert search.knee.users <= 268.3 and (search.knee.bracket[1] - search.knee.bracket[0]) <= 0.025 * search.knee.users
+    assert len(search.steps) <= 9

@@ -199,15 +199,17 @@ def percentiles(h: Histogram) -> dict:
 def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
                checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
                duration_s: float | None = None, users: int | None = None, workers: int | None = None,
-               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None) -> dict:
+               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None,
+               arrivals: dict | None = None) -> dict:
     """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count);
-    ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`)."""
+    ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`),
+    ``arrivals`` an open-loop test's arrivals (:mod:`smload.run.arrivals`)."""
     error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
                   for name, message, count in failures]
     error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
-    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value)} for r in checks]
+    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value, r.check.unit)} for r in checks]
     totals = total.as_dict()
-    return {
+    report = {
         "kind": "run",
         "endpoint": endpoint,
         "started_at": started_at,
@@ -226,6 +228,9 @@ def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[st
         "timeline": timeline,
         "settings": settings,
     }
+    if arrivals is not None:  # open loop (DESIGN.md: report.json "arrivals")
+        report["arrivals"] = arrivals
+    return report
 
 
 def _count_by(rows: list[dict]) -> dict[str, int]:
