@@ -13,7 +13,7 @@ import pytest
 from testkit.endpoint_model import ClosedLoopEndpoint, run
 from testkit.support import ARTIFACTS, BIN, aws_env, render_in_chromium, start_moto
 
-from smload.calibration.search import Instances, Search, Settings, summarize
+from smload.calibration.search import Instances, Search, SearchRules, summarize
 from smload.results.checks import parse_all
 
 SPIKE = (
@@ -36,7 +36,7 @@ def smload(*args, env=None, cwd=None):
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulate")
     endpoint = ClosedLoopEndpoint(slots=4, service_ms=25, endpoint="scaled")
-    search = run(Search(Settings(slos=tuple(parse_all("p99<300ms")))), endpoint)
+    search = run(Search(SearchRules(slos=tuple(parse_all("p99<300ms")))), endpoint)
     calibration = summarize(search, Instances("--instances", each=1), 0.5, "scaled", "us-east-1")
     (root / "calibration.json").write_text(json.dumps(calibration))
     (root / "spike.yaml").write_text(SPIKE)

@@ -18,7 +18,7 @@ import pytest
 from testkit.endpoint_model import ClosedLoopEndpoint, run
 from testkit.support import BIN, REPO, aws_env, start_emulator
 
-from smload.calibration.search import Instances, Search, Settings, summarize
+from smload.calibration.search import Instances, Search, SearchRules, summarize
 from smload.results.checks import parse_all
 
 EXAMPLE = REPO / "emulator" / "examples" / "autoscaling.yaml"
@@ -42,7 +42,7 @@ POLICIES = {
 
 def calibration(path, endpoint):
     model = ClosedLoopEndpoint(slots=4, service_ms=25, endpoint=endpoint)
-    search = run(Search(Settings(slos=tuple(parse_all("p99<300ms")))), model)
+    search = run(Search(SearchRules(slos=tuple(parse_all("p99<300ms")))), model)
     path.write_text(
         json.dumps(summarize(search, Instances("--instances", each=1), 0.5, endpoint, "us-east-1"))
     )

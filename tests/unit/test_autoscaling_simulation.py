@@ -7,7 +7,7 @@ from testkit.endpoint_model import ClosedLoopEndpoint, run
 
 from smload import scaling
 from smload.calibration import simulation, strategy
-from smload.calibration.search import Instances, Search, Settings, summarize
+from smload.calibration.search import Instances, Search, SearchRules, summarize
 from smload.results.checks import parse_all
 from smload.usage import UsageError
 
@@ -111,7 +111,7 @@ def test_slo_minutes_count_latency_and_errors():
 
 def calibration(**kwargs):
     endpoint = ClosedLoopEndpoint(slots=4, service_ms=25, endpoint="scaled", **kwargs)
-    search = run(Search(Settings(slos=tuple(parse_all("p99<300ms")))), endpoint)
+    search = run(Search(SearchRules(slos=tuple(parse_all("p99<300ms")))), endpoint)
     return summarize(search, Instances("--instances", each=1), 0.5, "scaled", "us-east-1")
 
 

@@ -9,13 +9,13 @@ from smload import flags
 from smload.results import checks
 from smload.usage import UsageError
 
-from .search import MODES, RATE, USERS, Settings
+from .search import MODES, RATE, USERS, SearchRules
 
 
 @dataclass(frozen=True)
 class Calibration:
     enabled: bool
-    search: Settings
+    search: SearchRules
     safety_factor: float
     instances: int | None  # --instances N; None: from DescribeEndpoint
     output: str | None
@@ -62,7 +62,7 @@ def build(values: flags.Values) -> Calibration:
             raise UsageError("--slo", f"{slo.text!r}: an SLO is a latency bound, e.g. p99<300ms "
                                       "(use --max-error-rate for errors)")
     rate = values["mode"] == RATE
-    search = Settings(
+    search = SearchRules(
         slos=tuple(slos), max_error_rate=values["max_error_rate"],
         start_users=values["start_rate"] if rate else values["start_users"],
         step_factor=values["step_factor"], max_users=values["max_rate"] if rate else values["max_users"],

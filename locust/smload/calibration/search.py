@@ -73,7 +73,7 @@ GOOD = "ok"
 
 
 @dataclass(frozen=True)
-class Settings:
+class SearchRules:
     slos: tuple[Check, ...] = ()
     max_error_rate: float = 0.01
     start_users: int = 1
@@ -224,7 +224,7 @@ class Step:
         return out
 
 
-def judge(window: Window, settings: Settings) -> tuple[str, list[str]]:
+def judge(window: Window, settings: SearchRules) -> tuple[str, list[str]]:
     """A step's verdict from its own measurements: errors first, then the SLO."""
     total = window.total
     if total.requests == 0:
@@ -256,7 +256,7 @@ class Knee:
 class Search:
     """The step schedule as a state machine: ask :meth:`next_users`, run that step, :meth:`record` it."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: SearchRules):
         self.settings = settings
         self.steps: list[Step] = []
         self.stop_reason: str | None = None
