@@ -74,6 +74,8 @@ GOOD = "ok"
 
 @dataclass(frozen=True)
 class SearchRules:
+    """What a step must meet (SLOs, error limit) and how the steps go (start, factor, bounds, times)."""
+
     slos: tuple[Check, ...] = ()
     max_error_rate: float = 0.01
     start_users: int = 1
