@@ -41,11 +41,18 @@ from .series import Series, merge_into
 _ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
 
 
+LOST_AFTER_S = 10.0  # silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
+
+
 class LostWorker(NamedTuple):
     name: str  # "worker 1"
     lost_at: float  # unix time it was found silent
     last_report: float
     unreported_estimate: int  # requests it probably made and never reported
+    back_at: float | None = None  # it came back (a hung process resumed, a busy machine let it run)
+
+    def lost(self, now: float) -> bool:
+        return (self.back_at or now) - self.lost_at >= LOST_AFTER_S or self.back_at is None
 
 
 class Measurements:
@@ -62,7 +69,7 @@ class Measurements:
         self.abandoned_test = 0
         self._abandoned_reported = 0  # of this process's own (in_flight.abandoned), folded or sent
         self.report_rates: dict[str, float] = {}  # worker -> requests per second in its last report interval
-        self.lost: dict[str, LostWorker] = {}  # workers that went silent during the current test
+        self.silent: dict[str, LostWorker] = {}  # workers that went silent during the current test
         self.lost_lifetime = 0
         self.pending_arrivals: dict[str, int] = {}  # open loop: counted here, not yet sent or folded in
         self.lifetime_arrival_counts: dict[str, int] = {}
@@ -138,14 +145,26 @@ class Measurements:
         merge_into(self.lifetime_series, key, series)
         merge_into(self.test_series, key, series)
 
-    def worker_lost(self, process: str, name: str, when: float) -> LostWorker:
+    def worker_silent(self, process: str, name: str, when: float) -> LostWorker:
         """A worker went silent (killed, hung, partitioned): what it may have done since its last report
-        is missing. Estimated at its last report's rate over the time since (a lower bound when it kept
-        sending while hung)."""
-        last = self.last_report.get(process, when)
+        is missing. Estimated at its last report's rate (the other workers' mean before its first) over
+        the time since (a lower bound when it kept sending while hung)."""
+        last = self.last_report.get(process) or self.test_started_at or when
+        rates = self.report_rates
+        rate = rates.get(process) or (sum(rates.values()) / len(rates) if rates else 0.0)
         self.lost_lifetime += 1
-        lost = self.lost[process] = LostWorker(name, when, last, round(self.report_rates.get(process, 0.0) * (when - last)))
-        return lost
+        silent = LostWorker(name, when, last, round(rate * (when - last)))
+        self.silent[process] = silent
+        return silent
+
+    def worker_back(self, process: str, when: float) -> None:
+        self.silent[process] = self.silent[process]._replace(back_at=when)
+
+    @property
+    def lost(self) -> dict[str, LostWorker]:
+        """The workers this test lost: silent at its end, or for LOST_AFTER_S or more."""
+        now = time.time()
+        return {process: w for process, w in self.silent.items() if w.lost(now)}
 
     def _add_abandoned(self, n: int) -> None:
         self.abandoned_lifetime += n
@@ -169,7 +188,7 @@ class Measurements:
         self.fold_pending()
         self.test_series = {}
         self.abandoned_test = 0
-        self.lost = {}
+        self.silent = {}
         self.test_arrival_counts = {}
         self.test_started_at = time.time()
         if self.health is not None:
