@@ -18,19 +18,12 @@ import urllib.parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from testkit.rawhttp import Probe
-from testkit.support import answers, free_port, http_get, locust_cmd, start_emulator, wait_until
+from testkit.support import answers, free_port, http_get, locust_cmd, rss, start_emulator, wait_until
 
 RSS_BUDGET = 24 * 1024 * 1024
 FLOOD = 200_000
 PROBE_LIMIT_S = 0.1
 
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 PATHS = [b"/metrics", b"/", b"/smload/checks", b"/smload/checks?check=p95<1s", b"/smload/checks?check=%ff",

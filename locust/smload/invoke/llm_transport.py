@@ -28,7 +28,6 @@ from .sigv4 import host_header
 from .token_stream import TokenStream, parse_body
 from .transport import (
     _BLOCK,
-    _ONE_WRITE_MAX,
     USER_AGENT,
     VARIANT_HEADER,
     Boto3Transport,
@@ -38,6 +37,7 @@ from .transport import (
     _failure,
     _Headers,
     _StreamDecoder,
+    send_request,
 )
 
 _perf_counter = time.perf_counter
@@ -142,21 +142,9 @@ class LLMFastTransport(FastTransport):
         body = payload.body
         pool = self._pool
         start = _perf_counter()
-        try:
-            sock = pool.get_socket()
-        except Exception as err:
-            return _failure(err, start)
-        try:
-            if len(body) <= _ONE_WRITE_MAX:
-                sock.sendall(head + body)
-            else:
-                sock.sendall(head)
-                sock.sendall(body)
-        except BaseException as err:
-            pool.release_socket(sock)
-            if not isinstance(err, Exception):
-                raise
-            return _failure(err, start)
+        sock = send_request(pool, head, body, start)
+        if isinstance(sock, Outcome):
+            return sock
         tokens = TokenStream(self._want_text)
         decoder = None
         try:

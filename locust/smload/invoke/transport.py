@@ -182,6 +182,26 @@ def connection_pool(settings: Settings, ca_bundle: str | None = None) -> Connect
     return _Pool(settings.host, settings.port, settings.host, settings.port, **kwargs)
 
 
+def send_request(pool: ConnectionPool, head: bytes, body: bytes, start: float) -> Any:
+    """A pooled connection with the request written on it, or the failure's Outcome."""
+    try:
+        sock = pool.get_socket()
+    except Exception as err:
+        return _failure(err, start)
+    try:
+        if len(body) <= _ONE_WRITE_MAX:
+            sock.sendall(head + body)  # one write: head and body in one segment
+        else:
+            sock.sendall(head)
+            sock.sendall(body)
+    except BaseException as err:
+        pool.release_socket(sock)
+        if not isinstance(err, Exception):
+            raise
+        return _failure(err, start)
+    return sock
+
+
 def signer_for(settings: Settings) -> Signer:
     return Signer(settings.region, "POST", host_header(settings.scheme, settings.host, settings.port),
                   settings.path, settings.sagemaker_headers(), user_agent=USER_AGENT)
@@ -212,21 +232,9 @@ class FastTransport:
                            payload.sha256, len(body)).head.encode("latin-1")
         pool = self._pool
         start = time.perf_counter()
-        try:
-            sock = pool.get_socket()
-        except Exception as err:
-            return _failure(err, start)
-        try:
-            if len(body) <= _ONE_WRITE_MAX:
-                sock.sendall(head + body)
-            else:
-                sock.sendall(head)
-                sock.sendall(body)
-        except BaseException as err:
-            pool.release_socket(sock)
-            if not isinstance(err, Exception):
-                raise
-            return _failure(err, start)
+        sock = send_request(pool, head, body, start)
+        if isinstance(sock, Outcome):
+            return sock
         # from here on the response object owns the socket: it returns or closes it when done
         try:
             if settings.stream:
