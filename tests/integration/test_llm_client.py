@@ -2,7 +2,16 @@
 workers streaming from the OpenAI-compatible route and from InvokeEndpointWithResponseStream at half
 the batch capacity.
 
-* TTFT, ITL and TPOT p50 and p99 within 2% + 1 ms of the emulator's own (``/_emulator/stats``);
+* TTFT, ITL and TPOT p50 and p99 within 2% + 1 ms of the emulator's own (``/_emulator/stats``).
+  The client times TTFT from just before it sends the request to the first content frame it parses;
+  the emulator from the whole request received to the first token handed to that request's socket
+  (it used to stamp every first token with the step's start, though the newest request is written
+  after the batch's older streams: 0.3-0.5 ms early here at 8 streams, the systematic part of a miss
+  once seen, TTFT p50 27.4 against 25.8 ms). What remains is both processes waking up (the emulator
+  for the request, the worker for the token): 0.1-0.3 ms a request when the cores are free, a
+  millisecond or more when other work holds them, and in TTFT only (ITL and TPOT are differences of
+  two reads of one stream, where it cancels). So the test checks the generator's health and names
+  its event-loop lag in every miss;
 * input and output token sums exactly the emulator's: from the answers' usage, and with a tokenizer
   file this test builds (answers without usage, counted on the client with the same tokenizer);
 * goodput: the share of requests meeting ``ttft<X`` against the same share in the emulator's
@@ -16,9 +25,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from testkit.support import distributed_args, http_get, run_locust, start_emulator
+
+from smload.measure.health import LAG_FLOOR_MS
 
 OUTPUT_TOKENS = 64
 USERS = 8  # half of max_batch: half capacity
@@ -56,6 +68,20 @@ def sharegpt(path, rng: random.Random, n: int = 200) -> None:
             )
         )
     path.write_text("\n".join(lines) + "\n")
+
+
+def generator_note(stdout: str) -> str:
+    """The run's generator health line, and what a lag above the machine's noise means here."""
+    health = next(line for line in stdout.splitlines() if line.startswith("generator health:"))
+    assert health.startswith("generator health: OK"), health
+    lag_ms = max(float(ms) for ms in re.findall(r"loop lag ([0-9.]+) ms", health))
+    if lag_ms <= LAG_FLOOR_MS:
+        return health
+    return (
+        f"{health}: the workers' event loops ran {lag_ms} ms late on average, above this machine's noise "
+        f"({LAG_FLOOR_MS} ms): each token was read that much after it arrived (a busy machine, not a "
+        "measurement error)"
+    )
 
 
 def run(emulator, tmp_path, *args: str, users: int = USERS, seconds: int = 8):
@@ -132,10 +158,11 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
         llm["itl_ms"],
     )
     # TTFT, ITL, TPOT: p50 and p99 within 2% + 1 ms of the server's
+    note = generator_note(result.stdout)
     for kind in ("ttft_ms", "itl_ms", "tpot_ms"):
         assert ours[kind]["count"] == llm[kind]["count"], (kind, ours[kind], llm[kind])
         for q in ("p50", "p99"):
-            assert within(ours[kind][q], llm[kind][q]), (kind, q, ours[kind][q], llm[kind][q])
+            assert within(ours[kind][q], llm[kind][q]), (kind, q, ours[kind][q], llm[kind][q], note)
 
     # goodput: the emulator's per-request truth, one request at a time
     assert journal["count"] == n
