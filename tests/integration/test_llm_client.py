@@ -49,7 +49,10 @@ endpoints:
     variants:
       - {name: c, concurrency: 4, latency: 5}
 """
-GOODPUT_TTFT_MS = 20.0
+# In a gap of the TTFT distribution this batching makes (clusters at 9-12, 16-20, 25-28, 33-36 ms):
+# the band of requests the tolerance cannot decide, [X - (2% + 1 ms), X), is then nearly empty. At
+# 20 ms it lay on the 16-20 ms cluster's edge, and a tenth of the requests or more fell in it.
+GOODPUT_TTFT_MS = 23.0
 
 
 def within(ours: float, truth: float) -> bool:
