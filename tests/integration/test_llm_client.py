@@ -230,6 +230,48 @@ def test_token_counts_with_a_local_tokenizer_equal_the_emulators(procs, tmp_path
     assert "tokens counted by: tokenizer" in result.stdout
 
 
+@pytest.mark.parametrize("api", ["openai", "stream"])
+def test_request_timeout_is_an_idle_limit(procs, tmp_path, api):
+    """``--request-timeout 1``: a stream whose tokens come every 0.4 s succeeds though it lasts longer
+    than that in all; one whose first token takes 1.6 s fails with Timeout after 1 s (to a quarter of
+    the limit: the worker looks at the last arrival four times per limit)."""
+    config = tmp_path / "llm.yaml"
+    config.write_text("""
+endpoints:
+  - name: chat
+    variants:
+      - {name: v, llm: {max_batch: 8, decode: {base_ms: 400, per_seq_ms: 0}}}
+  - name: stuck
+    variants:
+      - {name: v, llm: {max_batch: 8, decode: {base_ms: 1600, per_seq_ms: 0}}}
+""")
+    emulator = start_emulator(procs, "--config", str(config))
+    common = ("--api", api, "--prompt-tokens", "8", "--output-tokens", "4", "--request-timeout", "1")
+    _, names = run(emulator, tmp_path, *common, users=2, seconds=4)
+    ours = names["chat/v"]
+    assert ours["requests"] >= 2 and ours["failures"] == 0, ours
+    assert ours["p50_ms"] > 1500  # four tokens 0.4 s apart: longer than the limit, never idle that long
+
+    _, names = run(
+        emulator,
+        tmp_path / "stuck",
+        *common,
+        "--endpoint-name",
+        "stuck",
+        "--exit-code-on-error",
+        "0",
+        users=2,
+        seconds=4,
+    )
+    (ours,) = names.values()
+    assert ours["requests"] >= 2 and ours["failures"] == ours["requests"], ours
+    report = json.loads((tmp_path / "stuck" / "report" / "report.json").read_text())
+    assert {e["type"] for e in report["errors"]} == {"Timeout"}, report["errors"]
+    assert 1000 <= ours["p50_ms"] <= 1250 + 100, (
+        ours
+    )  # the limit, to a quarter of it (+ a busy machine's wake-up)
+
+
 def _refused(emulator, endpoint: str, *args: str) -> str:
     result = run_locust(
         "--headless",
