@@ -17,6 +17,8 @@ against the emulator's (``--profile FILE``: py-spy's profile of the worker).
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_client.py
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_client.py --streams 1000 --rate 50
     .venv/bin/pip install py-spy    # for --profile
+    flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_client.py --streams 1000 --rate 50 \
+        --checkouts ../main-checkout . --rounds 2        # two checkouts in turn
 """
 
 from __future__ import annotations
@@ -89,11 +91,11 @@ def pinned(cpu: int | None) -> list[str]:
     return [*(["nice", "-n", "-10"] if os.geteuid() == 0 else []), "taskset", "-c", str(cpu)]
 
 
-def start_emulator(config: Path, port: int, cpu: int | None = None) -> subprocess.Popen:
+def start_emulator(config: Path, port: int, cpu: int | None = None, bin_dir: Path = BIN) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             *pinned(cpu),
-            str(BIN / "smload"),
+            str(bin_dir / "smload"),
             "emulator",
             "--config",
             str(config),
@@ -286,6 +288,14 @@ def read_tool(
 
 
 def streams(args: argparse.Namespace) -> None:
+    """``--rounds`` of :func:`streams_once`, each round once per ``--checkouts`` (alternating)."""
+    for number in range(args.rounds):
+        for checkout in args.checkouts:
+            print(f"round {number + 1}, {checkout}:", flush=True)
+            streams_once(args, checkout.resolve() / ".venv" / "bin")
+
+
+def streams_once(args: argparse.Namespace, bin_dir: Path) -> None:
     """One worker process holding ``--streams`` streams at ``--rate`` tokens/s each. The emulator
     (one instance, a batch as large as the streams, a queue as deep) is never the limit: its step is
     1000/rate ms whatever the batch. The figure is the tokens the emulator wrote over a window in
@@ -305,7 +315,7 @@ endpoints:
         queue: {{max_depth: {args.streams}}}
         llm: {{max_batch: {args.streams}, kv_cache_tokens: 100000000, decode: {{base_ms: {step}, per_seq_ms: 0}}}}
 """)
-    emulator = start_emulator(config, args.port, cpu=1)
+    emulator = start_emulator(config, args.port, cpu=1, bin_dir=bin_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID="AKIDBENCH", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     n = str(args.streams)
@@ -313,7 +323,7 @@ endpoints:
     seconds = ramp + args.warmup + args.window + 2
     cmd = [
         *pinned(0),
-        str(BIN / "locust"),
+        str(bin_dir / "locust"),
         "-f",
         str(REPO / "locust" / "locustfile.py"),
         "--headless",
@@ -423,6 +433,14 @@ def main() -> None:
         "--profile", type=Path, help="--streams: py-spy's raw profile of the worker to this file"
     )
     parser.add_argument("--api", default="openai", choices=["openai", "stream"])
+    parser.add_argument("--rounds", type=int, default=1, help="--streams: runs of each checkout")
+    parser.add_argument(
+        "--checkouts",
+        nargs="+",
+        type=Path,
+        default=[REPO],
+        help="--streams: checkouts (each with its .venv) in turn",
+    )
     args = parser.parse_args()
     streams(args) if args.streams else peers(args)
 

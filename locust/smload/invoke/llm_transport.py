@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import gevent
 from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPSocketPoolResponse
 
@@ -38,7 +37,6 @@ from .transport import (
     _failure,
     _Headers,
     _StreamDecoder,
-    connection_pool,
     send_request,
 )
 
@@ -72,47 +70,20 @@ class _EventTokens(_StreamDecoder):
                 self.detail = message.payload[:200].decode("utf-8", "replace")
 
 
-class _Idle:
-    """``--request-timeout`` as the socket's timeout keeps it (no byte for that long fails the request
-    with ``TimeoutError``), by one timer per request that looks at the last arrival four times per
-    limit (so the limit holds to a quarter of itself): the socket's own timeout starts and stops a
-    timer around every wait, once per token, 12% of the CPU of a worker holding 1,000 streams."""
-
-    __slots__ = ("limit", "last", "_timer", "_greenlet")
-
-    def __init__(self, limit: float, start: float):
-        self.limit = limit
-        self.last = start  # the last bytes received (the request's start until then)
-        self._greenlet = gevent.getcurrent()
-        self._timer = gevent.get_hub().loop.timer(limit / 4, limit / 4)
-        self._timer.start(self._check)
-
-    def _check(self) -> None:
-        if _perf_counter() - self.last >= self.limit:
-            self._timer.stop()
-            self._greenlet.throw(TimeoutError("timed out"))  # what the socket raises (socket.timeout)
-
-    def stop(self) -> None:
-        self._timer.stop()
-        self._timer.close()
-
-
 class _TokenResponse(HTTPSocketPoolResponse):
     """A 200's body fed to a token parser as it arrives (raw SSE, or an event stream's decoder)."""
 
-    def __init__(self, sock: Any, pool: ConnectionPool, sink: Any, idle: _Idle, **kwargs: Any):
+    def __init__(self, sock: Any, pool: ConnectionPool, sink: Any, **kwargs: Any):
         self.sink = sink  # before the headers are read: body bytes may come with them
-        self.idle = idle
         self.received = 0
         super().__init__(sock, pool, **kwargs)
 
     def _on_body(self, buf: bytearray) -> None:
-        self.idle.last = now = _perf_counter()
         if self.get_code() == 200:
             self.received += len(buf)
             sink = self.sink
             if isinstance(sink, TokenStream):
-                sink.feed(bytes(buf), now)
+                sink.feed(bytes(buf), _perf_counter())
             else:
                 sink.feed(buf)
         else:  # an error answer: small, kept whole
@@ -130,7 +101,6 @@ class LLMFastTransport(FastTransport):
         tokens: TokenSource | None = None,
     ):
         super().__init__(settings, credentials, ca_bundle)
-        self._pool = connection_pool(settings, ca_bundle, read_timeout=False)  # an _Idle per request instead
         self._bearer = tokens
         self._want_text = settings.llm is not None and settings.llm.counter is not None
         self._host = host_header(settings.scheme, settings.host, settings.port)
@@ -180,26 +150,25 @@ class LLMFastTransport(FastTransport):
         except Exception as err:
             return _failure(err, opening)
         start = _perf_counter()
-        idle = _Idle(settings.request_timeout, start)
+        sock = send_request(pool, head, body, start)
+        if isinstance(sock, Outcome):
+            return sock
         tokens = TokenStream(self._want_text)
         decoder = None
         try:
-            sock = send_request(pool, head, body, start)
-            if isinstance(sock, Outcome):
-                return sock
             if openai:
                 sink: Any = tokens
             elif settings.stream:
                 sink = decoder = _EventTokens(start, tokens)
             else:
                 sink = None
-            if sink is None:  # a whole answer: its wait is the idle time
+            if sink is None:
                 response = HTTPSocketPoolResponse(
                     sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers
                 )
             else:
                 response = _TokenResponse(
-                    sock, pool, sink, idle, block_size=_BLOCK, method="POST", headers_type=_Headers
+                    sock, pool, sink, block_size=_BLOCK, method="POST", headers_type=_Headers
                 )
             data = response.read()
             end = _perf_counter()
@@ -207,8 +176,6 @@ class LLMFastTransport(FastTransport):
             outcome = _failure(err, start)
             outcome.tokens, outcome.start = tokens, start
             return outcome
-        finally:
-            idle.stop()
         elapsed = (end - start) * 1000
         status = response.status_code
         variant = response.get(VARIANT_HEADER)

@@ -172,12 +172,9 @@ class _TLSPool(_Tuned, SSLConnectionPool):
     pass
 
 
-def connection_pool(settings: Settings, ca_bundle: str | None = None, *,
-                    read_timeout: bool = True) -> ConnectionPool:
-    """One keep-alive connection, opened on first use and reopened when the server closed it.
-    ``read_timeout=False``: no timeout on the socket's waits (the caller keeps --request-timeout)."""
-    timeout = settings.request_timeout if read_timeout else None
-    kwargs = dict(size=1, connection_timeout=settings.connect_timeout, network_timeout=timeout)
+def connection_pool(settings: Settings, ca_bundle: str | None = None) -> ConnectionPool:
+    """One keep-alive connection, opened on first use and reopened when the server closed it."""
+    kwargs = dict(size=1, connection_timeout=settings.connect_timeout, network_timeout=settings.request_timeout)
     if settings.scheme == "https":
         ssl_options = {"ca_certs": ca_bundle} if ca_bundle else None
         return _TLSPool(settings.host, settings.port, settings.host, settings.port, ssl_context_factory=_tls_context,
