@@ -99,7 +99,7 @@ def main() -> int:
                     "--variant",
                     "name=AllTraffic,instances=1,concurrency=64,latency_ms=0,body=echo",
                 ]
-                rate, _ = bench_emulator.measure(
+                rate, *_ = bench_emulator.measure(  # (rate, p99, CPU microseconds per request)
                     name, cmd, "/endpoints/bench/invocations", args.duration, script
                 )
                 rates[name].append(rate)

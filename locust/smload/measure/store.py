@@ -16,6 +16,11 @@ Two views on the master and on a local runner:
 * :meth:`Measurements.test` - since the current test's start: what checks, calibration and
   reports use.
 
+Open-loop arrivals (:mod:`smload.load`) are counted here too, per process rather than per identity
+(a dropped arrival never had one): :meth:`Measurements.count_arrivals`, with the same pending ->
+report -> fold path and the same two views (:meth:`lifetime_arrivals`, :meth:`test_arrivals`).
+``arrival_target`` is the master's current total target rate (req/s; None in closed loop).
+
 The listeners that feed it are registered by :mod:`smload.run.hooks`; this module registers none.
 """
 
@@ -25,7 +30,7 @@ import time
 from typing import Any, NamedTuple
 
 from smload.errors import classify
-from smload.record import LATENCY, RECORD, Identity
+from smload.record import ARRIVALS, DROPPED, LATENCY, RECORD, Identity
 
 from . import wire
 from .drain import InFlight
@@ -59,6 +64,10 @@ class Measurements:
         self.report_rates: dict[str, float] = {}  # worker -> requests per second in its last report interval
         self.lost: dict[str, LostWorker] = {}  # workers that went silent during the current test
         self.lost_lifetime = 0
+        self.pending_arrivals: dict[str, int] = {}  # open loop: counted here, not yet sent or folded in
+        self.lifetime_arrival_counts: dict[str, int] = {}
+        self.test_arrival_counts: dict[str, int] = {}
+        self.arrival_target: float | None = None  # the current total target rate (master or local runner)
 
     # --- recording: every process ------------------------------------------------------------
     def on_request(self, request_type: str, name: str, response_time: float | None, response_length: int | None,
@@ -82,11 +91,19 @@ class Measurements:
             for counter, n in record.counts:
                 series.counts[counter] = series.counts.get(counter, 0) + n
 
+    def count_arrivals(self, arrivals: int, dropped: int) -> None:
+        """Open loop: ``arrivals`` scheduled here, ``dropped`` of them because no executor was idle."""
+        pending = self.pending_arrivals
+        pending[ARRIVALS] = pending.get(ARRIVALS, 0) + arrivals
+        if dropped:
+            pending[DROPPED] = pending.get(DROPPED, 0) + dropped
+
     # --- worker -----------------------------------------------------------------------------------
     def report(self) -> list:
         """What goes to the master now (and is forgotten here)."""
         pending, self.pending = self.pending, {}
-        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned())
+        arrivals, self.pending_arrivals = self.pending_arrivals, {}
+        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned(), arrivals)
 
     def _new_abandoned(self) -> int:
         now = self.in_flight.abandoned
@@ -99,6 +116,7 @@ class Measurements:
         for key, series in report.series.items():
             merge_into(self.pending, key, series)
         self._abandoned_reported -= report.abandoned
+        _add_counts(self.pending_arrivals, report.arrivals)
 
     # --- master and local runner ---------------------------------------------------------------
     def fold_report(self, process: str, payload: Any) -> None:
@@ -112,6 +130,7 @@ class Measurements:
         for key, series in report.series.items():
             self._add(key, series)
         self._add_abandoned(report.abandoned)
+        self._add_arrivals(report.arrivals)
         if self.health is not None:
             self.health.add(process, time.time(), report.health)
 
@@ -132,11 +151,18 @@ class Measurements:
         self.abandoned_lifetime += n
         self.abandoned_test += n
 
+    def _add_arrivals(self, counts: dict[str, int]) -> None:
+        if counts:
+            _add_counts(self.lifetime_arrival_counts, counts)
+            _add_counts(self.test_arrival_counts, counts)
+
     def fold_pending(self) -> None:
         pending, self.pending = self.pending, {}
         for key, series in pending.items():
             self._add(key, series)
         self._add_abandoned(self._new_abandoned())
+        arrivals, self.pending_arrivals = self.pending_arrivals, {}
+        self._add_arrivals(arrivals)
 
     def start_test(self) -> None:
         """A new test: requests fired before it belong to the one before."""
@@ -144,6 +170,7 @@ class Measurements:
         self.test_series = {}
         self.abandoned_test = 0
         self.lost = {}
+        self.test_arrival_counts = {}
         self.test_started_at = time.time()
         if self.health is not None:
             self.health.series.clear()
@@ -159,9 +186,24 @@ class Measurements:
         self.fold_pending()
         return self.test_series
 
+    def lifetime_arrivals(self) -> dict[str, int]:
+        """Open loop, since the process started: ``{ARRIVALS: n, DROPPED: n}`` (absent: 0)."""
+        self.fold_pending()
+        return self.lifetime_arrival_counts
+
+    def test_arrivals(self) -> dict[str, int]:
+        """Open loop, since the current test started."""
+        self.fold_pending()
+        return self.test_arrival_counts
+
     def test_histograms(self, kind: str = LATENCY) -> dict[Identity, Histogram]:
         """One kind of timing per identity since the current test started (copies)."""
         return {key: series.timings[kind].copy() for key, series in self.test().items() if kind in series.timings}
+
+
+def _add_counts(target: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        target[name] = target.get(name, 0) + n
 
 
 def attach(environment: Any, sends: bool, aggregates: bool) -> Measurements:
