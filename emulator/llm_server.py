@@ -157,14 +157,12 @@ class LLMTarget:
                     self.abort(job, now)
                 continue
             last = job.emitted >= job.n
-            if i == 0:
-                job.first_at = now
-                stats.ttft.record((now - job.arrived) * 1000.0)
-                stats.input_tokens += job.input_tokens
-            else:
-                later += 1
             api = job.api
+            if i:
+                later += 1
             if api == BODY:
+                if i == 0:  # generated now; the answer leaves with its last token
+                    self.first_token(job, now)
                 if last:
                     self.finish(job, now)
                 continue
@@ -182,8 +180,6 @@ class LLMTarget:
             else:
                 data = b"%x\r\n%s\r\n" % (len(frame), frame)
             written += 1
-            if i == 0:
-                data = self.stream_head(job) + data
             held = job.out
             if held is not None:
                 job.out = None
@@ -194,14 +190,26 @@ class LLMTarget:
                     if api == EVENTS:
                         tail = wire.payload_part(tail)
                     data += b"%x\r\n%s\r\n" % (len(tail), tail)
-                self.finish(job, now, data)
-            elif hold:
+            if i == 0:
+                # Timed as it is handed to its socket, and never held: the newest request comes last in
+                # the batch, after every older stream's write, which on a busy machine takes a while.
+                data = self.stream_head(job) + data
+                self.first_token(job, _monotonic())
+            if last:
+                self.finish(job, job.first_at if i == 0 else _monotonic(), data)
+            elif hold and i:
                 job.out = [data]
             else:
                 conn.transport.write(data)
         stats.output_tokens += written
         if later:
             record_n(stats.itl, gap_ms, later)
+
+    def first_token(self, job: LLMJob, at: float) -> None:
+        job.first_at = at
+        stats = self.stats
+        stats.ttft.record((at - job.arrived) * 1000.0)
+        stats.input_tokens += job.input_tokens
 
     def flush(self, instance: Instance) -> None:
         for job in instance.running:

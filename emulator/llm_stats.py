@@ -1,10 +1,12 @@
 """Ground truth of an LLM variant or inference component: what it sent and when, as the emulator
 wrote it (wall clock, the whole request received -> the bytes handed to the socket).
 
-- ``ttft_ms``: receipt -> the first token written (for a non-streamed answer: generated).
-- ``itl_ms``: every gap between two tokens of one request (one entry per token after the first).
+- ``ttft_ms``: receipt -> the first token handed to the request's own socket (the newest request of a
+  step is written after the batch's older streams; for a non-streamed answer: generated).
+- ``itl_ms``: every gap between two tokens of one request (one entry per token after the first):
+  the gap between two steps' deliveries (a stream keeps its place in the batch from step to step).
 - ``tpot_ms``: per request, (last token - first token) / (tokens - 1).
-- ``e2e_ms``: receipt -> the last token written.
+- ``e2e_ms``: receipt -> the last token handed to its socket.
 - ``queue_wait_ms``: receipt -> admitted into a batch (the start of the step that prefills it).
 - ``input_tokens`` / ``output_tokens``: exact sums, over requests that got a first token; output
   tokens are those written to clients (a request whose client went away counts what it was sent).
@@ -159,7 +161,7 @@ def prometheus(lines: list[str], rows: list[tuple[str, object]]) -> None:
 
     histogram(
         "sagemaker_emulator_llm_time_to_first_token_seconds",
-        "Receipt of a request to its first token written.",
+        "Receipt of a request to its first token handed to its socket.",
         "ttft",
         REQUEST_BUCKETS_S,
     )
@@ -177,7 +179,7 @@ def prometheus(lines: list[str], rows: list[tuple[str, object]]) -> None:
     )
     histogram(
         "sagemaker_emulator_llm_e2e_request_latency_seconds",
-        "Receipt of a request to its last token written.",
+        "Receipt of a request to its last token handed to its socket.",
         "e2e",
         REQUEST_BUCKETS_S,
     )

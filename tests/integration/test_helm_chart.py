@@ -305,6 +305,38 @@ def test_payloads_are_on_every_pod(rendered):
     assert "/mnt/payloads" not in {m["mountPath"] for m in container(master)["volumeMounts"]}
 
 
+def test_llm_files_are_on_every_pod_and_replace_the_payload(rendered):
+    objects = rendered["llm"]
+    configmap = find(objects, "ConfigMap", f"{FULLNAME}-llm")
+    assert configmap["data"] == {"tokenizer.json": "{}"}
+    master, worker = find(objects, "Deployment", MASTER), find(objects, "Deployment", WORKER)
+    menv = env(container(master))
+    assert (menv["LOCUST_API"], menv["LOCUST_PROMPT_TOKENS"], menv["LOCUST_OUTPUT_TOKENS"]) == (
+        "openai", "normal:mean=256,sd=64", "128")
+    assert (menv["LOCUST_GOODPUT"], menv["LOCUST_TOKENIZER"]) == ("ttft<500ms,tpot<50ms", "/mnt/llm/tokenizer.json")
+    assert "LOCUST_PAYLOAD" not in menv  # synthetic prompts: the load generator refuses --payload beside them
+    for workload in (master, worker):  # a file an option names must be on every worker too
+        assert {"name": "llm", "configMap": {"name": configmap["metadata"]["name"]}} in pod_spec(workload)["volumes"]
+        mount = next(m for m in container(workload)["volumeMounts"] if m["mountPath"] == "/mnt/llm")
+        assert mount == {"name": "llm", "mountPath": "/mnt/llm", "readOnly": True}
+    assert "/mnt/payloads" not in {m["mountPath"] for m in container(master)["volumeMounts"]}
+
+    objects = rendered["llm-dataset"]
+    assert not [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-llm")]
+    menv = env(container(find(objects, "Job", MASTER)))
+    assert (menv["LOCUST_API"], menv["LOCUST_DATASET"], menv["LOCUST_REQUEST_FORMAT"]) == (
+        "stream", "/mnt/llm/sharegpt.jsonl", "tgi")
+    assert "LOCUST_PAYLOAD" not in menv and "LOCUST_PROMPT_TOKENS" not in menv
+    for workload in (find(objects, "Job", MASTER), find(objects, "Job", WORKER)):
+        assert {"name": "llm", "configMap": {"name": "chat-data"}} in pod_spec(workload)["volumes"]
+
+    # LLM options through `options` alone replace the payload too; LLM bodies from --payload keep it
+    menv = env(container(find(render({"options": {"api": "openai", "prompt-tokens": "64"}}), "Deployment", MASTER)))
+    assert menv["LOCUST_PROMPT_TOKENS"] == "64" and "LOCUST_PAYLOAD" not in menv
+    menv = env(container(find(render({"llm": {"api": "stream"}}), "Deployment", MASTER)))
+    assert menv["LOCUST_API"] == "stream" and menv["LOCUST_PAYLOAD"] == "/opt/smload/payloads/small.json"
+
+
 def test_pods_roll_when_what_they_mount_changes():
     def checksums(values):
         objects = render(values)
@@ -318,6 +350,12 @@ def test_pods_roll_when_what_they_mount_changes():
         assert payload_changed[role]["checksum/locustfile"] == before[role]["checksum/locustfile"]
         assert locustfile_changed[role]["checksum/locustfile"] != before[role]["checksum/locustfile"]
         assert locustfile_changed[role]["checksum/payloads"] == before[role]["checksum/payloads"]
+    llm = {"llm": {"api": "openai", "dataset": "chat.jsonl", "files": {"chat.jsonl": "{}"}}}
+    before = checksums(llm)
+    after = checksums({"llm": {**llm["llm"], "files": {"chat.jsonl": "[]"}}})
+    for role in (0, 1):
+        assert after[role]["checksum/llm"] != before[role]["checksum/llm"]
+        assert after[role]["checksum/payloads"] == before[role]["checksum/payloads"]
 
 
 def test_workers_restart_with_the_master():

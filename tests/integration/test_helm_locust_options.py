@@ -33,7 +33,7 @@ for case in json.load(sys.stdin):
         out.append({"parsed": values})
     except SystemExit as exit:
         out.append({"error": exit.code})
-print(json.dumps({"env_vars": known, "results": out}, default=str))
+print(json.dumps({"env_vars": known, "results": out}, default=repr))  # typed values (an LLM distribution) as text
 """
 
 
@@ -110,3 +110,68 @@ def test_every_declared_option_can_be_set_from_the_chart():
     env = {e["name"]: e.get("value") for e in master["env"]}
     for variable, option in declared.items():
         assert env.get(variable) == "x", f"options.{option.flag.lstrip('-')} does not set {variable}"
+
+
+# Runs in a subprocess too: the rendered variables through Locust's parser, then the load generator's
+# own check of the endpoint options (smload.invoke.options.build: the LLM prompts, the tokenizer and
+# dataset files, the --payload rule), as the master runs it before the first spawn.
+CHECK = r"""
+import importlib.util, json, sys
+from locust import argument_parser
+spec = importlib.util.spec_from_file_location("locustfile", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+from smload import flags
+case = json.load(sys.stdin)
+settings = flags.parse(argument_parser.get_parser().parse_args([], env_vars=case["env"]), only=["endpoint"])["endpoint"]
+llm = settings.llm
+print(json.dumps({"api": llm.api, "prompts": llm.dataset, "bodies": len(settings.payloads), "stream": settings.stream,
+                  "tokenizer": llm.counter is not None, "goodput": llm.goodput is not None}))
+"""
+
+
+def tokenizer_json() -> str:
+    """A small BPE tokenizer.json built here (nothing comes from a hub)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(["the cat sat on the mat", "how now brown cow"] * 20, trainer)
+    return tokenizer.to_str()
+
+
+@pytest.mark.parametrize("case", ["llm", "llm-dataset"])
+def test_an_llm_configuration_is_one_the_load_generator_accepts(case, tmp_path):
+    """The LLM cases as rendered: the files the chart mounts at /mnt/llm (its own ConfigMap's, or the
+    files an existing ConfigMap would hold) in a directory standing in for the mount."""
+    from testkit.helmchart import merge
+    from testkit.support import aws_env
+
+    sharegpt = "\n".join(json.dumps({"conversations": [{"from": "human", "value": f"say {word}"},
+                                                       {"from": "gpt", "value": f"{word} " * 20}]})
+                         for word in ("yes", "no", "maybe")) + "\n"
+    files = {"tokenizer.json": tokenizer_json(), "sharegpt.jsonl": sharegpt}
+    values = MATRIX[case]
+    if values["llm"].get("files"):
+        values = merge(values, {"llm": {"files": {"tokenizer.json": files["tokenizer.json"]}}})
+    objects = render(values)
+    kind = "Job" if values.get("mode") == "job" else "Deployment"
+    master = container(find(objects, kind, MASTER))
+    configmaps = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-llm")]
+    for name, text in (configmaps[0]["data"] if configmaps else files).items():
+        (tmp_path / name).write_text(text)
+    variables = {e["name"]: e["value"].replace("/mnt/llm/", f"{tmp_path}/") for e in master["env"] if "value" in e}
+    result = subprocess.run([sys.executable, "-c", CHECK, str(LOCUSTFILE)], input=json.dumps({"env": variables}),
+                            capture_output=True, text=True, timeout=120, cwd=REPO, env=aws_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    checked = json.loads(result.stdout.splitlines()[-1])
+    assert checked["tokenizer"] is True
+    if case == "llm":
+        assert (checked["api"], checked["stream"], checked["goodput"]) == ("openai", False, True)
+        assert checked["prompts"].startswith("synthetic: 1000 prompts of normal:mean=256,sd=64 tokens, max_tokens 128")
+        assert checked["bodies"] == 1000
+    else:
+        assert (checked["api"], checked["stream"], checked["goodput"]) == ("stream", True, False)
+        assert checked["prompts"].startswith(f"ShareGPT {tmp_path}/sharegpt.jsonl (3 prompts)")
+        assert checked["bodies"] == 3

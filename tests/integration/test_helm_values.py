@@ -42,6 +42,8 @@ SCHEMA_CASES = {
     "service type": ({"service": {"type": "Public"}}, ("/service/type", "service.type"), ("value must be one of", "must be one of the following")),
     "image digest": ({"image": {"digest": "latest"}}, ("/image/digest", "image.digest"), ("does not match pattern", "Does not match pattern")),
     "payload file name with a slash": ({"payload": {"files": {"a/b.json": "{}"}}}, ("'a/b.json'", "a/b.json"), ("does not match pattern", "Does not match pattern")),
+    "LLM api not in enum": ({"llm": {"api": "chat"}}, ("/llm/api", "llm.api"), ("value must be one of '', 'invoke', 'stream', 'openai'", "must be one of the following")),
+    "LLM dataset as a path": ({"llm": {"dataset": "/data/chat.jsonl"}}, ("/llm/dataset", "llm.dataset"), ("does not match pattern", "Does not match pattern")),
 }
 
 
@@ -70,6 +72,14 @@ TEMPLATE_CASES = {
     "HPA in job mode": ({"mode": "job", "locust": {"runTime": "1m"}, "worker": {"autoscaling": {"enabled": True}}}, "an HPA cannot scale Job workers"),
     "job without workers": ({"mode": "job", "locust": {"runTime": "1m"}, "worker": {"replicas": 0}}, "worker.replicas must be >= 1 in job mode"),
     "ingress in job mode": ({"mode": "job", "locust": {"runTime": "1m"}, "ingress": {"enabled": True}}, "job mode runs headless, there is no web UI"),
+    "LLM prompts and payload files": ({"llm": {"promptTokens": 256}, "payload": {"files": {"a.json": "{}"}}},
+                                      "the prompts come from llm.promptTokens / llm.dataset (no --payload then)"),
+    "two LLM ConfigMaps": ({"llm": {"files": {"t.json": "{}"}, "existingConfigMap": "mine"}},
+                           "set llm.files (a ConfigMap the chart makes) or llm.existingConfigMap, not both"),
+    "LLM file without a ConfigMap": ({"llm": {"tokenizer": "tokenizer.json"}}, "llm.tokenizer names a file of the LLM ConfigMap"),
+    "LLM file not among the files": ({"llm": {"dataset": "b.jsonl", "files": {"a.jsonl": "{}"}}}, 'llm.dataset: "b.jsonl" is not one of llm.files'),
+    "dataset and synthetic prompts": ({"llm": {"dataset": "a.jsonl", "promptTokens": 64, "files": {"a.jsonl": "{}"}}},
+                                      "set llm.dataset (its prompts) or llm.promptTokens (synthetic prompts), not both"),
 }
 
 

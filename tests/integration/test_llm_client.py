@@ -2,7 +2,19 @@
 workers streaming from the OpenAI-compatible route and from InvokeEndpointWithResponseStream at half
 the batch capacity.
 
-* TTFT, ITL and TPOT p50 and p99 within 2% + 1 ms of the emulator's own (``/_emulator/stats``);
+* TTFT, ITL and TPOT p50 and p99 within 2% + 1 ms of the emulator's own (``/_emulator/stats``).
+  The client times TTFT from just before it sends the request to the first content frame it parses;
+  the emulator from the whole request received to the first token handed to that request's socket
+  (it used to stamp every first token with the step's start, though the newest request is written
+  after the batch's older streams: 0.3-0.5 ms early here at 8 streams, the systematic part of a miss
+  once seen, TTFT p50 27.4 against 25.8 ms). What remains is both processes waking up (the emulator
+  for the request, the worker for the token): 0.1-0.3 ms a request when the cores are free, a
+  millisecond or more when other work holds them, and in TTFT only (ITL and TPOT are differences of
+  two reads of one stream, where it cancels), and a worker that a busy machine stalls for a few ms
+  reads every stream late at once. So the test checks the generator's health and names its
+  event-loop lag in every miss; and its answers vary in length, so that the users do not fall into
+  step (then ITL is one constant whose p99 is nothing but that noise; bench/RESULTS.md "TTFT, client
+  against emulator" has the request-by-request figures);
 * input and output token sums exactly the emulator's: from the answers' usage, and with a tokenizer
   file this test builds (answers without usage, counted on the client with the same tokenizer);
 * goodput: the share of requests meeting ``ttft<X`` against the same share in the emulator's
@@ -16,11 +28,18 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from testkit.support import distributed_args, http_get, run_locust, start_emulator
 
-OUTPUT_TOKENS = 64
+from smload.measure.health import LAG_FLOOR_MS
+
+# Answers of different lengths, so that the users do not fall into step: with one length, users that
+# start together finish together and are admitted together for ever after (every prefill in one step,
+# ITL a constant whose p99 is the client's wake-up noise at its worst 1%); with these, ITL's p99 is a
+# step that prefills, as under real traffic.
+OUTPUT_TOKENS = "uniform:min=48,max=80"
 USERS = 8  # half of max_batch: half capacity
 CONFIG = """
 endpoints:
@@ -37,7 +56,11 @@ endpoints:
     variants:
       - {name: c, concurrency: 4, latency: 5}
 """
-GOODPUT_TTFT_MS = 20.0
+# In the gap of the TTFT distribution this batching makes (clusters at 9-13 and 17-20 ms), well above
+# the first: the band the tolerance cannot decide, [X - (2% + 1 ms), X), is then nearly empty, and a
+# request of the first cluster would have to reach the client 3.5 ms late to look like a miss (a
+# worker stalled that long on a busy machine, which happens).
+GOODPUT_TTFT_MS = 16.5
 
 
 def within(ours: float, truth: float) -> bool:
@@ -56,6 +79,20 @@ def sharegpt(path, rng: random.Random, n: int = 200) -> None:
             )
         )
     path.write_text("\n".join(lines) + "\n")
+
+
+def generator_note(stdout: str) -> str:
+    """The run's generator health line, and what a lag above the machine's noise means here."""
+    health = next(line for line in stdout.splitlines() if line.startswith("generator health:"))
+    assert health.startswith("generator health: OK"), health
+    lag_ms = max(float(ms) for ms in re.findall(r"loop lag ([0-9.]+) ms", health))
+    if lag_ms <= LAG_FLOOR_MS:
+        return health
+    return (
+        f"{health}: the workers' event loops ran {lag_ms} ms late on average, above this machine's noise "
+        f"({LAG_FLOOR_MS} ms): each token was read that much after it arrived (a busy machine, not a "
+        "measurement error)"
+    )
 
 
 def run(emulator, tmp_path, *args: str, users: int = USERS, seconds: int = 8):
@@ -100,7 +137,9 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
         "--dataset",
         str(dataset),
         "--output-tokens",
-        str(OUTPUT_TOKENS),
+        OUTPUT_TOKENS,
+        "--dataset-seed",
+        "11",
         "--goodput",
         f"ttft<{GOODPUT_TTFT_MS}ms,tpot<100ms",
     )
@@ -115,7 +154,7 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
 
     # token counts: exactly the emulator's sums (from usage: OpenAI's usage chunk, details on the stream)
     assert ours["tokens_by_usage"] == n
-    assert ours["output_tokens"] == llm["output_tokens"] == n * OUTPUT_TOKENS
+    assert ours["output_tokens"] == llm["output_tokens"]
     assert ours["input_tokens"] == llm["input_tokens"]
     assert ours["output_tokens_per_s"] > 0
 
@@ -132,10 +171,17 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
         llm["itl_ms"],
     )
     # TTFT, ITL, TPOT: p50 and p99 within 2% + 1 ms of the server's
+    note = generator_note(result.stdout)
     for kind in ("ttft_ms", "itl_ms", "tpot_ms"):
         assert ours[kind]["count"] == llm[kind]["count"], (kind, ours[kind], llm[kind])
         for q in ("p50", "p99"):
-            assert within(ours[kind][q], llm[kind][q]), (kind, q, ours[kind][q], llm[kind][q])
+            assert within(ours[kind][q], llm[kind][q]), (kind, q, ours[kind][q], llm[kind][q], note)
+
+    # max_tokens of each request as drawn: the emulator generated exactly that many
+    assert (
+        all(48 <= tokens <= 80 for tokens in journal["output_tokens"])
+        and len(set(journal["output_tokens"])) > 10
+    )
 
     # goodput: the emulator's per-request truth, one request at a time
     assert journal["count"] == n
@@ -144,7 +190,7 @@ def test_token_metrics_match_the_emulators_truth(procs, tmp_path, api):
     below = sum(t < GOODPUT_TTFT_MS for t in ttfts)
     surely_below = sum(t < GOODPUT_TTFT_MS - tolerance for t in ttfts)
     good = ours["goodput"]["requests"]
-    assert 0.1 * n < surely_below <= good <= below < 0.9 * n, (surely_below, good, below, n)
+    assert 0.1 * n < surely_below <= good <= below < 0.9 * n, (surely_below, good, below, n, note)
     assert below - surely_below <= 0.1 * n  # the ambiguous band is thin: the fractions agree within it
     assert ours["goodput"]["fraction"] == pytest.approx(good / n, abs=1e-6)
     assert "tokens counted by: usage" in result.stdout
@@ -198,6 +244,46 @@ def test_token_counts_with_a_local_tokenizer_equal_the_emulators(procs, tmp_path
     assert "tokens_by_usage" not in ours
     assert ours["output_tokens"] == llm["output_tokens"] and ours["input_tokens"] == llm["input_tokens"]
     assert "tokens counted by: tokenizer" in result.stdout
+
+
+@pytest.mark.parametrize("api", ["openai", "stream"])
+def test_request_timeout_is_an_idle_limit(procs, tmp_path, api):
+    """``--request-timeout 1`` limits each wait, as botocore's read_timeout does: a stream whose tokens
+    come every 0.4 s succeeds though it lasts longer than that in all; one whose first token takes
+    1.6 s fails with Timeout after 1 s."""
+    config = tmp_path / "llm.yaml"
+    config.write_text("""
+endpoints:
+  - name: chat
+    variants:
+      - {name: v, llm: {max_batch: 8, decode: {base_ms: 400, per_seq_ms: 0}}}
+  - name: stuck
+    variants:
+      - {name: v, llm: {max_batch: 8, decode: {base_ms: 1600, per_seq_ms: 0}}}
+""")
+    emulator = start_emulator(procs, "--config", str(config))
+    common = ("--api", api, "--prompt-tokens", "8", "--output-tokens", "4", "--request-timeout", "1")
+    _, names = run(emulator, tmp_path, *common, users=2, seconds=4)
+    ours = names["chat/v"]
+    assert ours["requests"] >= 2 and ours["failures"] == 0, ours
+    assert ours["p50_ms"] > 1500  # four tokens 0.4 s apart: longer than the limit, never idle that long
+
+    _, names = run(
+        emulator,
+        tmp_path / "stuck",
+        *common,
+        "--endpoint-name",
+        "stuck",
+        "--exit-code-on-error",
+        "0",
+        users=2,
+        seconds=4,
+    )
+    (ours,) = names.values()
+    assert ours["requests"] >= 2 and ours["failures"] == ours["requests"], ours
+    report = json.loads((tmp_path / "stuck" / "report" / "report.json").read_text())
+    assert {e["type"] for e in report["errors"]} == {"Timeout"}, report["errors"]
+    assert 1000 <= ours["p50_ms"] <= 1250, ours  # the limit (and a busy machine's wake-up)
 
 
 def _refused(emulator, endpoint: str, *args: str) -> str:

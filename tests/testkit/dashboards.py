@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from testkit.support import REPO
 
 DASHBOARDS = REPO / "helm" / "sagemaker-loadtest" / "dashboards"  # the one source (compose mounts it)
+LLM = "llm.json"  # its panels have data during an LLM run only: tests/integration/test_llm_dashboard.py
 
 BUILTINS = {"__rate_interval": "10s", "__interval": "2s", "__range": "5m", "__range_s": "300", "__interval_ms": "2000"}
 _VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")

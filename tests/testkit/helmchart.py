@@ -48,6 +48,15 @@ MATRIX = {
     "payload-configmap": {"payload": {"existingConfigMap": "my-payloads", "order": "round-robin", "seed": 42, "file": "bodies.jsonl"}},
     "payload-example": {"payload": {"example": "rows.csv"}, "request": {"contentType": "text/csv"}},
     "dashboards": {"metrics": {"grafanaDashboards": {"enabled": True, "namespace": "monitoring"}}},
+    # LLM endpoints: synthetic prompts, goodput and a tokenizer from the chart's ConfigMap; a ShareGPT
+    # dataset and a tokenizer from an existing ConfigMap, the rest of the LLM options through `options`.
+    "llm": {"llm": {"api": "openai", "promptTokens": "normal:mean=256,sd=64", "outputTokens": 128,
+                    "goodput": "ttft<500ms,tpot<50ms", "tokenizer": "tokenizer.json", "files": {"tokenizer.json": "{}"}},
+            "locust": {"checks": ["ttft_p95 < 500ms", "goodput >= 95%"]}},
+    "llm-dataset": {"mode": "job", "locust": {"runTime": "10m"},
+                    "llm": {"api": "stream", "dataset": "sharegpt.jsonl", "tokenizer": "tokenizer.json",
+                            "outputTokens": "lognormal:median=200,p99=800", "existingConfigMap": "chat-data"},
+                    "options": {"request-format": "tgi", "dataset-seed": 7}},
     "rbac": {"rbac": {"create": True, "subjects": [{"kind": "Group", "name": "loadtesters", "apiGroup": "rbac.authorization.k8s.io"}]}},
     "web-login": {"web": {"login": True}, "master": {"podDisruptionBudget": {"enabled": True}}},
     "everything": {

@@ -82,8 +82,27 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if and $p.file (or $p.files $p.binaryFiles) (not (or (hasKey $p.files $p.file) (hasKey $p.binaryFiles $p.file))) }}
 {{- fail (printf "payload.file: %q is not one of payload.files/payload.binaryFiles" $p.file) }}
 {{- end }}
-{{- if and (not (include "smload.payloadPath" .)) (not (include "smload.customLocustfile" .)) }}
-{{- fail "payload: the bundled locustfile needs request bodies: set payload.example, payload.files or payload.existingConfigMap" }}
+{{- if and (not (include "smload.payloadPath" .)) (not (include "smload.customLocustfile" .)) (not (include "smload.llmPrompts" .)) }}
+{{- fail "payload: the bundled locustfile needs request bodies: set payload.example, payload.files or payload.existingConfigMap (or llm.promptTokens / llm.dataset)" }}
+{{- end }}
+{{- if and (include "smload.llmPrompts" .) (or $p.files $p.binaryFiles $p.existingConfigMap) }}
+{{- fail "payload: the prompts come from llm.promptTokens / llm.dataset (no --payload then): remove payload.files/payload.binaryFiles/payload.existingConfigMap, or the LLM prompts" }}
+{{- end }}
+{{- $l := .Values.llm }}
+{{- if and $l.existingConfigMap $l.files }}
+{{- fail "llm: set llm.files (a ConfigMap the chart makes) or llm.existingConfigMap, not both" }}
+{{- end }}
+{{- range $value := list "dataset" "tokenizer" "requestTemplate" }}
+{{- $file := index $l $value }}
+{{- if and $file (not (include "smload.llmConfigMap" $)) }}
+{{- fail (printf "llm.%s names a file of the LLM ConfigMap: set llm.files or llm.existingConfigMap too" $value) }}
+{{- end }}
+{{- if and $file $l.files (not (hasKey $l.files $file)) }}
+{{- fail (printf "llm.%s: %q is not one of llm.files" $value $file) }}
+{{- end }}
+{{- end }}
+{{- if and $l.dataset $l.promptTokens }}
+{{- fail "llm: set llm.dataset (its prompts) or llm.promptTokens (synthetic prompts), not both" }}
 {{- end }}
 {{- if and .Values.locustfile.content .Values.locustfile.existingConfigMap }}
 {{- fail "locustfile: set locustfile.content or locustfile.existingConfigMap, not both" }}
@@ -127,9 +146,24 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
-{{/* The --payload path: the mounted ConfigMap (or one file of it), else the image's example. */}}
+{{/* Prompts of an LLM test (synthetic or a dataset), which replace the --payload bodies. */}}
+{{- define "smload.llmPrompts" -}}
+{{- if or .Values.llm.promptTokens .Values.llm.dataset (hasKey .Values.options "prompt-tokens") (hasKey .Values.options "dataset") }}true{{ end }}
+{{- end }}
+
+{{- define "smload.llmConfigMap" -}}
+{{- if .Values.llm.existingConfigMap }}
+{{- .Values.llm.existingConfigMap }}
+{{- else if .Values.llm.files }}
+{{- printf "%s-llm" (include "smload.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+{{- end }}
+
+{{/* The --payload path: the mounted ConfigMap (or one file of it), else the image's example; none
+when the LLM prompts replace the bodies (the load generator refuses both). */}}
 {{- define "smload.payloadPath" -}}
-{{- if include "smload.payloadConfigMap" . }}
+{{- if include "smload.llmPrompts" . }}
+{{- else if include "smload.payloadConfigMap" . }}
 {{- if .Values.payload.file }}{{ printf "/mnt/payloads/%s" .Values.payload.file }}{{ else }}/mnt/payloads{{ end }}
 {{- else if .Values.payload.example }}{{ printf "/opt/smload/payloads/%s" .Values.payload.example }}
 {{- end }}
@@ -143,6 +177,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "smload.checksums" -}}
 checksum/payloads: {{ include (print .Template.BasePath "/configmap-payloads.yaml") . | sha256sum }}
 checksum/locustfile: {{ include (print .Template.BasePath "/configmap-locustfile.yaml") . | sha256sum }}
+checksum/llm: {{ include (print .Template.BasePath "/configmap-llm.yaml") . | sha256sum }}
 {{- end }}
 
 {{/*
@@ -225,6 +260,35 @@ worker needs only the master's address, the locustfile and the files that option
 - name: LOCUST_PAYLOAD_SEED
   value: {{ .Values.payload.seed | toString | quote }}
 {{- end }}
+{{- $l := .Values.llm }}
+{{- with $l.api }}
+- name: LOCUST_API
+  value: {{ . | quote }}
+{{- end }}
+{{- with $l.promptTokens }}
+- name: LOCUST_PROMPT_TOKENS
+  value: {{ . | toString | quote }}
+{{- end }}
+{{- with $l.outputTokens }}
+- name: LOCUST_OUTPUT_TOKENS
+  value: {{ . | toString | quote }}
+{{- end }}
+{{- with $l.goodput }}
+- name: LOCUST_GOODPUT
+  value: {{ . | quote }}
+{{- end }}
+{{- with $l.dataset }}
+- name: LOCUST_DATASET
+  value: {{ printf "/mnt/llm/%s" . | quote }}
+{{- end }}
+{{- with $l.tokenizer }}
+- name: LOCUST_TOKENIZER
+  value: {{ printf "/mnt/llm/%s" . | quote }}
+{{- end }}
+{{- with $l.requestTemplate }}
+- name: LOCUST_REQUEST_TEMPLATE
+  value: {{ printf "/mnt/llm/%s" . | quote }}
+{{- end }}
 {{- range $flag, $value := .Values.options }}
 - name: {{ printf "LOCUST_%s" ($flag | upper | replace "-" "_") }}
   value: {{ $value | toString | quote }}
@@ -273,6 +337,11 @@ envFrom:
   configMap:
     name: {{ . }}
 {{- end }}
+{{- with (include "smload.llmConfigMap" $root) }}
+- name: llm
+  configMap:
+    name: {{ . }}
+{{- end }}
 {{- if include "smload.customLocustfile" $root }}
 - name: locustfile
   configMap:
@@ -292,6 +361,11 @@ envFrom:
 {{- if include "smload.payloadConfigMap" $root }}
 - name: payloads
   mountPath: /mnt/payloads
+  readOnly: true
+{{- end }}
+{{- if include "smload.llmConfigMap" $root }}
+- name: llm
+  mountPath: /mnt/llm
   readOnly: true
 {{- end }}
 {{- if include "smload.customLocustfile" $root }}
