@@ -26,6 +26,7 @@ from .payloads import Payload, PayloadPicker
 from .transport import Boto3Transport, FastTransport, Outcome
 
 _ATTRIBUTE = "smload_runtime"  # where an Environment keeps the current test's Runtime
+_RECORDS_MAX = 4096  # records kept per client (see SageMakerClient._record)
 
 
 class Runtime:
@@ -68,6 +69,7 @@ class SageMakerClient:
         self._fire = user.environment.events.request.fire
         self._user = user
         self._overridden: dict[tuple, Settings] = {}
+        self._records: dict[tuple[int, str | None, str | None], Record] = {}
 
     def close(self) -> None:
         self._transport.close()
@@ -114,12 +116,24 @@ class SageMakerClient:
             settings = self._overridden[key] = self.settings.overridden(**overrides)
         return settings
 
+    def _record(self, settings: Settings, variant: str | None, name: str | None) -> Record:
+        """The Record of an answer without stream timings, built once per (settings, variant that answered,
+        custom name): the settings' header lookups and a new Identity were a third of what reporting a
+        request cost (bench/RESULTS.md). ``settings`` is ``self.settings`` or one of ``self._overridden``,
+        alive as long as this client, so its id() stays its own."""
+        key = (id(settings), variant, name)
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= _RECORDS_MAX:  # a custom locustfile that names every request anew
+                self._records.clear()
+            target = settings.inference_component or variant or settings.target_variant
+            record = self._records[key] = Record(Identity.of(settings.api, settings.endpoint_name, target, name))
+        return record
+
     def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None) -> None:
-        target = settings.inference_component or outcome.variant or settings.target_variant
-        identity = Identity.of(settings.api, settings.endpoint_name, target, name)
-        if outcome.first_part_ms is None:
-            record = Record(identity)
-        else:
+        record = self._record(settings, outcome.variant, name)
+        identity = record.identity
+        if outcome.first_part_ms is not None:
             timings: tuple[tuple[str, float], ...] = ((TTFB, outcome.first_part_ms),)
             if outcome.parts > 1:
                 timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
