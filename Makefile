@@ -80,13 +80,13 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-docker
+.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-docker bench-ab
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
 
 # Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
 # holds the recorded results and the command behind each table.
-bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm ## Every benchmark but the image's (bench/RESULTS.md)
+bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-ab ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
@@ -108,6 +108,9 @@ bench-calibration: venv ## Calibration against emulator endpoints of known capac
 
 bench-helm: venv ## Workers added mid-test: time until they hold users, with and without --enable-rebalancing (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_helm.py --rounds 3
+
+bench-ab: venv ## A/B statistics: false positives, coverage and power of the intervals, simulated (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_ab.py
 
 bench-docker: venv ## Image size and build/start times on the local base image; starts its own Docker engine (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env BENCH_BASE=1 bench/bench_docker.sh

@@ -1,6 +1,6 @@
 """Checking the bearer tokens of the OpenAI-compatible route on the server side.
 
-A token (``smload.bearer`` mints them as the SageMaker Python SDK does) is ``sagemaker-api-key-`` +
+A token (``smload.invoke.bearer`` mints them as the SageMaker Python SDK does) is ``sagemaker-api-key-`` +
 base64 of a SigV4 presigned URL, ``sagemaker.amazonaws.com/?Action=CallWithBearerToken&X-Amz-...
 &X-Amz-Signature=...&Version=1``. Lenient mode (the default) accepts any non-empty token. Strict
 mode (``--strict-sigv4``) verifies it as AWS does: the canonical request ``POST /`` with the query

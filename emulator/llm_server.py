@@ -258,9 +258,14 @@ class LLMTarget:
         vstats.answered("200", None, e2e_s)
         vstats.latency.record(e2e_s * 1000.0)
         vstats.model_latency.record((now - job.admitted) * 1000.0)
-        stats.e2e.record(e2e_s * 1000.0)
+        e2e_ms = e2e_s * 1000.0
+        stats.e2e.record(e2e_ms)
+        tpot_ms = None
         if job.n > 1:
-            stats.tpot.record((now - job.first_at) * 1000.0 / (job.n - 1))
+            tpot_ms = (now - job.first_at) * 1000.0 / (job.n - 1)
+            stats.tpot.record(tpot_ms)
+        ttft_ms = (job.first_at - job.arrived) * 1000.0
+        stats.journal.append((ttft_ms, tpot_ms, e2e_ms, job.input_tokens, job.n))  # per-request truth
 
     def break_stream(self, job: LLMJob, now: float) -> None:
         """An injected stream error (``stream.error_rate``): the event-stream exception after half the

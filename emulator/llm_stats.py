@@ -9,12 +9,18 @@ wrote it (wall clock, the whole request received -> the bytes handed to the sock
 - ``input_tokens`` / ``output_tokens``: exact sums, over requests that got a first token; output
   tokens are those written to clients (a request whose client went away counts what it was sent).
 - ``batch`` and ``kv_cache``: occupancy over busy time (an instance between its first and last step).
+- ``journal``: the last ``JOURNAL_MAX`` completed requests one by one, ``(ttft_ms, tpot_ms, e2e_ms,
+  input_tokens, output_tokens)`` (``tpot_ms`` None for one token): per-request truth, for what
+  percentiles cannot tell (the share of requests that met a TTFT *and* a TPOT objective, goodput).
+  Served by ``GET /_emulator/requests``.
 
 Served in ``/_emulator/stats`` (``llm`` block of the variant) and as ``sagemaker_emulator_llm_*``
 families on ``/metrics``.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from smload.measure.histogram import Histogram, bucket_index
 
@@ -40,6 +46,8 @@ TOKEN_BUCKETS_S = (
     0.5,
     1.0,
 )
+JOURNAL_MAX = 100_000  # completed requests kept one by one (about 6 MB); the oldest go first
+JOURNAL_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms", "input_tokens", "output_tokens")
 REQUEST_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -67,6 +75,7 @@ class LLMStats:
         "input_tokens",
         "output_tokens",
         "aborted",
+        "journal",
     )
 
     def __init__(self, engine: Engine) -> None:
@@ -82,7 +91,17 @@ class LLMStats:
         self.input_tokens = 0
         self.output_tokens = 0
         self.aborted = 0  # requests whose client closed the connection before their last token
+        self.journal: deque[tuple] = deque(maxlen=JOURNAL_MAX)
         self.engine.stats.reset()
+
+    def journal_json(self) -> dict:
+        """The per-request truth: one list per field, in completion order (the oldest dropped past
+        ``JOURNAL_MAX``)."""
+        columns = list(zip(*self.journal, strict=True)) if self.journal else [()] * len(JOURNAL_FIELDS)
+        return {
+            "count": len(self.journal),
+            **{name: list(col) for name, col in zip(JOURNAL_FIELDS, columns, strict=True)},
+        }
 
     def to_json(self) -> dict:
         engine = self.engine

@@ -215,7 +215,8 @@ class Connection(asyncio.Protocol):
             raise Refused(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
         if repeated is not None:
             for name, values in repeated.items():
-                headers[name] = b",".join([headers[name], *values])
+                # each value trimmed, as HTTP reads a field value and SigV4 canonicalises one
+                headers[name] = b",".join([value.strip() for value in (headers[name], *values)])
             self.repeated = None
 
     def on_body(self, body: bytes) -> None:
@@ -391,6 +392,8 @@ class App:
     def control(self, conn: Connection, req: Request, what: bytes, method: bytes) -> None:
         if what == b"stats" and method == b"GET":
             body = self.stats.to_json()
+        elif what == b"requests" and method == b"GET":
+            body = self.stats.requests_json()
         elif what == b"reset" and method == b"POST":
             self.stats.reset()
             body = {"reset": True}
@@ -398,8 +401,8 @@ class App:
             body = self.config.to_json()
             openai_route.base_urls(body, req.headers.get(b"host", b"127.0.0.1").decode("latin-1"))
         else:
-            conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, POST /_emulator/reset, "
-                                 b"GET /_emulator/config\n", keep_alive=req.keep_alive)
+            conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, GET /_emulator/requests, "
+                                 b"POST /_emulator/reset, GET /_emulator/config\n", keep_alive=req.keep_alive)
             return
         conn.send_plain(200, json.dumps(body).encode(), b"application/json", req.keep_alive)
 

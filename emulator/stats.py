@@ -125,6 +125,17 @@ class Stats:
             "endpoints": endpoints,
         }
 
+    def requests_json(self) -> dict:
+        """``GET /_emulator/requests``: each LLM variant's and component's per-request truth
+        (llm_stats.LLMStats.journal_json), shaped like ``to_json``'s endpoints."""
+        endpoints: dict = {}
+        for group, key in ((self.endpoints, "variants"), (self.components, "inference_components")):
+            for name, targets in group.items():
+                for target, ts in targets.items():
+                    if ts.llm is not None:
+                        endpoints.setdefault(name, {}).setdefault(key, {})[target] = ts.llm.journal_json()
+        return {"endpoints": endpoints}
+
     def prometheus(self) -> str:
         """The Prometheus text exposition (version 0.0.4) of every counter."""
         lines: list[str] = []

@@ -112,7 +112,8 @@ class CloudWatchPoller(Collector):
         self._failing: dict[str, str] = {}  # operation -> the error last logged for it
 
     @classmethod
-    def from_options(cls, options: Any, environment: Any = None) -> CloudWatchPoller:
+    def from_options(cls, options: Any, environment: Any = None, interval: float | None = None) -> CloudWatchPoller:
+        """``interval``: the checked --cloudwatch-interval (the exporter's option group parses it)."""
         def clients() -> tuple[Any, Any]:
             from smload.invoke import aws
 
@@ -134,7 +135,7 @@ class CloudWatchPoller(Collector):
             return {identity.target for identity in store.of(environment).lifetime()
                     if identity.endpoint == options.endpoint_name and identity.target not in (None, UNKNOWN)}
 
-        return cls(options.endpoint_name, options.cloudwatch_interval, clients, known_variants)
+        return cls(options.endpoint_name, float(interval or options.cloudwatch_interval), clients, known_variants)
 
     def start(self) -> gevent.Greenlet:
         return gevent.spawn(self._run)

@@ -22,7 +22,7 @@ from typing import Any
 from smload import errors
 from smload.measure.histogram import Histogram
 from smload.measure.series import Series
-from smload.record import LATENCY, TTFB
+from smload.record import GOODPUT, INPUT_TOKENS, ITL, LATENCY, OUTPUT_TOKENS, TPOT, TTFB, TTFT
 
 from .buckets import LE_LABELS, cumulative_counts
 
@@ -50,9 +50,42 @@ _HEADERS = {
         "histogram",
         "Response streams: time to the first part, measured by the workers, merged exactly on the master",
     ),
+    "locust_llm_time_to_first_token_seconds": (
+        "histogram",
+        "LLM requests: time to the first generated token, measured by the workers as tokens arrive",
+    ),
+    "locust_llm_inter_token_latency_seconds": (
+        "histogram",
+        "LLM requests: every gap between two generated tokens of a request",
+    ),
+    "locust_llm_time_per_output_token_seconds": (
+        "histogram",
+        "LLM requests: per request, (end-to-end latency - time to first token) / (output tokens - 1)",
+    ),
+    "locust_llm_input_tokens_total": ("counter", "LLM requests: prompt tokens (usage, else --tokenizer)"),
+    "locust_llm_output_tokens_total": (
+        "counter",
+        "LLM requests: generated tokens (usage, else --tokenizer, else one per content chunk)",
+    ),
+    "locust_llm_goodput_requests_total": (
+        "counter",
+        "LLM requests that succeeded and met every --goodput objective (TTFT, TPOT, e2e) on their own",
+    ),
 }
 # timing kind -> histogram family
-HISTOGRAMS = {LATENCY: "locust_request_duration_seconds", TTFB: "locust_time_to_first_byte_seconds"}
+HISTOGRAMS = {
+    LATENCY: "locust_request_duration_seconds",
+    TTFB: "locust_time_to_first_byte_seconds",
+    TTFT: "locust_llm_time_to_first_token_seconds",
+    ITL: "locust_llm_inter_token_latency_seconds",
+    TPOT: "locust_llm_time_per_output_token_seconds",
+}
+# counter -> counter family (present for a name once it has the counter)
+COUNTERS = {
+    INPUT_TOKENS: "locust_llm_input_tokens_total",
+    OUTPUT_TOKENS: "locust_llm_output_tokens_total",
+    GOODPUT: "locust_llm_goodput_requests_total",
+}
 
 
 def label_value(value: str) -> str:
@@ -125,6 +158,7 @@ class RequestMetrics:
         view = self._capped(lifetime)
         requests, failures, response_bytes = [], [], []
         histograms: dict[str, list[str]] = {family: [] for family in HISTOGRAMS.values()}
+        counters: dict[str, list[str]] = {family: [] for family in COUNTERS.values()}
         for key, series in view.items():
             labels = self._labels_of(key)
             requests.append(f"locust_requests_total{{{labels}}} {series.requests}\n")
@@ -140,9 +174,13 @@ class RequestMetrics:
                 histogram = series.timings.get(kind)
                 if histogram is not None or kind == LATENCY:
                     histograms[family] += self._histogram(family, key, histogram or Histogram())
+            if OUTPUT_TOKENS in series.counts:  # an LLM name: all three counters, from 0
+                for counter, family in COUNTERS.items():
+                    if counter != GOODPUT or GOODPUT in series.counts:
+                        counters[family].append(f"{family}{{{labels}}} {series.counts.get(counter, 0)}\n")
         out = [_header("locust_requests_total"), *requests, _header("locust_request_failures_total"), *failures,
                _header("locust_response_bytes_total"), *response_bytes]
-        for family, lines in histograms.items():
+        for family, lines in (*histograms.items(), *counters.items()):
             if lines:
                 out += [_header(family), *lines]
         return "".join(out)

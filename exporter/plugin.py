@@ -69,7 +69,7 @@ def _on_init(environment: Environment, runner: Any = None, **_kwargs: Any) -> No
     if settings["cloudwatch"]:
         from .cloudwatch import CloudWatchPoller
 
-        poller = CloudWatchPoller.from_options(options, environment)
+        poller = CloudWatchPoller.from_options(options, environment, settings["cloudwatch_interval"])
         poller.start()
         collectors.append(poller)
     start_server(environment, settings["metrics_host"], settings["metrics_port"], settings["metrics_max_names"],

@@ -11,6 +11,7 @@ from .version import VERSION
 COMMANDS = {
     "run": ("smload.launch:run_main", "run a load test: Locust with the bundled locustfile (all Locust options too)"),
     "calibrate": ("smload.launch:calibrate_main", "find the endpoint's knee and recommend its autoscaling target"),
+    "compare": ("smload.compare_command:main", "compare two runs' report.json with confidence intervals; gate CI on regressions"),
     "emulator": ("smload.emulator.cli:main", "run the SageMaker runtime emulator (the offline default target)"),
     "k8s": ("smload.k8s:main", "status, scale, run and stop a load test deployed with the Helm chart"),
 }

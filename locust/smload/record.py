@@ -23,9 +23,23 @@ UNKNOWN = "unknown"  # the target of a request that reached no variant and named
 LATENCY = "latency"  # the headline response time, to the last byte (Locust's response_time)
 TTFB = "ttfb"  # to the first part of a response stream
 PER_PART = "per_part"  # mean time between a stream's parts, one value per stream
+# LLM requests (smload.invoke.llm): tokens parsed as they arrive
+TTFT = "ttft"  # to the first generated token
+ITL = "itl"  # every gap between two tokens of a request (one value per token after the first)
+TPOT = "tpot"  # per request: (e2e - TTFT) / (output tokens - 1)
 
 # Counters besides requests, failures and response bytes.
 PARTS = "parts"  # PayloadParts received
+INPUT_TOKENS = (
+    "input_tokens"  # prompt tokens of LLM requests (from usage, else a tokenizer, else not counted)
+)
+OUTPUT_TOKENS = "output_tokens"  # generated tokens (from usage, else a tokenizer, else one per content chunk)
+GOODPUT = "goodput"  # LLM requests that succeeded and met every --goodput objective
+# how each LLM request's tokens were counted, one per request: the summary says which
+COUNTED_BY_USAGE = "tokens_by_usage"
+COUNTED_BY_TOKENIZER = "tokens_by_tokenizer"
+COUNTED_BY_CHUNKS = "tokens_by_chunks"
+TOKEN_SOURCES = {COUNTED_BY_USAGE: "usage", COUNTED_BY_TOKENIZER: "tokenizer", COUNTED_BY_CHUNKS: "chunks"}
 
 RECORD = "smload"  # the key of a Record in the request event's context
 

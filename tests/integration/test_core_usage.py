@@ -72,7 +72,7 @@ CASES = {
     "no payload": (["--endpoint-name", "ep"], None, ["--payload: is required"]),
     "payload missing": (["--endpoint-name", "ep"], "missing.json", ["--payload:", "does not exist"]),
     "empty directory": (["--endpoint-name", "ep"], "empty", ["--payload:", "has no files"]),
-    "unreadable file": (["--endpoint-name", "ep"], "dangling", ["--payload:", "cannot read", "gone.json"]),
+    "unreadable file": (["--endpoint-name", "ep"], "dangling", ["--payload:", "gone.json", "is a broken symbolic link"]),
     "invalid json line": (["--endpoint-name", "ep"], "bad.jsonl", ["--payload:", "bad.jsonl:2: invalid JSON"]),
     "body over 6 MiB": (["--endpoint-name", "ep"], "big.bin", ["--payload:", "6,291,457 bytes", "6 MiB"]),
     "bad endpoint name": (["--endpoint-name", "my_endpoint!"], "good.json", ["--endpoint-name:", "not a valid endpoint name"]),

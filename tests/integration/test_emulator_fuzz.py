@@ -23,19 +23,12 @@ import time
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from testkit.rawhttp import AUTH, Probe, invocation
-from testkit.support import start_emulator, wait_until
+from testkit.support import rss, start_emulator, wait_until
 
 RSS_BUDGET = 16 * 1024 * 1024
 FLOOD = 200_000
 PROBE_LIMIT_S = 0.1
 
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 # --- what the fuzzer sends -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """LLM endpoints as real clients see them: the ``openai`` SDK on the OpenAI-compatible route (with
-bearer tokens from ``smload.bearer``), boto3 and the AWS CLI on the runtime API, against a real
+bearer tokens from ``smload.invoke.bearer``), boto3 and the AWS CLI on the runtime API, against a real
 ``smload emulator`` process serving emulator/examples/llm.yaml. Every count the clients saw must
 equal the emulator's ground truth exactly."""
 
@@ -27,7 +27,7 @@ from testkit.support import (
     start_emulator,
 )
 
-from smload.bearer import TokenSource
+from smload.invoke.bearer import TokenSource
 
 LLM_EXAMPLE = REPO / "emulator" / "examples" / "llm.yaml"
 # The default mode accepts any well-formed SigV4 header on the runtime API
@@ -212,7 +212,7 @@ def test_inference_components_route_count_and_export(llm):
     components = stats["inference_components"]
     assert components["writer"]["status"] == {"200": 1}
     assert components["classifier"]["status"] == {"200": 1, "404": 1}
-    assert components["ghost"]["errors"] == {"ValidationError": 1}
+    assert components["(unknown)"]["errors"] == {"ValidationError": 1}  # bounded: an unknown name is not a label
     assert stats["variants"]["unknown"]["errors"] == {"ValidationError": 1}
     assert stats["requests"] == 5
     text = llm.metrics()

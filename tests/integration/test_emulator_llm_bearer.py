@@ -1,4 +1,4 @@
-"""Bearer tokens in strict mode: the ``openai`` SDK with tokens minted by ``smload.bearer`` from
+"""Bearer tokens in strict mode: the ``openai`` SDK with tokens minted by ``smload.invoke.bearer`` from
 long-term and from temporary credentials streams from the OpenAI-compatible route; a tampered token,
 an expired one, one from unknown or expired credentials are refused with AWS's answer (403, counted
 ``AccessDenied``); a SigV4-signed request is accepted on the same route."""
@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from testkit.support import TEST_ACCESS_KEY, TEST_SECRET_KEY, start_emulator
 
-from smload.bearer import PREFIX, TokenSource, mint
+from smload.invoke.bearer import PREFIX, TokenSource, mint
 
 TEMP_KEY, TEMP_SECRET, TEMP_TOKEN = (
     "ASIASMLOADTEMP000001",

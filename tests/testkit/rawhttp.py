@@ -82,12 +82,14 @@ class Probe:
     every 5 ms, while a test abuses the server; ``with Probe(...) as probe:`` then ``probe.results``
     (status, seconds, time.monotonic() at its start) for every request it made."""
 
-    def __init__(self, port: int, endpoint: str) -> None:
+    def __init__(self, port: int, endpoint: str, get: str | None = None) -> None:
+        """``get``: GET that path instead (``endpoint`` is then "GET"), any 200 being right."""
         self.args = [
             sys.executable,
             str(Path(__file__).resolve().parent.parent / "tools" / "probe.py"),
             str(port),
             endpoint,
+            *([get] if get else []),
         ]
         self.results: list[tuple[int, float, float]] = []
 

@@ -33,6 +33,15 @@ TEST_ACCESS_KEY = "AKIDSMLOADTEST000001"
 TEST_SECRET_KEY = "smload/test/secret/key/0000000000000000000"
 
 
+def rss(pid: int) -> int:
+    """A process's resident memory in bytes (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

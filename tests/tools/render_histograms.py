@@ -1,22 +1,22 @@
 """Render latency samples as the exporter would (tests only): ``render_histograms.py SPEC OUT``.
 
 SPEC is a JSON file ``{"name": [ms, ms, ...], ...}``; each name's samples go through a worker's
-Histogram, the exporter's bucket layout and its text renderer, as ``request_type="LAYOUT"``. Runs in
-its own process because importing the exporter imports Locust (gevent monkey-patching).
+Histogram, the exporter's bucket layout and its text renderer, as ``request_type="LAYOUT"``.
 """
 
 import json
 import sys
 
 from smload.exporter.exposition import RequestMetrics
-from smload.exporter.latency import Series
+from smload.measure.series import Series
+from smload.record import Identity
 
 
 def main(spec_path: str, out_path: str) -> None:
     spec = json.load(open(spec_path))
     lifetime = {}
     for name, samples in spec.items():
-        series = lifetime[("LAYOUT", name)] = Series()
+        series = lifetime[Identity("LAYOUT", name)] = Series()
         for ms in samples:
             series.requests += 1
             series.histogram.record(ms)

@@ -1,4 +1,4 @@
-"""smload.bearer mints tokens as the SageMaker Python SDK does, and the emulator's strict verifier
+"""smload.invoke.bearer mints tokens as the SageMaker Python SDK does, and the emulator's strict verifier
 accepts exactly those: botocore's own presigner is the reference on both sides."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 import pytest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from smload import bearer
 from smload.emulator import bearer as server
 from smload.emulator.config import AccessKey
+from smload.invoke import bearer
 
 KEY, SECRET, TOKEN = "AKIDBEARERTEST000001", "bearer/secret/0000000000000000000000000", "session/token+=="
 

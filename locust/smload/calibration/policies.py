@@ -21,6 +21,10 @@ from dataclasses import dataclass
 INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
 CONCURRENCY_METRIC = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+# inference components scale their copies, on per-copy metrics
+COMPONENT_INVOCATIONS_METRIC = "SageMakerInferenceComponentInvocationsPerCopy"
+COMPONENT_CONCURRENCY_METRIC = "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
+COMPONENT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
 SCALE_OUT_COOLDOWN_S = 300
 SCALE_IN_COOLDOWN_S = 300
 
@@ -55,8 +59,8 @@ def concurrency_target(concurrency_per_instance: float, safety_factor: float) ->
     return max(0.1, math.floor(concurrency_per_instance * safety_factor * 10) / 10)
 
 
-def resource_id(endpoint: str, variant: str) -> str:
-    return f"endpoint/{endpoint}/variant/{variant}"
+def resource_id(endpoint: str, variant: str, component: bool = False) -> str:
+    return f"inference-component/{variant}" if component else f"endpoint/{endpoint}/variant/{variant}"
 
 
 def policy_file(variant: str, kind: str) -> str:
@@ -64,10 +68,11 @@ def policy_file(variant: str, kind: str) -> str:
     return f"scaling-policy-{safe}-{kind}.json"
 
 
-def commands(endpoint: str, variant: str, instances: int, kind: str, region: str | None) -> list[str]:
-    """The AWS CLI commands that register the variant and apply one policy file."""
-    common = ["--service-namespace", "sagemaker", "--resource-id", resource_id(endpoint, variant),
-              "--scalable-dimension", SCALABLE_DIMENSION]
+def commands(endpoint: str, variant: str, instances: int, kind: str, region: str | None,
+             component: bool = False) -> list[str]:
+    """The AWS CLI commands that register the variant (or component) and apply one policy file."""
+    common = ["--service-namespace", "sagemaker", "--resource-id", resource_id(endpoint, variant, component),
+              "--scalable-dimension", COMPONENT_DIMENSION if component else SCALABLE_DIMENSION]
     if region:
         common += ["--region", region]
     register = ["aws", "application-autoscaling", "register-scalable-target", *common,
@@ -79,8 +84,11 @@ def commands(endpoint: str, variant: str, instances: int, kind: str, region: str
 
 
 def recommend(endpoint: str, total_rps: float, instances: int, loads: list[VariantLoad], safety_factor: float,
-              region: str | None = None) -> dict:
-    """The recommendation block of calibration.json: totals, and per variant both policies."""
+              region: str | None = None, component: bool = False) -> dict:
+    """The recommendation block of calibration.json: totals, and per variant both policies. For
+    inference components (``component``) the per-copy metrics and ``DesiredCopyCount``."""
+    invocations_metric = COMPONENT_INVOCATIONS_METRIC if component else INVOCATIONS_METRIC
+    concurrency_metric = COMPONENT_CONCURRENCY_METRIC if component else CONCURRENCY_METRIC
     per_instance = total_rps / instances
     variants = {}
     for load in loads:
@@ -89,25 +97,25 @@ def recommend(endpoint: str, total_rps: float, instances: int, loads: list[Varia
             "instances": load.instances,
             "max_sustainable_rps": round(load.rps, 3),
             "max_rps_per_instance": round(rps_per_instance, 3),
-            "resource_id": resource_id(endpoint, load.variant),
+            "resource_id": resource_id(endpoint, load.variant, component),
             "invocations_per_instance": {
-                "metric": INVOCATIONS_METRIC,
+                "metric": invocations_metric,
                 "target": invocations_target(rps_per_instance, safety_factor),
-                "policy": policy(invocations_target(rps_per_instance, safety_factor), INVOCATIONS_METRIC),
+                "policy": policy(invocations_target(rps_per_instance, safety_factor), invocations_metric),
                 "policy_file": policy_file(load.variant, "invocations"),
-                "commands": commands(endpoint, load.variant, load.instances, "invocations", region),
+                "commands": commands(endpoint, load.variant, load.instances, "invocations", region, component),
             },
         }
         if load.knee_concurrency:
             per_model = load.knee_concurrency / load.instances
             target = concurrency_target(per_model, safety_factor)
             entry["concurrency_high_resolution"] = {
-                "metric": CONCURRENCY_METRIC,
+                "metric": concurrency_metric,
                 "knee_concurrency_per_instance": round(per_model, 2),
                 "target": target,
-                "policy": policy(target, CONCURRENCY_METRIC),
+                "policy": policy(target, concurrency_metric),
                 "policy_file": policy_file(load.variant, "concurrency"),
-                "commands": commands(endpoint, load.variant, load.instances, "concurrency", region),
+                "commands": commands(endpoint, load.variant, load.instances, "concurrency", region, component),
             }
         variants[load.variant] = entry
     return {
@@ -116,5 +124,6 @@ def recommend(endpoint: str, total_rps: float, instances: int, loads: list[Varia
         "max_rps_per_instance": round(per_instance, 3),
         "safety_factor": safety_factor,
         "recommended_invocations_per_instance": invocations_target(per_instance, safety_factor),
+        "component": component,
         "variants": variants,
     }

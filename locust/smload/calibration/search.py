@@ -70,6 +70,9 @@ class Settings:
     warmup_s: float = 5.0
     measure_s: float = 10.0
     max_steps: int = 40
+    # the plateau rule's bar; LLM endpoints with token SLOs use 0 (only a fall in throughput): their tokens/s
+    # keeps growing slowly with the batch up to its limit, and it is the TPOT/TTFT objective that bends
+    plateau_efficiency: float = PLATEAU_EFFICIENCY
 
     def as_dict(self) -> dict:
         return {
@@ -86,12 +89,21 @@ class Settings:
 
 @dataclass
 class Traffic:
-    """Requests, failures, throughput and latencies of one selection over a step's window."""
+    """Requests, failures, throughput and latencies of one selection over a step's window; for LLM
+    endpoints also the token timings (ttft, itl, tpot), output tokens and goodput (None: not given)."""
 
     requests: int = 0
     failures: int = 0
     rps: float = 0.0
     histogram: Histogram = field(default_factory=Histogram)
+    timings: dict[str, Histogram] = field(default_factory=dict)
+    output_tokens: int = 0
+    good: int | None = None
+
+    @property
+    def output_tps(self) -> float:
+        """Output tokens per second, over the same window as ``rps``."""
+        return self.output_tokens * self.rps / self.requests if self.requests else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -103,10 +115,16 @@ class Traffic:
         self.failures += other.failures
         self.rps += other.rps
         self.histogram.merge(other.histogram)
+        for kind, h in other.timings.items():
+            self.timings.setdefault(kind, Histogram()).merge(h)
+        self.output_tokens += other.output_tokens
+        if other.good is not None:
+            self.good = (self.good or 0) + other.good
         return self
 
     def observed(self) -> Observed:
-        return Observed(self.histogram, self.requests, self.failures, self.rps)
+        return Observed(self.histogram, self.requests, self.failures, self.rps, self.timings, self.output_tokens,
+                        self.good)
 
     def as_dict(self) -> dict:
         h = self.histogram
@@ -115,6 +133,14 @@ class Traffic:
         for p in STEP_PERCENTILES:
             out[f"p{p}_ms"] = round(h.quantile(p / 100), 3) if h.count else None
         out["avg_ms"] = round(h.mean, 3) if h.count else None
+        for kind, timing in sorted(self.timings.items()):
+            for p in (50, 99):
+                out[f"{kind}_p{p}_ms"] = round(timing.quantile(p / 100), 3) if timing.count else None
+        if self.output_tokens:
+            out["output_tokens"] = self.output_tokens
+            out["output_tokens_per_s"] = round(self.output_tps, 1)
+        if self.good is not None:
+            out["goodput"] = round(self.good / self.requests, 4) if self.requests else None
         return out
 
 
@@ -261,7 +287,7 @@ class Search:
         if best is not None and step.users > best.users:
             gain = step.rps / best.rps - 1 if best.rps else math.inf
             added = step.users / best.users - 1
-            if gain < PLATEAU_EFFICIENCY * added:
+            if gain < self.settings.plateau_efficiency * added:
                 self.stop_reason = PLATEAU
                 self.stop_detail = (f"{step.users} users gave {step.rps:.1f} req/s, {gain:+.1%} over "
                                     f"{best.users} users ({best.rps:.1f} req/s) for {added:+.0%} users")
@@ -355,7 +381,7 @@ class Instances:
 
 def summarize(search: Search, instances: Instances, safety_factor: float, endpoint: str | None,
               region: str | None = None, settings: dict | None = None, started_at: str | None = None,
-              duration_s: float | None = None) -> dict:
+              duration_s: float | None = None, component: bool = False) -> dict:
     """Everything calibration.json holds: the result, the recommendation, the steps, the settings."""
     best, knee, knee_step = search.best_step, search.knee, search.knee_step
     warnings = search.warnings()
@@ -398,7 +424,8 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
         total_instances = sum(load.instances for load in loads) or instances.each or (
             sum(instances.per_variant.values()) if instances.per_variant else 0)
         if total_instances and endpoint:
-            recommendation = policies.recommend(endpoint, best.rps, total_instances, loads, safety_factor, region)
+            recommendation = policies.recommend(endpoint, best.rps, total_instances, loads, safety_factor, region,
+                                                component)
             result.update(
                 instances=total_instances,
                 max_rps_per_instance=recommendation["max_rps_per_instance"],
@@ -413,4 +440,21 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
     result["settings"] = {**search.settings.as_dict(), "safety_factor": safety_factor,
                           "instances": instances.per_variant or instances.each, **(settings or {})}
     result["steps"] = [step.as_dict() for step in search.steps]
+    result["llm"] = _llm_summary(search, knee, total_instances if best is not None else 0, component)
     return result
+
+
+def _llm_summary(search: Search, knee: Knee | None, instances: int, component: bool) -> dict | None:
+    """LLM endpoints: the serving trade-off curve (total output tokens/s against tokens/s per user, one
+    point per good step) and the concurrency target per instance or copy at the knee."""
+    steps = [s for s in search.steps if s.window.total.output_tokens]
+    if not steps:
+        return None
+    curve = sorted(({"users": s.users, "output_tokens_per_s": round(s.window.total.output_tps, 1),
+                     "per_user_tokens_per_s": round(s.window.total.output_tps / s.users, 2), "good": s.good}
+                    for s in steps), key=lambda point: point["users"])
+    out: dict = {"curve": curve, "metric": policies.COMPONENT_CONCURRENCY_METRIC if component
+                 else policies.CONCURRENCY_METRIC, "knee_users": knee.users if knee else None}
+    if knee is not None and instances:
+        out["knee_concurrency_per_copy" if component else "knee_concurrency_per_instance"] = round(knee.users / instances, 2)
+    return out

@@ -19,10 +19,11 @@ How a step is measured (the master only sees what the workers report, every ~3 s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from locust import LoadTestShape
@@ -32,7 +33,7 @@ from smload.invoke import control_plane
 from smload.invoke.options import Settings as EndpointSettings
 from smload.measure.histogram import Histogram
 from smload.measure.store import Measurements
-from smload.record import Identity
+from smload.record import GOODPUT, ITL, OUTPUT_TOKENS, TPOT, TTFT, Identity
 from smload.results import reports
 from smload.usage import UsageError
 
@@ -43,6 +44,8 @@ from .search import Instances, Search, Traffic, Window
 logger = logging.getLogger("smload.calibration")
 console = logging.getLogger("locust.stats_logger")
 
+_LLM_KINDS = (TTFT, ITL, TPOT)
+_LLM_COUNTS = (OUTPUT_TOKENS, GOODPUT)
 REPORT_SLACK_S = 0.25  # a report must arrive this long after a boundary to cover every request before it
 REPORT_WAIT_MAX_S = 15.0  # a worker silent for longer is left out of the boundary wait (logged)
 
@@ -56,6 +59,8 @@ class _Mark:
 
     histograms: dict[Identity, Histogram]
     errors: dict[tuple[Identity, str], int]  # (identity, error type) -> failures so far
+    timings: dict[tuple[Identity, str], Histogram] = field(default_factory=dict)  # LLM kinds (ttft, tpot, ...)
+    counts: dict[tuple[Identity, str], int] = field(default_factory=dict)  # output tokens, goodput
 
 
 @dataclass
@@ -152,7 +157,11 @@ class CalibrationShape(LoadTestShape):
     def _mark(self) -> _Mark:
         series = self.measurements.test()
         return _Mark({key: s.histogram.copy() for key, s in series.items()},
-                     {(key, error): n for key, s in series.items() for error, n in s.failures.items()})
+                     {(key, error): n for key, s in series.items() for error, n in s.failures.items()},
+                     {(key, kind): s.timings[kind].copy() for key, s in series.items() for kind in _LLM_KINDS
+                      if kind in s.timings},
+                     {(key, counter): s.counts[counter] for key, s in series.items() for counter in _LLM_COUNTS
+                      if counter in s.counts})
 
     def _window(self, step: _Step, last: _Mark) -> Window:
         stats = self.runner.stats
@@ -167,7 +176,20 @@ class CalibrationShape(LoadTestShape):
             before = first.histograms.get(identity)
             window = histogram.since(before) if before is not None else histogram
             if requests or window.count:
-                names[identity] = Traffic(requests, failures, requests / span, window)
+                traffic = names[identity] = Traffic(requests, failures, requests / span, window)
+                for kind in _LLM_KINDS:
+                    timing = last.timings.get((identity, kind))
+                    if timing is not None:
+                        earlier = first.timings.get((identity, kind))
+                        traffic.timings[kind] = timing.since(earlier) if earlier is not None else timing
+                if (identity, OUTPUT_TOKENS) in last.counts:
+                    # tokens of the requests completed between the two marks, scaled to the counted seconds
+                    done = window.count or 1
+                    tokens = last.counts[(identity, OUTPUT_TOKENS)] - first.counts.get((identity, OUTPUT_TOKENS), 0)
+                    traffic.output_tokens = round(tokens * requests / done) if window.count else 0
+                    if (identity, GOODPUT) in last.counts:
+                        good = last.counts[(identity, GOODPUT)] - first.counts.get((identity, GOODPUT), 0)
+                        traffic.good = round(good * requests / done) if window.count else 0
         total = Traffic()
         for t in names.values():
             total.add(t)
@@ -188,8 +210,15 @@ class CalibrationShape(LoadTestShape):
         cpu = f"{w.cpu_percent:.0f}%" if w.cpu_percent is not None else "n/a"
         lag = f"{w.loop_lag_ms:.2f} ms" if w.loop_lag_ms is not None else "n/a"
         verdict = step.verdict if step.good else f"{step.verdict}: {'; '.join(step.reasons)}"
+        tokens = ""
+        if w.total.output_tokens:
+            tpot = w.total.timings.get(TPOT)
+            ttft = w.total.timings.get(TTFT)
+            tokens = (f"{w.total.output_tps:,.0f} tokens/s ({w.total.output_tps / step.users:,.1f} per user), "
+                      + (f"TTFT p99 {ttft.quantile(0.99):.1f} ms, " if ttft and ttft.count else "")
+                      + (f"TPOT p99 {tpot.quantile(0.99):.2f} ms, " if tpot and tpot.count else ""))
         console.info(f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
-                     f"p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
+                     f"{tokens}p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
                      f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
 
     # --- the end -----------------------------------------------------------------------------
@@ -203,7 +232,7 @@ class CalibrationShape(LoadTestShape):
         self.summary = calibration.summarize(
             self.search, self.instances, self.calibration.safety_factor, self.endpoint.endpoint_name,
             region=self.endpoint.region, settings=self._run_settings(), started_at=reports.iso_utc(self.started_wall),
-            duration_s=time.time() - self.started_wall,
+            duration_s=time.time() - self.started_wall, component=bool(self.endpoint.inference_component),
         )
         for line in summary_lines(self.summary):
             console.info(line)
@@ -248,6 +277,13 @@ def summary_lines(summary: dict) -> list[str]:
     if knee:
         lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
                      f"{knee['bracket'][1]} users")
+    llm = summary.get("llm")
+    if llm and llm.get("knee_users"):
+        per = llm.get("knee_concurrency_per_copy", llm.get("knee_concurrency_per_instance"))
+        unit = "copy" if "knee_concurrency_per_copy" in llm else "instance"
+        if per is not None:
+            lines.append(f"LLM: {llm['knee_users']} concurrent requests at the knee, {per:g} per {unit}: "
+                         f"target tracking on {llm['metric']} (policy in the recommendation)")
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return lines
 
@@ -267,6 +303,9 @@ def install(environment: Any, runner: Any, calibration: Calibration, endpoint: E
         counts = control_plane.describe_instances(session, endpoint.region, endpoint.endpoint_name,
                                                   endpoint.endpoint_url)
         instances = Instances("DescribeEndpoint", per_variant=counts)
+    if endpoint.llm is not None and calibration.search.slos:
+        calibration = dataclasses.replace(calibration, search=dataclasses.replace(calibration.search,
+                                                                                  plateau_efficiency=0.0))
     shape = CalibrationShape(calibration, endpoint, instances, measurements, runner)
     environment.shape_class = shape
     logger.info("calibration: instances from %s%s", instances.source,

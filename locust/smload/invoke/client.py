@@ -21,6 +21,10 @@ from locust.exception import StopUser
 from smload.errors import TIMEOUT, RequestFailure
 from smload.record import PARTS, PER_PART, RECORD, TTFB, Identity, Record
 
+from . import llm as llm_requests
+from .bearer import TokenSource
+from .llm import OPENAI_API
+from .llm_transport import LLMBoto3Transport, LLMFastTransport
 from .options import Settings
 from .payloads import Payload, PayloadPicker
 from .transport import Boto3Transport, FastTransport, Outcome
@@ -42,11 +46,18 @@ class Runtime:
                                     stream=worker_index)
         self.ca_bundle = session.get_config_variable("ca_bundle")
         self._shared = None
+        llm = settings.llm
+        self.bearer = TokenSource(credentials, settings.region) if llm and llm.api == OPENAI_API else None
         if settings.client == "boto3":
-            self._shared = Boto3Transport(Boto3Transport.create_client(session, settings, max_users))
+            client = Boto3Transport.create_client(session, settings, max_users)
+            self._shared = LLMBoto3Transport(client, llm.counter is not None) if llm else Boto3Transport(client)
 
     def transport(self) -> FastTransport | Boto3Transport:
-        return self._shared or FastTransport(self.settings, self.credentials, self.ca_bundle)
+        if self._shared:
+            return self._shared
+        if self.settings.llm is not None:
+            return LLMFastTransport(self.settings, self.credentials, self.ca_bundle, self.bearer)
+        return FastTransport(self.settings, self.credentials, self.ca_bundle)
 
 
 def attach_runtime(environment: Any, runtime: Runtime | None) -> None:
@@ -106,7 +117,7 @@ class SageMakerClient:
         if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
             gate.abandoned += 1  # this process stood still: the timeout is the generator's, not the endpoint's
             return outcome
-        self._report(settings, outcome, start_time, name)
+        self._report(settings, outcome, start_time, name, payload)
         return outcome
 
     def _with(self, overrides: dict[str, Any]) -> Settings:
@@ -117,10 +128,10 @@ class SageMakerClient:
         return settings
 
     def _record(self, settings: Settings, variant: str | None, name: str | None) -> Record:
-        """The Record of an answer without stream timings, built once per (settings, variant that answered,
-        custom name): the settings' header lookups and a new Identity were a third of what reporting a
-        request cost (bench/RESULTS.md). ``settings`` is ``self.settings`` or one of ``self._overridden``,
-        alive as long as this client, so its id() stays its own."""
+        """The Record of an answer without further timings, built once per (settings, variant that answered,
+        custom name): the settings' header lookups and a new Identity were most of what the restructured
+        request path added per request (bench/RESULTS.md). ``settings`` is ``self.settings`` or one of
+        ``self._overridden``, alive as long as this client, so its id() stays its own."""
         key = (id(settings), variant, name)
         record = self._records.get(key)
         if record is None:
@@ -130,14 +141,24 @@ class SageMakerClient:
             record = self._records[key] = Record(Identity.of(settings.api, settings.endpoint_name, target, name))
         return record
 
-    def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None) -> None:
+    def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None,
+                payload: Payload) -> None:
         record = self._record(settings, outcome.variant, name)
         identity = record.identity
+        timings: tuple[tuple[str, float], ...] = ()
+        counts: tuple[tuple[str, int], ...] = ()
         if outcome.first_part_ms is not None:
-            timings: tuple[tuple[str, float], ...] = ((TTFB, outcome.first_part_ms),)
+            timings = ((TTFB, outcome.first_part_ms),)
             if outcome.parts > 1:
                 timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
-            record = Record(identity, timings, ((PARTS, outcome.parts),))
+            counts = ((PARTS, outcome.parts),)
+        if outcome.tokens is not None and settings.llm is not None:
+            more_timings, more_counts = llm_requests.measured(settings.llm, outcome.tokens, payload, outcome.start,
+                                                              outcome.response_time, outcome.error is None)
+            timings += more_timings
+            counts += more_counts
+        if timings or counts:
+            record = Record(identity, timings, counts)
         context = self._user.context()
         self._fire(
             request_type=identity.api,

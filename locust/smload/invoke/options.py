@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from smload import flags
-from smload.record import INVOKE, STREAM
-from smload.usage import UsageError
+from smload.record import CHAT, INVOKE, STREAM
+from smload.usage import MissingOption, UsageError
 
-from . import payloads
+from . import llm, payloads
 
 CLIENTS = ("fast", "boto3")
 DEFAULT_REQUEST_TIMEOUT = 60.0  # seconds; SageMaker itself gives a model 60 s to answer
@@ -83,7 +83,8 @@ OPTIONS = (
     flags.Option("--endpoint-url", "runtime API URL; default: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, else "
                  "https://runtime.sagemaker.<region>.amazonaws.com", metavar="URL"),
     flags.Option("--payload", "request bodies: a file, a directory (each file one body) or a .jsonl file (each line "
-                 "one body)", metavar="PATH", required=True),
+                 "one body); required unless an LLM test takes its prompts from --dataset or --prompt-tokens",
+                 metavar="PATH"),
     flags.Option("--payload-order", "order in which bodies are sent", choices=payloads.ORDERS, default="random"),
     flags.Option("--payload-seed", "seed for --payload-order random (each worker derives its own sequence from it)",
                  flags.number(integer=True), metavar="N"),
@@ -102,6 +103,7 @@ OPTIONS = (
                  metavar="ARN"),
     flags.Option("--stream", "use InvokeEndpointWithResponseStream (time to the first part is measured too)",
                  switch=True),
+    *llm.OPTIONS,
 )
 _BY_DEST = {option.dest: option for option in OPTIONS}
 
@@ -127,13 +129,20 @@ class Settings:
     role_arn: str | None
     stream: bool
     header_values: tuple[tuple[str, str], ...] = ()  # (dest, value) of the header options given, table order
+    llm: llm.LLMSettings | None = field(default=None, compare=False)  # an LLM test (any LLM option given)
 
     @property
     def api(self) -> str:
+        if self.llm is not None and self.llm.api == llm.OPENAI_API:
+            return CHAT
         return STREAM if self.stream else INVOKE
 
     @property
     def path(self) -> str:
+        if self.llm is not None and self.llm.api == llm.OPENAI_API:
+            component = self.inference_component
+            middle = f"/inference-components/{component}" if component else ""
+            return f"{self.path_prefix}/endpoints/{self.endpoint_name}{middle}/openai/v1/chat/completions"
         suffix = "invocations-response-stream" if self.stream else "invocations"
         return f"{self.path_prefix}/endpoints/{self.endpoint_name}/{suffix}"
 
@@ -150,7 +159,7 @@ class Settings:
 
     def sagemaker_headers(self) -> list[tuple[str, str]]:
         """The request headers besides Content-Type, in the order boto3 sends them (the service model's)."""
-        api = self.api
+        api = STREAM if self.stream else INVOKE
         return [(_BY_DEST[dest].extra["headers"][api], value) for dest, value in self.header_values]
 
     def boto3_kwargs(self) -> dict[str, str]:
@@ -203,6 +212,15 @@ def _endpoint_parts(url: str) -> tuple[str, str, int, str]:
 def build(values: flags.Values) -> Settings:
     """The checked settings (cross-option rules, region and URL from botocore, the payload files)."""
     stream = values["stream"]
+    llm_settings, bodies = None, None
+    if llm.given(values):
+        llm_settings, bodies = llm.build(values, values["endpoint_name"], stream)
+        stream = llm_settings.api == llm.STREAM_API
+        if llm_settings.api == llm.OPENAI_API and values["client"] == "boto3":
+            raise UsageError("--client", "boto3 has no OpenAI-compatible route: use --client fast with --api openai")
+    if bodies is None and not values["payload"]:
+        raise MissingOption("--payload", "is required: give a file, a directory of files or a .jsonl file of request "
+                                         "bodies (LLM tests: or --dataset, or --prompt-tokens)")
     headers = _ordered(values, STREAM if stream else INVOKE)
 
     from . import aws  # botocore: only once the cheap checks passed
@@ -213,13 +231,16 @@ def build(values: flags.Values) -> Settings:
         raise UsageError("--region", "no AWS region configured: pass --region or set AWS_REGION")
     endpoint_url = values["endpoint_url"] or aws.default_endpoint_url(session, region)
     scheme, host, port, path_prefix = _endpoint_parts(endpoint_url)
-    bodies = payloads.load(values["payload"], values["content_type"])
+    if bodies is None:
+        bodies = payloads.load(values["payload"], values["content_type"])
+        if llm_settings is not None:
+            bodies = llm.count_payload_prompts(bodies, llm_settings.counter)
     return Settings(
         endpoint_name=values["endpoint_name"], region=region, endpoint_url=endpoint_url, scheme=scheme, host=host,
         port=port, path_prefix=path_prefix, payloads=tuple(bodies), payload_order=values["payload_order"],
         payload_seed=values["payload_seed"], content_type=values["content_type"],
         request_timeout=values["request_timeout"], connect_timeout=values["connect_timeout"],
-        client=values["client"], role_arn=values["role_arn"], stream=stream, header_values=headers,
+        client=values["client"], role_arn=values["role_arn"], stream=stream, header_values=headers, llm=llm_settings,
     )
 
 

@@ -52,12 +52,13 @@ class Payload:
     content_type: str
     sha256: str = field(default="", compare=False)
     source: str = field(default="", compare=False)  # file (and line) it came from, for messages
+    prompt_tokens: int | None = field(default=None, compare=False)  # LLM prompts: counted by --tokenizer
 
     @classmethod
-    def of(cls, body: bytes | str, content_type: str, source: str = "") -> Payload:
+    def of(cls, body: bytes | str, content_type: str, source: str = "", prompt_tokens: int | None = None) -> Payload:
         if isinstance(body, str):
             body = body.encode()
-        return cls(body, content_type, hashlib.sha256(body).hexdigest(), source)
+        return cls(body, content_type, hashlib.sha256(body).hexdigest(), source, prompt_tokens)
 
 
 def content_type_for(path: Path) -> str:

@@ -39,10 +39,12 @@ _ONE_WRITE_MAX = 64 * 1024  # bodies up to this size go out in the same write as
 class Outcome:
     """What one invocation did. ``error`` is None on success, else a closed-set error type."""
 
-    __slots__ = ("status", "variant", "body", "length", "error", "detail", "response_time", "first_part_ms", "parts")
+    __slots__ = ("status", "variant", "body", "length", "error", "detail", "response_time", "first_part_ms", "parts",
+                 "tokens", "start")
 
     def __init__(self, status: int, variant: str | None, body: bytes | None, length: int, error: str | None,
-                 detail: str, response_time: float, first_part_ms: float | None = None, parts: int = 0):
+                 detail: str, response_time: float, first_part_ms: float | None = None, parts: int = 0,
+                 tokens: Any = None, start: float = 0.0):
         self.status = status
         self.variant = variant
         self.body = body
@@ -52,6 +54,8 @@ class Outcome:
         self.response_time = response_time
         self.first_part_ms = first_part_ms
         self.parts = parts
+        self.tokens = tokens  # LLM answers: the smload.invoke.token_stream.TokenStream
+        self.start = start  # LLM answers: perf_counter() when the request was sent (token times are relative to it)
 
 
 def _failure(error: BaseException, start: float, variant: str | None = None) -> Outcome:
@@ -178,6 +182,26 @@ def connection_pool(settings: Settings, ca_bundle: str | None = None) -> Connect
     return _Pool(settings.host, settings.port, settings.host, settings.port, **kwargs)
 
 
+def send_request(pool: ConnectionPool, head: bytes, body: bytes, start: float) -> Any:
+    """A pooled connection with the request written on it, or the failure's Outcome."""
+    try:
+        sock = pool.get_socket()
+    except Exception as err:
+        return _failure(err, start)
+    try:
+        if len(body) <= _ONE_WRITE_MAX:
+            sock.sendall(head + body)  # one write: head and body in one segment
+        else:
+            sock.sendall(head)
+            sock.sendall(body)
+    except BaseException as err:
+        pool.release_socket(sock)
+        if not isinstance(err, Exception):
+            raise
+        return _failure(err, start)
+    return sock
+
+
 def signer_for(settings: Settings) -> Signer:
     return Signer(settings.region, "POST", host_header(settings.scheme, settings.host, settings.port),
                   settings.path, settings.sagemaker_headers(), user_agent=USER_AGENT)
@@ -208,21 +232,9 @@ class FastTransport:
                            payload.sha256, len(body)).head.encode("latin-1")
         pool = self._pool
         start = time.perf_counter()
-        try:
-            sock = pool.get_socket()
-        except Exception as err:
-            return _failure(err, start)
-        try:
-            if len(body) <= _ONE_WRITE_MAX:
-                sock.sendall(head + body)
-            else:
-                sock.sendall(head)
-                sock.sendall(body)
-        except BaseException as err:
-            pool.release_socket(sock)
-            if not isinstance(err, Exception):
-                raise
-            return _failure(err, start)
+        sock = send_request(pool, head, body, start)
+        if isinstance(sock, Outcome):
+            return sock
         # from here on the response object owns the socket: it returns or closes it when done
         try:
             if settings.stream:

@@ -3,15 +3,26 @@
 Grammar (whitespace between the parts is ignored)::
 
     check   := metric [ "[" name "]" ] op number unit
-    metric  := pNN | pNN.N | avg | max | error_rate | rps     (p50, p90, p99.9, ... any 0 < NN < 100)
+             | metric "[" name "]" "-" metric "[" name "]" op [ "-" ] number unit     (a comparison)
+    metric  := latency | error_rate | rps | output_tps | goodput
+    latency := [ kind "_" ] ( pNN | pNN.N | avg | max )      (p50, p90, p99.9, ... any 0 < NN < 100)
+    kind    := ttft | itl | tpot                             (LLM tests: time to first token,
+                                                              inter-token latency, time per output token)
     op      := "<" | "<=" | ">" | ">="
-    unit    := "ms" | "s"   for latencies (pNN, avg, max)
-               "%"          for error_rate
-               (none)       for rps (requests per second)
+    unit    := "ms" | "s"   for latencies
+               "%"          for error_rate and goodput (the share of requests that met --goodput)
+               (none)       for rps (requests per second) and output_tps (output tokens per second)
 
 ``name`` selects one request name (``p99[ab-test/variant-a]<200ms``); it is taken verbatim between
 the brackets, so it may hold ``/``, spaces and punctuation, anything but ``]``. Without it, a check
-applies to all requests together. Several checks in one value (an environment variable, a config
+applies to all requests together.
+
+A comparison, ``p95[ab/variant-b]-p95[ab/variant-a]<10ms``, is the difference of one metric (pNN,
+avg or error_rate, whose difference is in percentage points: ``%`` or ``pp``) between two names,
+estimated with its confidence interval (:mod:`.statistics`, as the A/B comparison does). It fails
+when the difference breaks the threshold *and* is significant at 95% (its interval excludes 0):
+noise cannot fail it, a real difference of the wrong size does; it fails too when there are too
+few requests for an interval. Several checks in one value (an environment variable, a config
 file line, the web UI field) are separated by ``;`` or ``,`` outside brackets.
 
 Pure code: no Locust import. The TestRun (:mod:`smload.run.verdict`) gathers an :class:`Observed`
@@ -23,22 +34,30 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smload import exit_codes
 from smload.measure.histogram import Histogram
 from smload.usage import UsageError
 
+from . import statistics as st
+
 OPTION = "--check"
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
-OTHER_METRICS = ("error_rate", "rps")
+OTHER_METRICS = ("error_rate", "rps", "output_tps", "goodput")
+KINDS = ("ttft", "itl", "tpot")  # LLM timing kinds a latency metric may name (smload.record)
+RATES = ("rps", "output_tps")
+SHARES = ("error_rate", "goodput")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
     ">=": lambda a, b: a >= b,
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
 }
-EXAMPLES = 'e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100"'
+EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
+            '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%"')
+COMPARED = ("avg", "error_rate")  # besides the percentiles: what a comparison can take (with an interval)
+CONFIDENCE = 0.95
 
 _METRIC = re.compile(r"[A-Za-z_]+[0-9]*(?:\.[0-9]+)?")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
@@ -55,6 +74,7 @@ class Check:
     op: str
     threshold: float
     unit: str = ""  # as written: "ms", "s", "%" or ""
+    minus: str | None = None  # a comparison: the name whose metric is subtracted (the baseline)
 
     @property
     def is_latency(self) -> bool:
@@ -62,7 +82,8 @@ class Check:
 
     @property
     def quantile(self) -> float | None:
-        return float(self.metric[1:]) / 100 if self.metric.startswith("p") else None
+        base = split_kind(self.metric)[1]
+        return float(base[1:]) / 100 if base.startswith("p") else None
 
     def holds(self, value: float) -> bool:
         return OPERATORS[self.op](value, self.threshold)
@@ -70,15 +91,26 @@ class Check:
     def describe(self) -> str:
         """A canonical spelling: ``p99[ab-test/variant-a] < 200 ms``."""
         target = f"[{self.name}]" if self.name is not None else ""
-        if self.unit == "s":
+        if self.minus is not None:
+            target += f" - {self.metric}[{self.minus}]"
+        if self.minus is not None and self.metric == "error_rate":
+            threshold = f"{_trim(round(self.threshold * 100, 4))} pp"
+        elif self.unit == "s":
             threshold = f"{_trim(self.threshold / 1000)} s"
         else:
             threshold = format_value(self.metric, self.threshold)
         return f"{self.metric}{target} {self.op} {threshold}"
 
 
+def split_kind(metric: str) -> tuple[str | None, str]:
+    """``tpot_p99`` -> ("tpot", "p99"); ``p99`` -> (None, "p99")."""
+    kind, sep, base = metric.partition("_")
+    return (kind, base) if sep and kind in KINDS else (None, metric)
+
+
 def is_latency_metric(metric: str) -> bool:
-    return metric in LATENCY_METRICS or metric.startswith("p")
+    base = split_kind(metric)[1]
+    return base in LATENCY_METRICS or base.startswith("p")
 
 
 def split_values(values: str | Iterable[str] | None) -> list[str]:
@@ -123,7 +155,8 @@ def parse(text: str, option: str = OPTION) -> Check:
 
     match = _METRIC.match(source, pos)
     if not match:
-        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate or rps")
+        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, ttft_p95, tpot_p99, "
+                   "output_tps or goodput")
     metric = _metric(match.group(0), fail)
     pos = match.end()
     skip_spaces()
@@ -141,6 +174,11 @@ def parse(text: str, option: str = OPTION) -> Check:
         pos = end + 1
         skip_spaces()
 
+    minus = None
+    if source.startswith("-", pos):
+        pos, minus = _subtrahend(source, pos + 1, metric, name, fail)
+        skip_spaces()
+
     match = _OPERATOR.match(source, pos)
     if not match or match.group(0) not in OPERATORS:
         found = f"found {match.group(0)!r}" if match else f"found {source[pos:pos + 1]!r}" if pos < len(source) else "found nothing"
@@ -149,6 +187,10 @@ def parse(text: str, option: str = OPTION) -> Check:
     pos = match.end()
     skip_spaces()
 
+    sign = 1.0
+    if minus is not None and source.startswith("-", pos):  # a difference may have to be negative
+        sign, pos = -1.0, pos + 1
+        skip_spaces()
     match = _NUMBER.match(source, pos)
     if not match:
         raise fail(f"expected a number after {op!r}")
@@ -156,7 +198,33 @@ def parse(text: str, option: str = OPTION) -> Check:
     pos = match.end()
     skip_spaces()
     unit = source[pos:].strip()
-    return Check(source, metric, name, op, _threshold(metric, number, unit, fail), unit)
+    if minus is not None and metric == "error_rate" and unit == "pp":
+        unit = "%"  # percentage points: a difference of two rates
+    return Check(source, metric, name, op, sign * _threshold(metric, number, unit, fail), unit, minus)
+
+
+def _subtrahend(source: str, pos: int, metric: str, name: str | None,
+                fail: Callable[[str], UsageError]) -> tuple[int, str]:
+    """``- p95[name]`` of a comparison, from just after the ``-``: (where it ends, the name)."""
+    while pos < len(source) and source[pos].isspace():
+        pos += 1
+    match = _METRIC.match(source, pos)
+    other = _metric(match.group(0), fail) if match else None
+    if other is None or not source.startswith("[", match.end()):
+        raise fail(f"a comparison subtracts the same metric of another name: {metric}[B]-{metric}[A]<LIMIT")
+    if other != metric:
+        raise fail(f"a comparison subtracts the same metric: {metric}[...] - {metric}[...], not {other}")
+    if name is None:
+        raise fail(f"a comparison names both sides: {metric}[B]-{metric}[A]<LIMIT")
+    if not (metric in COMPARED or metric.startswith("p")):
+        raise fail(f"{metric} has no confidence interval to compare: use a percentile, avg or error_rate")
+    end = source.find("]", match.end() + 1)
+    if end < 0:
+        raise fail("the request name has no closing ']'")
+    minus = source[match.end() + 1 : end].strip()
+    if not minus or "[" in minus:
+        raise fail("empty request name between [ and ]" if not minus else "a request name cannot contain '['")
+    return end + 1, minus
 
 
 def parse_all(values: str | Iterable[str] | None, option: str = OPTION) -> list[Check]:
@@ -164,6 +232,9 @@ def parse_all(values: str | Iterable[str] | None, option: str = OPTION) -> list[
 
 
 def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
+    kind, base = split_kind(word.lower())
+    if kind is not None and base not in OTHER_METRICS:
+        return f"{kind}_{_metric(base, fail)}"
     metric = word.lower()
     if metric in LATENCY_METRICS or metric in OTHER_METRICS:
         return metric
@@ -174,7 +245,8 @@ def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
         if not 0 < percent < 100:
             raise fail(f"percentile {metric} is out of range: use p1 ... p99.99")
         return "p" + _trim(percent)
-    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate or rps")
+    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_ with a "
+               "percentile (tpot_p99), output_tps or goodput")
 
 
 def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], UsageError]) -> float:
@@ -186,15 +258,16 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
         if not unit:
             raise fail(f"{metric} is a latency: give its unit, ms or s")
         raise fail(f"unknown latency unit {unit!r}: use ms or s")
-    if metric == "error_rate":
+    if metric in SHARES:
         if unit != "%":
-            raise fail("error_rate is a percentage: write it with %, e.g. error_rate<1%" if not unit
-                       else f"unexpected {unit!r} after the number: error_rate takes a percentage, e.g. 1%")
+            raise fail(f"{metric} is a percentage: write it with %, e.g. {metric}<1%" if not unit
+                       else f"unexpected {unit!r} after the number: {metric} takes a percentage, e.g. 1%")
         if number > 100:
-            raise fail("error_rate cannot exceed 100%")
+            raise fail(f"{metric} cannot exceed 100%")
         return number / 100.0
     if unit not in ("", "/s"):
-        raise fail(f"unexpected {unit!r} after the number: rps is in requests per second, e.g. rps>=100")
+        what = "requests per second, e.g. rps>=100" if metric == "rps" else "output tokens per second, e.g. output_tps>=1000"
+        raise fail(f"unexpected {unit!r} after the number: {metric} is in {what}")
     return number
 
 
@@ -208,7 +281,7 @@ def format_value(metric: str, value: float | None) -> str:
         return "n/a"
     if is_latency_metric(metric):
         return f"{value / 1000:.3g} s" if value >= 10_000 else f"{_trim(round(value, 1))} ms"
-    if metric == "error_rate":
+    if metric in SHARES:
         return f"{_trim(round(value * 100, 3))} %"
     return f"{_trim(round(value, 1))}/s"
 
@@ -219,12 +292,17 @@ def format_value(metric: str, value: float | None) -> str:
 @dataclass
 class Observed:
     """What a check looks at for one selection (all requests, or one name): latencies recorded in a
-    histogram (ms), the request and failure counts, and the throughput."""
+    histogram (ms), the request and failure counts, and the throughput; for LLM tests the other kinds
+    of timing (ttft, itl, tpot), the output tokens and the requests that met --goodput (None: not
+    given)."""
 
     histogram: Histogram
     requests: int
     failures: int
     rps: float
+    timings: dict[str, Histogram] = field(default_factory=dict)
+    output_tokens: int = 0
+    good: int | None = None
 
     def value(self, metric: str) -> float | None:
         """The metric's value in its base unit, or None when there is nothing to measure it on."""
@@ -232,13 +310,19 @@ class Observed:
             return self.rps
         if metric == "error_rate":
             return self.failures / self.requests if self.requests else None
-        if not self.histogram.count:
+        if metric == "output_tps":
+            return self.output_tokens * self.rps / self.requests if self.requests else None
+        if metric == "goodput":
+            return self.good / self.requests if self.good is not None and self.requests else None
+        kind, base = split_kind(metric)
+        histogram = self.histogram if kind is None else self.timings.get(kind)
+        if histogram is None or not histogram.count:
             return None
-        if metric == "avg":
-            return self.histogram.mean
-        if metric == "max":
-            return self.histogram.max
-        return self.histogram.quantile(float(metric[1:]) / 100)
+        if base == "avg":
+            return histogram.mean
+        if base == "max":
+            return histogram.max
+        return histogram.quantile(float(base[1:]) / 100)
 
 
 @dataclass(frozen=True)
@@ -247,9 +331,13 @@ class Result:
     value: float | None
     passed: bool
     note: str = ""
+    interval: tuple[float, float] | None = None  # a comparison's confidence interval
 
     def as_dict(self) -> dict:
-        return {
+        extra = {} if self.check.minus is None else {
+            "minus": self.check.minus, "ci_low": self.interval[0] if self.interval else None,
+            "ci_high": self.interval[1] if self.interval else None}
+        return extra | {
             "check": self.check.text,
             "metric": self.check.metric,
             "name": self.check.name,
@@ -266,6 +354,9 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
     no request had that name. A check that cannot be measured fails: a typo in a name must not pass."""
     results = []
     for check in checks:
+        if check.minus is not None:
+            results.append(_compare(check, observe(check.name), observe(check.minus)))
+            continue
         observed = observe(check.name)
         if observed is None:
             results.append(Result(check, None, False, f"no request named {check.name!r}"))
@@ -276,6 +367,37 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
+
+
+def _compare(check: Check, candidate: Observed | None, baseline: Observed | None) -> Result:
+    """``metric[candidate] - metric[baseline] op threshold``: fails when broken and significant."""
+    for name, observed in ((check.name, candidate), (check.minus, baseline)):
+        if observed is None:
+            return Result(check, None, False, f"no request named {name!r}")
+    if check.metric == "error_rate":
+        diff = st.proportion_difference(baseline.failures, baseline.requests, candidate.failures, candidate.requests,
+                                        CONFIDENCE)
+    elif check.metric == "avg":
+        diff = st.difference(st.mean(baseline.histogram), st.mean(candidate.histogram), CONFIDENCE)
+    else:
+        q = check.quantile
+        diff = st.difference(st.quantile(baseline.histogram, q, CONFIDENCE), st.quantile(candidate.histogram, q, CONFIDENCE),
+                             CONFIDENCE)
+    if diff.low is None or diff.high is None:
+        return Result(check, diff.difference, False, "too few requests for a confidence interval")
+    interval = (diff.low, diff.high)
+    shown = f"{CONFIDENCE:.0%} CI {_difference(check.metric, diff.low)} to {_difference(check.metric, diff.high)}"
+    if check.holds(diff.difference):
+        return Result(check, diff.difference, True, shown, interval)
+    if not diff.significant:
+        return Result(check, diff.difference, True, f"{shown}: beyond the limit, but not significant", interval)
+    return Result(check, diff.difference, False, f"{shown}: significant", interval)
+
+
+def _difference(metric: str, value: float) -> str:
+    if metric == "error_rate":
+        return f"{value * 100:+.2f} pp"
+    return f"{value:+.2f} ms"
 
 
 def exit_code(results: list[Result], current: int | None, user_code_failed: bool) -> int | None:

@@ -20,7 +20,8 @@ import jinja2
 from markupsafe import Markup
 
 from smload import errors
-from smload.measure.histogram import Histogram
+from smload.measure.histogram import RELATIVE_ERROR, Histogram
+from smload.record import GOODPUT, INPUT_TOKENS, LATENCY, OUTPUT_TOKENS
 from smload.version import VERSION
 
 from .checks import Result, format_value
@@ -37,7 +38,8 @@ def _asset(package_dir: str, name: str) -> str:
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("smload.results", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(fmt=_fmt, pct=_pct, version=VERSION, chart_js_version=CHART_JS_VERSION)
+    env.globals.update(fmt=_fmt, pct=_pct, version=VERSION, chart_js_version=CHART_JS_VERSION,
+                       level=_level, amount=_amount)
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2)  # tojson would sort the keys
     env.filters["setting"] = _setting
     return env
@@ -66,6 +68,18 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _pct(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{fraction * 100:.2f}%"
+
+
+def _level(row: dict, value: float | None) -> str:
+    """A compared value (report.json ``comparison`` row): ms, or an error rate in %."""
+    return _pct(value) if row["unit"] == "fraction" else _fmt(value, 2) + " ms"
+
+
+def _amount(row: dict, value: float | None) -> str:
+    """A difference: ``+4.10 ms``, ``+0.25 pp``."""
+    if value is None:
+        return "n/a"
+    return f"{value * 100:+.2f} pp" if row["unit"] == "fraction" else f"{value:+,.2f} ms"
 
 
 def _script_json(data: dict) -> str:
@@ -130,6 +144,9 @@ class NameStats:
     histogram: Histogram = field(default_factory=Histogram)
     timings: dict[str, Histogram] = field(default_factory=dict)  # other kinds (ttfb, ...): "<kind>_ms" maps
     counts: dict[str, int] = field(default_factory=dict)
+    endpoint: str | None = None  # the request identity's endpoint and target (variant), when known
+    target: str | None = None
+    keep_histograms: bool = True  # the exact histograms, for smload compare (Histogram.to_wire per kind)
 
     def as_dict(self) -> dict:
         h = self.histogram
@@ -140,8 +157,35 @@ class NameStats:
         out["avg_ms"] = round(h.mean, 3) if h.count else None
         out["max_ms"] = round(h.max, 3) if h.count else None
         out.update({f"{kind}_ms": percentiles(timing) for kind, timing in sorted(self.timings.items())})
-        out.update(sorted(self.counts.items()))
+        counts = dict(self.counts)
+        good = counts.pop(GOODPUT, None)
+        out.update(sorted(counts.items()))
+        if OUTPUT_TOKENS in counts:  # an LLM test
+            out.setdefault(INPUT_TOKENS, 0)
+            out.update(llm_rates(self.requests, self.rps, counts[OUTPUT_TOKENS], good))
+        if self.endpoint is not None:
+            out.update(endpoint=self.endpoint, target=self.target)
+        if self.keep_histograms:
+            out["histograms"] = {kind: _sorted_wire(h) for kind, h in [(LATENCY, h), *sorted(self.timings.items())]
+                                 if h.count}
         return out
+
+
+def llm_rates(requests: int, rps: float, output_tokens: int, good: int | None) -> dict:
+    """Output tokens/s and goodput, over the same duration as ``rps`` (requests / rps seconds)."""
+    seconds = requests / rps if rps and requests else 0.0
+    out: dict = {"output_tokens_per_s": round(output_tokens / seconds, 3) if seconds else 0.0}
+    if good is not None:
+        out["goodput"] = {"requests": good, "fraction": round(good / requests, 6) if requests else None,
+                          "per_s": round(good / seconds, 3) if seconds else 0.0}
+    return out
+
+
+def _sorted_wire(h: Histogram) -> list:
+    """``Histogram.to_wire()`` with the buckets in order (any order reads back): a reader can follow it."""
+    count, total, low, high, indices, counts = h.to_wire()
+    pairs = sorted(zip(indices, counts, strict=True))
+    return [count, total, low, high, [i for i, _n in pairs], [n for _i, n in pairs]]
 
 
 def percentiles(h: Histogram) -> dict:
@@ -155,8 +199,9 @@ def percentiles(h: Histogram) -> dict:
 def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
                checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
                duration_s: float | None = None, users: int | None = None, workers: int | None = None,
-               endpoint: str | None = None) -> dict:
-    """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count)."""
+               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None) -> dict:
+    """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count);
+    ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`)."""
     error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
                   for name, message, count in failures]
     error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
@@ -175,6 +220,9 @@ def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[st
         "error_types": _count_by(error_rows),
         "checks": check_rows,
         "checks_passed": all(r.passed for r in checks),
+        "comparison": comparison or [],
+        "split": split,
+        "histogram_relative_error": RELATIVE_ERROR,  # of names[].histograms: what smload compare reads
         "timeline": timeline,
         "settings": settings,
     }
@@ -194,6 +242,26 @@ def render_run(report: dict) -> str:
 
 def write_run(directory: str | Path, report: dict) -> list[Path]:
     out = Path(directory)
-    return [_write(out / "report.json", json.dumps(report, indent=2) + "\n"),
-            _write(out / "report.html", render_run(report))]
+    return [_write(out / "report.json", dumps(report) + "\n"), _write(out / "report.html", render_run(report))]
+
+
+def dumps(value: object, indent: str = "") -> str:
+    """JSON indented by two spaces, except that a list of numbers (a histogram's buckets, a timeline)
+    stays on one line: json.dumps(indent=2) would give each number a line of its own."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {dumps(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list | tuple) and value:
+        if all(_flat(v) for v in value):
+            return json.dumps(value, separators=(", ", ": "))
+        return "[\n" + ",\n".join(f"{inner}{dumps(v, inner)}" for v in value) + f"\n{indent}]"
+    return json.dumps(value)
+
+
+def _flat(value: object) -> bool:
+    """A number, null, or a list of them (a histogram's wire form holds two such lists)."""
+    if isinstance(value, list | tuple):
+        return all(v is None or isinstance(v, int | float) for v in value)
+    return value is None or isinstance(value, int | float)
 

@@ -70,6 +70,7 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
         return  # a worker checks the master's options when they arrive (test_start)
     try:
         run.check_options(options)
+        run.preflight()
     except usage.MissingOption as err:
         if _auto_start(options) or web_ui is None:
             _refuse(err, options)
@@ -183,6 +184,8 @@ def _refuse(err: UsageError, options: Any) -> None:
     logging.disable()  # what Locust's greenlets still log on the way out would bury the one line
     usage.exit_usage(err, PROG)
 
+
+web.serve_client_errors_quietly()
 
 # Locust's --processes forks its workers (os.fork): each dies with its parent, even before it connects.
 os.register_at_fork(after_in_child=lambda: lifeline.die_with_parent(os.getppid()))

@@ -30,10 +30,10 @@ def build(run: Any) -> dict:
                                        entry.total_rps if entry else 0.0,
                                        s.timings[LATENCY].copy() if LATENCY in s.timings else Histogram(),
                                        {kind: h.copy() for kind, h in s.timings.items() if kind != LATENCY},
-                                       dict(s.counts)))
+                                       dict(s.counts), identity.endpoint, identity.target))
     everything = observer(run)(None)
     total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram,
-                              counts={"abandoned": run.measurements.abandoned_test})
+                              counts={"abandoned": run.measurements.abandoned_test}, keep_histograms=False)
     failures = [(identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()]
     start = stats.start_time or run.started_at or time.time()
     end = stats.last_request_timestamp or start
@@ -58,6 +58,8 @@ def build(run: Any) -> dict:
         users=max([n for _t, n in users] or [0]),
         workers=run.workers_seen if run.role == "master" else None,
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
+        comparison=[row.as_dict() for row in run.analysis.rows] if run.analysis else [],
+        split=run.analysis.split.as_dict() if run.analysis and run.analysis.split else None,
     )
     report["incomplete"] = run.incomplete()
     report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),

@@ -1,8 +1,9 @@
 """The end-of-test summary the master (or local runner) prints: one row per variant (requests,
 failures by type, RPS, p50/p95/p99; TTFB and parts/s for response streams), the generator's
 health (each worker's highest CPU and event-loop lag over its 3-second report intervals: above 90%
-CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), and where
-the HTML report is.
+CPU, or a lag past a tenth of the median latency, its own queueing is in the latencies), the
+variants compared with confidence intervals and the traffic split (:mod:`.ab`), and where the HTML
+report is.
 
 Percentiles come from the merged measurements (1% relative error, exact across workers).
 """
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 from smload.measure.health import generator_busy
-from smload.record import APIS, PER_PART, TTFB
+from smload.record import APIS, GOODPUT, ITL, OUTPUT_TOKENS, PER_PART, TOKEN_SOURCES, TPOT, TTFB, TTFT
 
 QUANTILES = (0.50, 0.95, 0.99)
 
@@ -67,10 +68,13 @@ def render(run: Any) -> str:
     if notes:
         out += ["failures by type:", *notes]
     out.append("percentiles: smload histograms, 1% accuracy; time to last byte")
+    out += _llm_lines(run, rows_of)
     abandoned = run.measurements.abandoned_test
     if abandoned:
         out.append(f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
                    "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
+    if run.analysis is not None:
+        out += run.analysis.summary_lines()
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
     out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
             "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]
@@ -78,6 +82,49 @@ def render(run: Any) -> str:
     if html:
         out.append(f"HTML report: {os.path.abspath(html)}")
     return "\n".join(out) + "\n"
+
+
+def _llm_lines(run: Any, rows_of: list) -> list[str]:
+    """The token table of an LLM test: TTFT, ITL and TPOT percentiles, tokens/s in total and per user,
+    goodput; and how the tokens were counted."""
+    llm_rows = [(identity, s) for identity, s in rows_of if OUTPUT_TOKENS in s.counts]
+    if not llm_rows:
+        return []
+    entries = run.runner.stats.entries
+    users = max([n for _t, n in run.users] or [0]) or 1
+    header = ["name", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50", "TPOT p99", "out tok/s",
+              "per user", "goodput"]
+    rows, sources = [], {}
+    for identity, s in llm_rows:
+        entry = entries.get((identity.name, identity.api))
+        rps = entry.total_rps if entry else 0.0
+        seconds = s.requests / rps if rps else 0.0
+        tps = s.counts[OUTPUT_TOKENS] / seconds if seconds else 0.0
+        row = [identity.name]
+        for kind in (TTFT, ITL, TPOT):
+            h = s.timings.get(kind)
+            row += [_ms(h.quantile(q)) if h and h.count else "-" for q in (0.5, 0.99)]
+        row += [f"{tps:,.0f}", f"{tps / users:,.1f}"]
+        good = s.counts.get(GOODPUT)
+        row.append(f"{good / s.requests:.1%}" if good is not None and s.requests else "-")
+        rows.append(row)
+        for key, what in TOKEN_SOURCES.items():
+            if s.counts.get(key):
+                sources[what] = sources.get(what, 0) + s.counts[key]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    goodput = getattr(run.endpoint.llm, "goodput", None) if run.endpoint and run.endpoint.llm else None
+    out = ["", "LLM tokens (ms; per user: output tokens/s / users)", line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    counted = ", ".join(f"{what} ({n} requests)" for what, n in sources.items())
+    out.append(f"tokens counted by: {counted}" + ("" if "usage" in sources else
+               "; no usage in the answers: give --tokenizer for exact counts" if "chunks" in sources else ""))
+    if goodput is not None:
+        out.append(f"goodput: requests that succeeded and met {goodput.text}")
+    return out
 
 
 def health_figures(run: Any) -> dict[str, tuple[float | None, float | None]]:

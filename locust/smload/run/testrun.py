@@ -7,8 +7,8 @@ test needs from start to verdict, so that no part keeps per-test state of its ow
   Runtime the users share (:mod:`smload.invoke.client`);
 * the test's timeline: when it started, when all users ran, users over time, workers seen;
 * the end of a test on the master (or the local runner), one written-down pipeline
-  (:meth:`TestRun.finish`): fold the workers' last reports -> evaluate the checks -> write the
-  reports -> render the summary -> decide the exit code.
+  (:meth:`TestRun.finish`): fold the workers' last reports -> compare the variants -> evaluate the
+  checks -> write the reports -> render the summary -> decide the exit code.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from locust.runners import MasterRunner, WorkerRunner
 
 from smload import flags
-from smload.invoke import aws
+from smload.invoke import aws, llm, llm_transport
 from smload.invoke.client import Runtime, attach_runtime
 from smload.invoke.options import Settings as EndpointSettings
 from smload.invoke.user import SageMakerUser
@@ -29,7 +29,7 @@ from smload.measure import store
 from smload.results.checks import Result
 from smload.usage import MissingOption
 
-from . import report, summary, verdict
+from . import ab, report, summary, verdict
 
 logger = logging.getLogger("smload")
 
@@ -52,6 +52,7 @@ class TestRun:
         self.users: list[tuple[float, int]] = []
         self.workers_seen = 0
         self.results: list[Result] = []
+        self.analysis: ab.Analysis | None = None  # the variants compared, the traffic split
         self.summary_text = ""
         self.calibration: Any = None  # the CalibrationShape, when --calibrate
 
@@ -91,6 +92,15 @@ class TestRun:
             self.session_for(endpoint)
         self.settings = settings
         return settings
+
+    def preflight(self) -> None:
+        """Before any load (master or local runner): what the options alone cannot tell. ``--api
+        openai`` needs an endpoint whose container has the OpenAI-compatible route."""
+        endpoint = self.endpoint
+        if endpoint is None or endpoint.llm is None or endpoint.llm.api != llm.OPENAI_API:
+            return
+        session, credentials = self.session_for(endpoint)
+        llm_transport.probe_openai_route(endpoint, credentials, session.get_config_variable("ca_bundle"))
 
     def session_for(self, endpoint: EndpointSettings) -> tuple[Any, Any]:
         """The botocore session and credentials of these settings, resolved once (per region and role)."""
@@ -179,11 +189,12 @@ class TestRun:
         wanted = self.settings.get("verdict")
         if self.calibration is not None:
             self.calibration.finish_at_quit()
-        self.results = verdict.evaluate(self, wanted.checks) if wanted else []  # 2. checks
-        if wanted and wanted.report:  # 3. reports
+        self.analysis = ab.analyse(self)  # 2. variants compared, traffic split
+        self.results = verdict.evaluate(self, wanted.checks) if wanted else []  # 3. checks
+        if wanted and wanted.report:  # 4. reports
             report.write(self, wanted.report)
-        self.summary_text = summary.render(self)  # 4. summary
-        self.environment.process_exit_code = verdict.exit_code(self)  # 5. exit code
+        self.summary_text = summary.render(self)  # 5. summary
+        self.environment.process_exit_code = verdict.exit_code(self)  # 6. exit code
 
     def show(self, exit_code: int) -> None:
         """At Locust's ``quit``: after Locust's own tables, the last thing on the terminal."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from smload import exit_codes
 from smload.measure.histogram import Histogram
-from smload.record import Identity
+from smload.record import GOODPUT, ITL, OUTPUT_TOKENS, TPOT, TTFT, Identity
 from smload.results import checks
 from smload.results.checks import Check, Observed, Result
 
@@ -30,17 +30,30 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
     requests (no name) is every request of the test."""
     series = run.measurements.test()
     entries = run.runner.stats.entries
+    endpoint = run.endpoint
+    goodput_given = bool(endpoint and endpoint.llm and endpoint.llm.goodput)
 
     def gather(selected: Callable[[Identity], bool]) -> Observed | None:
         chosen = [(identity, s) for identity, s in series.items() if selected(identity)]
         if not chosen:
             return None
         histogram = Histogram()
+        timings: dict[str, Histogram] = {}
+        output_tokens, good = 0, None
         for _identity, s in chosen:
             if s.timings:
                 histogram.merge(s.histogram)
+            for kind in (TTFT, ITL, TPOT):
+                if kind in s.timings:
+                    timings.setdefault(kind, Histogram()).merge(s.timings[kind])
+            output_tokens += s.counts.get(OUTPUT_TOKENS, 0)
+            if GOODPUT in s.counts:
+                good = (good or 0) + s.counts[GOODPUT]
+        if good is None and goodput_given:
+            good = 0
         rps = sum(e.total_rps for identity, _s in chosen if (e := entries.get((identity.name, identity.api))))
-        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps)
+        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps,
+                        timings, output_tokens, good)
 
     def observe(name: str | None) -> Observed | None:
         if name is None:

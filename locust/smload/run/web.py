@@ -19,11 +19,14 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import os
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
+from gevent import pywsgi
 from locust.argument_parser import default_args_dict
 from locust.util.timespan import parse_timespan
 
@@ -125,3 +128,30 @@ def install(web_ui: Any, run: Any) -> None:
         results = verdict.evaluate(run, tuple(wanted))
         return jsonify({"results": [r.as_dict() for r in results], "table": checks.table(results),
                         "passed": all(r.passed for r in results)})
+
+
+class ClientErrorHandler(pywsgi.WSGIHandler):
+    """gevent's request handler, with two changes for servers that anyone on the network may reach:
+
+    * a head with more header lines than Python's parser takes (100) is the client's error: a 400
+      and one log line, as gevent gives any other malformed request, not a traceback printed to
+      stderr for every such request (an abusive client could flood the logs);
+    * after each request the other greenlets get a turn: requests pipelined on one connection are
+      read from its buffer without blocking, so one client could otherwise hold the loop (and every
+      other client, the load test's own reports too) for as long as its pipeline lasts."""
+
+    def handle_one_request(self):  # noqa: ANN201 - gevent's own protocol of return values
+        result = super().handle_one_request()
+        gevent.sleep(0)
+        return result
+
+    def read_request(self, raw_requestline: str) -> bool:
+        try:
+            return super().read_request(raw_requestline)
+        except http.client.HTTPException as err:
+            raise ValueError(str(err)) from None
+
+
+def serve_client_errors_quietly() -> None:
+    """Every gevent WSGI server of this process (Locust's web UI, the exporter) with that handler."""
+    pywsgi.WSGIServer.handler_class = ClientErrorHandler

@@ -63,4 +63,16 @@
     rps: axis("req/s", {position: "right", grid: {drawOnChartArea: false}}),
     ms: axis("p99 ms", {position: "right", grid: {drawOnChartArea: false}}),
   }}});
+
+  // 4. LLM endpoints: total output tokens/s against tokens/s per user (the serving trade-off curve).
+  if (REPORT.llm && document.getElementById("tokens-tradeoff")) {
+    const curve = REPORT.llm.curve;
+    chart("tokens-tradeoff", {type: "scatter", data: {datasets: [
+      line("steps (users)", curve.map((p) => ({x: p.per_user_tokens_per_s, y: p.output_tokens_per_s, users: p.users})),
+        COLORS[0], {pointBackgroundColor: curve.map((p) => (p.good ? COLORS[2] : COLORS[3])), pointRadius: 4}),
+    ]}, options: {plugins: {tooltip: {callbacks: {footer: (items) => {
+      const raw = items[0] && items[0].raw;
+      return raw ? `${raw.users} users` : "";
+    }}}}, scales: {x: axis("output tokens/s per user"), y: axis("total output tokens/s")}}});
+  }
 })();
