@@ -13,12 +13,6 @@ the user+system time of the Locust process over the same window (psutil).
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_core.py
 
 Exits 1 when a target is missed: fast >= 4x boto3, fast >= 0.75x FastHttpUser, |p50 gap| <= 1 ms.
-
-Before and after a change: ``--base ../other-worktree`` (a checkout with its own .venv) runs each
-client of both trees in turn, round after round (the order flips every round), against the same
-emulator, and prints each tree's figures and the ratio this/base pair by pair (the rounds of one
-client next to each other: the machine's drift falls on both alike). ``--kinds fast,fasthttp``
-limits the clients.
 """
 
 from __future__ import annotations
@@ -109,20 +103,17 @@ def env() -> dict[str, str]:
 
 
 def locust(kind: str, emulator: Emulator, payload: Path, users: int, seconds: float, cpu: int, extra_env=None,
-           extra_args=(), tree: Path = REPO) -> subprocess.Popen:
-    """Locust with a bench locustfile of ``tree`` (this checkout, or --base's) and that tree's venv."""
+           extra_args=()) -> subprocess.Popen:
     common = ["--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s", "--only-summary",
               "--exit-code-on-error", "0", "--metrics-port", "0", "--stop-timeout", "5"]
     if kind == "fasthttp":
-        args = ["-f", str(tree / FASTHTTP_LOCUSTFILE.relative_to(REPO)), "--host", emulator.url]
+        args = ["-f", str(FASTHTTP_LOCUSTFILE), "--host", emulator.url]
     else:
         locustfile = PACED_LOCUSTFILE if kind == "paced" else LOCUSTFILE
-        args = ["-f", str(tree / locustfile.relative_to(REPO)), "--endpoint-name", ENDPOINT, "--endpoint-url",
-                emulator.url, "--region", "us-east-1", "--payload", str(payload),
-                "--client", "boto3" if kind == "boto3" else "fast"]
+        args = ["-f", str(locustfile), "--endpoint-name", ENDPOINT, "--endpoint-url", emulator.url,
+                "--region", "us-east-1", "--payload", str(payload), "--client", "boto3" if kind == "boto3" else "fast"]
     run_env = env() | {"SMLOAD_BENCH_PAYLOAD": str(payload)} | (extra_env or {})
-    locust_bin = BIN / "locust" if tree == REPO else tree / ".venv" / "bin" / "locust"
-    return subprocess.Popen([*pinned(cpu), str(locust_bin), *args, *common, *extra_args],
+    return subprocess.Popen([*pinned(cpu), str(BIN / "locust"), *args, *common, *extra_args],
                             env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -131,10 +122,9 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return times.user + times.system
 
 
-def throughput_round(kind: str, emulator: Emulator, payload: Path, users: int, warmup: float, window: float,
-                     tree: Path = REPO) -> dict:
+def throughput_round(kind: str, emulator: Emulator, payload: Path, users: int, warmup: float, window: float) -> dict:
     """Requests per CPU-second of the Locust process over ``window`` seconds after ``warmup``."""
-    popen = locust(kind, emulator, payload, users, warmup + window + 2, cpu=0, tree=tree)
+    popen = locust(kind, emulator, payload, users, warmup + window + 2, cpu=0)
     process = psutil.Process(popen.pid)
     time.sleep(warmup)
     cpu0, n0, t0 = cpu_seconds(process), served(emulator.url), time.monotonic()
@@ -196,56 +186,6 @@ def _locust_stats_p50(stderr: str) -> float | None:
     return None
 
 
-def compare(args: argparse.Namespace) -> int:
-    """Each client of this tree and of ``--base`` in turn, the order flipped every round; the ratio
-    this/base of requests per CPU-second pair by pair (round by round), and its median."""
-    base = args.base.resolve()
-    if not (base / ".venv" / "bin" / "locust").exists():
-        sys.exit(f"bench_core: {base} has no .venv/bin/locust (make venv there)")
-    kinds = args.kinds.split(",")
-    trees = {"this": REPO, "base": base}
-    workdir = Path(tempfile.mkdtemp(prefix="bench-core-ab-"))
-    payload = workdir / "payload.json"
-    payload.write_bytes(BODY)
-    rounds: dict[tuple[str, str], list[dict]] = {(k, t): [] for k in kinds for t in trees}
-    emulator = Emulator(0, cpu=1, workdir=workdir)
-    try:
-        for number in range(args.rounds):
-            for kind in kinds:
-                order = ["this", "base"] if number % 2 == 0 else ["base", "this"]
-                for name in order:
-                    result = throughput_round(kind, emulator, payload, args.users, args.warmup, args.window, trees[name])
-                    rounds[kind, name].append(result)
-                    print(f"round {number + 1} {kind:>8} {name:>4}: {result['per_cpu_s']:8.0f} req/CPU-s  "
-                          f"{result['rps']:8.0f} req/s  CPU {100 * result['cpu_share']:.0f}%", flush=True)
-    finally:
-        emulator.stop()
-    print(f"\nthis = {REPO}, base = {base} ({_commit(base)})\n")
-    print("| client | tree | req per CPU-second (each round) | median | req/s (median) | this/base (each pair) | median |")
-    print("|---|---|---|---|---|---|---|")
-    for kind in kinds:
-        ratios = [a["per_cpu_s"] / b["per_cpu_s"] for a, b in zip(rounds[kind, "this"], rounds[kind, "base"], strict=True)]
-        for name in trees:
-            runs = rounds[kind, name]
-            each = ", ".join(f"{r['per_cpu_s']:,.0f}" for r in runs)
-            median = statistics.median(r["per_cpu_s"] for r in runs)
-            rps = statistics.median(r["rps"] for r in runs)
-            pairs = (", ".join(f"{x:.3f}" for x in ratios), f"{statistics.median(ratios):.3f}") if name == "this" else ("", "")
-            print(f"| {kind} | {name} | {each} | {median:,.0f} | {rps:,.0f} | {pairs[0]} | {pairs[1]} |")
-    if "fast" in kinds and "fasthttp" in kinds:
-        for name in trees:
-            per_round = [f["per_cpu_s"] / h["per_cpu_s"]
-                         for f, h in zip(rounds["fast", name], rounds["fasthttp", name], strict=True)]
-            print(f"\n{name}: fast / FastHttpUser = {statistics.median(per_round):.2f} (median of the rounds' ratios: "
-                  f"{', '.join(f'{x:.2f}' for x in per_round)})")
-    return 0
-
-
-def _commit(tree: Path) -> str:
-    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() or "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -254,11 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=8.0)
     parser.add_argument("--honesty-seconds", type=float, default=30.0)
     parser.add_argument("--only", choices=["throughput", "honesty"], help="run one half only")
-    parser.add_argument("--base", type=Path, help="another checkout (with its .venv): each client of both, in turn")
-    parser.add_argument("--kinds", default="fast,boto3,fasthttp", help="clients to measure (default: all three)")
     args = parser.parse_args(argv)
-    if args.base is not None:
-        return compare(args)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-core-"))
     payload = workdir / "payload.json"
