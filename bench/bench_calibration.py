@@ -37,7 +37,10 @@ ENDPOINTS = [
     ("3x2 slots, lognormal 20/60 ms", 3, 2, 20, 60, 1),
     ("4x16 slots, 5 ms (fast)", 4, 16, 5, None, 1),
 ]
-STEPS = {"default (5 s + 10 s)": [], "tests (2 s + 4 s)": ["--step-warmup", "2", "--step-time", "4"]}
+STEPS = {"default (5 s + 10 s)": [], "tests (2 s + 4 s)": ["--step-warmup", "2", "--step-time", "4"],
+         # by rate (open loop, constant arrivals): a ceiling of a few times the slots keeps an overloaded
+         # step's backlog short
+         "by rate, tests (2 s + 4 s)": ["--mode", "rate", "--step-warmup", "2", "--step-time", "4", "--max-in-flight", "64"]}
 
 
 def free_port() -> int:
@@ -90,7 +93,8 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
     measured = summary["max_sustainable_rps"] or 0.0
     return {
         "endpoint": name, "workers": workers, "capacity": expected, "measured": measured,
-        "error": measured / expected - 1, "knee": summary["knee"]["users"] if summary["knee"] else None,
+        "error": measured / expected - 1,
+        "knee": (summary["knee"].get("rate", summary["knee"]["users"]) if summary["knee"] else None),
         "slots": instances * slots, "steps": len(summary["steps"]), "duration": summary["duration_s"], "wall": wall,
         "cpu": max((s["cpu_percent"] or 0) for s in summary["steps"]),
         "lag": max((s["loop_lag_ms"] or 0) for s in summary["steps"]),
@@ -101,19 +105,23 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the test step settings only")
+    parser.add_argument("--settings", help="comma-separated indexes into STEPS (default: all)")
+    parser.add_argument("--endpoints", help="comma-separated indexes into ENDPOINTS (default: all)")
     args = parser.parse_args()
     rows = []
-    for setting, steps in STEPS.items():
-        if args.quick and steps == []:
+    chosen = [int(i) for i in args.settings.split(",")] if args.settings else range(len(STEPS))
+    endpoints = [ENDPOINTS[int(i)] for i in args.endpoints.split(",")] if args.endpoints else ENDPOINTS
+    for index, (setting, steps) in enumerate(STEPS.items()):
+        if (args.quick and steps == []) or index not in chosen:
             continue
-        for endpoint in ENDPOINTS:
+        for endpoint in endpoints:
             row = run(*endpoint, steps)
             row["setting"] = setting
             rows.append(row)
             print(f"{setting} / {row['endpoint']}: {row['measured']:.1f} of {row['capacity']:.1f} req/s "
                   f"({row['error']:+.1%}), {row['duration']:.0f} s", file=sys.stderr, flush=True)
     print(f"\nbench_calibration, {dt.date.today().isoformat()}, {os.cpu_count()} CPUs\n")
-    print("| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users (slots) | steps | "
+    print("| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users or req/s (slots) | steps | "
           "calibration s | max worker CPU | max loop lag | stop | generator warning |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -100,7 +100,7 @@ def main() -> int:
                     "--variant",
                     "name=AllTraffic,instances=1,concurrency=64,latency_ms=0,body=echo",
                 ]
-                rate, _, cpu = bench_emulator.measure(
+                rate, _, cpu = bench_emulator.measure(  # (rate, p99, CPU microseconds per request)
                     name, cmd, "/endpoints/bench/invocations", args.duration, script
                 )
                 rates[name].append(rate)

@@ -24,13 +24,14 @@ DROP = ErrorSpec("drop")  # a fault that closes the connection without an answer
 class VariantRuntime:
     __slots__ = ("endpoint", "name", "config", "stats", "free", "queue", "waiting", "limit", "max_wait_s",
                  "median_s", "sigma", "per_byte_s", "constant", "faults", "slow_rate", "slow_s",
-                 "windows", "model_error", "name_header", "llm", "component")
+                 "windows", "stalls", "model_error", "name_header", "llm", "component", "scaling")
 
     def __init__(self, endpoint: str, config: Variant, stats, component: bool = False) -> None:
         self.endpoint = endpoint
         self.name = config.name
         self.component = component  # an inference component (copies = instances), not a production variant
         self.llm = None  # an LLM variant's front end to its batching engine (llm_server.LLMTarget)
+        self.scaling = None  # emulated autoscaling (autoscaling.EmulatedScaling): instances change over time
         self.config = config
         self.stats = stats
         self.free = config.slots
@@ -56,6 +57,7 @@ class VariantRuntime:
         self.slow_s = faults.slow.extra_ms / 1000.0
         self.windows = tuple((w.from_s, w.to_s, self.model_error if w.error == ErrorSpec(errors.MODEL_ERROR) else w.error)
                              for w in faults.windows)
+        self.stalls = tuple((stall.from_s, stall.to_s) for stall in faults.stalls)
         # an inference component's answers name no production variant
         self.name_header = b"" if component else b"x-Amzn-Invoked-Production-Variant: " + self.name.encode() + b"\r\n"
 
@@ -67,6 +69,19 @@ class VariantRuntime:
         if self.slow_rate and random.random() < self.slow_rate:
             seconds += self.slow_s
         return seconds
+
+    def finish(self, start_s: float, service_s: float) -> float:
+        """When a request that takes a slot at ``start_s`` (seconds since the reset) for ``service_s``
+        of work is done: its work pauses during every stall it meets."""
+        end = start_s + service_s
+        for begin, stop in self.stalls:
+            if end <= begin:
+                break
+            if start_s < stop:  # the stall overlaps the service (or the request starts inside it)
+                paused = stop - max(start_s, begin)
+                start_s = max(start_s, stop) if start_s >= begin else start_s
+                end += paused
+        return end
 
     def fault(self, since_reset_s: float) -> ErrorSpec | None:
         """The fault this request meets, if any: a scheduled window first, then the per-request rates."""

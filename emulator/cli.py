@@ -95,6 +95,8 @@ def describe(config: cfg.Config, host: str, port: int) -> str:
         total = sum(v.weight for v in endpoint.variants)
         for c in endpoint.components:
             lines.append(f"  {endpoint.name}/{c.name}: inference component, {c.instances} copies, {_model(c)}")
+            if c.autoscaling is not None:
+                lines.append(_autoscaling(c, config.time_scale))
         for v in endpoint.variants:
             if v.llm is not None:
                 lines.append(f"  {endpoint.name}/{v.name}: {100 * v.weight / total:.0f}% of traffic, {v.instances} "
@@ -106,7 +108,16 @@ def describe(config: cfg.Config, host: str, port: int) -> str:
             capacity = f"{v.slots * 1000 / lat.median_ms:.0f} req/s at the median" if lat.median_ms > 0 else "unbounded"
             lines.append(f"  {endpoint.name}/{v.name}: {100 * v.weight / total:.0f}% of traffic, {v.instances} x "
                          f"{v.concurrency} slots, {model} -> capacity {capacity}, queue {v.queue_limit}")
+            if v.autoscaling is not None:
+                lines.append(_autoscaling(v, config.time_scale))
     return "\n".join(lines)
+
+
+def _autoscaling(v: cfg.Variant, time_scale: float) -> str:
+    spec = v.autoscaling
+    limits = spec.limits
+    return (f"    autoscaling {limits.min_capacity}..{limits.max_capacity}, in service {limits.startup_s:g} s after a "
+            f"decision, time scale {time_scale:g}: {'; '.join(p.describe() for p in spec.policies)}")
 
 
 def _model(v: cfg.Variant) -> str:

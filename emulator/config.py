@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smload import errors
+from smload import errors, scaling
 from smload.usage import UsageError
 
 from . import llm_config
@@ -49,6 +49,7 @@ MAX_STREAM_PARTS = 10_000
 MAX_TEXT = 4096  # secrets, session tokens, content types
 # sigma <= ln(1e6) / 2.326 = 5.9: even random.gauss's largest draw (8.6) gives a finite service time.
 MAX_P99_RATIO = 1_000_000.0
+MAX_TIME_SCALE = 3600.0  # an hour of policy time in a second
 LOGNORMAL_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 DEFAULT_REGION = "us-east-1"
 DEFAULT_VARIANT = "AllTraffic"  # SageMaker's name for an endpoint's only variant
@@ -114,6 +115,16 @@ class Window:
 
 
 @dataclass
+class Stall:
+    """Every slot of the variant pauses from ``from_s`` to ``to_s`` after the last reset: a request in
+    service finishes that much later, one that would start in it starts at its end (a GC pause, a
+    node drain). Requests still arrive and queue."""
+
+    from_s: float
+    to_s: float
+
+
+@dataclass
 class Slow:
     rate: float = 0.0
     extra_ms: float = 0.0
@@ -126,6 +137,21 @@ class Faults:
     windows: list[Window] = field(default_factory=list)
     slow: Slow = field(default_factory=Slow)
     drop_rate: float = 0.0
+    stalls: list[Stall] = field(default_factory=list)
+
+
+@dataclass
+class Autoscaling:
+    """A variant's (or component's) scalable target and its policies (smload.scaling), in policy time."""
+
+    limits: scaling.Limits
+    policies: list[scaling.Policy]
+
+    def to_json(self) -> dict:
+        return {"min_capacity": self.limits.min_capacity, "max_capacity": self.limits.max_capacity,
+                "startup_s": self.limits.startup_s,
+                "policies": [{"name": p.name, "type": p.type, "describe": p.describe(), "document": p.document}
+                             for p in self.policies]}
 
 
 @dataclass
@@ -140,6 +166,7 @@ class Variant:
     stream: Stream = field(default_factory=Stream)
     faults: Faults = field(default_factory=Faults)
     llm: LLM | None = None  # set: an LLM (continuous batching per instance) instead of slots x latency
+    autoscaling: Autoscaling | None = None  # set: Application Auto Scaling changes ``instances`` over time
 
     @property
     def slots(self) -> int:
@@ -173,6 +200,7 @@ class Config:
     access_keys: dict[str, AccessKey] = field(default_factory=dict)
     region: str = DEFAULT_REGION
     strict_sigv4: bool = False
+    time_scale: float = 1.0  # policy time (autoscaling's periods, alarms, cooldowns, start-up) runs this much faster
     source: str = ""  # where it came from, for the startup line
 
     def to_json(self) -> dict:
@@ -195,6 +223,10 @@ class Config:
             for variant, vdata in zip(endpoint.variants + endpoint.components, data["variants"] + data["components"],
                                       strict=True):
                 vdata["queue"]["max_depth"] = variant.queue_limit
+                if variant.autoscaling is None:
+                    del vdata["autoscaling"]
+                else:
+                    vdata["autoscaling"] = variant.autoscaling.to_json()
                 if variant.llm is None:
                     del vdata["llm"]
                 else:
@@ -340,7 +372,7 @@ def _read_text(path: Path) -> str:
 
 
 def from_dict(doc: Any, reader: _Reader) -> Config:
-    doc = reader.mapping(doc, "", ("endpoints", "access_keys", "region", "strict_sigv4"))
+    doc = reader.mapping(doc, "", ("endpoints", "access_keys", "region", "strict_sigv4", "time_scale"))
     if not isinstance(doc.get("endpoints"), list) or not doc["endpoints"]:
         raise reader.fail("endpoints", "must be a list of at least one endpoint")
     endpoints = [_endpoint(e, f"endpoints[{i}]", reader) for i, e in enumerate(doc["endpoints"])]
@@ -354,6 +386,8 @@ def from_dict(doc: Any, reader: _Reader) -> Config:
         config.strict_sigv4 = doc["strict_sigv4"]
     if "access_keys" in doc:
         config.access_keys = _access_keys(doc["access_keys"], reader)
+    if "time_scale" in doc:
+        config.time_scale = reader.number(doc["time_scale"], "time_scale", MAX_TIME_SCALE, exclusive=True)
     return config
 
 
@@ -391,9 +425,11 @@ def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
     return Endpoint(name, variants)
 
 
-_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
+_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults", "llm",
+                 "autoscaling")
 # An inference component: its copies instead of a weight and instances (each copy is one instance).
-_COMPONENT_KEYS = ("name", "copies", "concurrency", "latency", "queue", "response", "stream", "faults", "llm")
+_COMPONENT_KEYS = ("name", "copies", "concurrency", "latency", "queue", "response", "stream", "faults", "llm",
+                   "autoscaling")
 
 
 def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> Variant:
@@ -425,7 +461,46 @@ def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> V
         )
     if "faults" in doc:
         v.faults = _faults(doc["faults"], f"{path}.faults", reader)
+    if "autoscaling" in doc:
+        if v.llm is not None:
+            raise reader.fail(f"{path}.autoscaling", "autoscaling is not emulated for LLM variants and components yet")
+        v.autoscaling = _autoscaling(doc["autoscaling"], f"{path}.autoscaling", reader, v.instances, component)
     return v
+
+
+def _autoscaling(doc: Any, path: str, reader: _Reader, instances: int, component: bool) -> Autoscaling:
+    """``{min_capacity, max_capacity, startup_s, policies: [policy document or {file: ...}, ...]}``."""
+    doc = reader.mapping(doc, path, ("min_capacity", "max_capacity", "startup_s", "policies"))
+    if "max_capacity" not in doc:
+        raise reader.fail(f"{path}.max_capacity", "is required (register-scalable-target's MaxCapacity)")
+    low = reader.integer(doc.get("min_capacity", instances), f"{path}.min_capacity", 1, scaling.MAX_CAPACITY)
+    high = reader.integer(doc["max_capacity"], f"{path}.max_capacity", 1, scaling.MAX_CAPACITY)
+    startup = reader.number(doc.get("startup_s", 300), f"{path}.startup_s", 86400.0)
+    if not low <= instances <= high:
+        what = "copies" if component else "instances"
+        raise reader.fail(f"{path}", f"need min_capacity ({low}) <= {what} ({instances}) <= max_capacity ({high})")
+    docs = doc.get("policies")
+    if not isinstance(docs, list) or not docs:
+        raise reader.fail(f"{path}.policies", "must be a list of at least one scaling policy (a put-scaling-policy "
+                                              "configuration, or {file: scaling-policy.json})")
+    policies: list[scaling.Policy] = []
+    for i, item in enumerate(docs):
+        where = f"{path}.policies[{i}]"
+        try:
+            if isinstance(item, dict) and set(item) == {"file"}:
+                file = reader.text(item["file"], f"{where}.file", "a file name")
+                base = reader.base_dir or Path(".")
+                policies += scaling.load_policies(base / file, f"{reader.source}: {where}.file", component)
+            else:
+                policies += scaling.parse_policies(item, f"{reader.source}: {where}", f"policy-{i + 1}", component)
+        except UsageError as err:
+            raise UsageError(err.option if err.option.startswith(reader.source) else f"{reader.source}: {err.option}",
+                             err.message) from None
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise reader.fail(f"{path}.policies", "two policies have the same name: give each a PolicyName")
+    limits = scaling.Limits(low, high, startup)
+    return Autoscaling(limits, policies)
 
 
 def _latency(doc: Any, path: str, reader: _Reader) -> Latency:
@@ -472,7 +547,7 @@ def _response(doc: Any, path: str, reader: _Reader) -> Response:
 
 
 def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
-    doc = reader.mapping(doc, path, ("rates", "model_error_status", "windows", "slow", "drop_rate"))
+    doc = reader.mapping(doc, path, ("rates", "model_error_status", "windows", "slow", "drop_rate", "stalls"))
     f = Faults()
     if "model_error_status" in doc:
         status = doc["model_error_status"]
@@ -509,6 +584,21 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
                       reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms", MAX_MS))
     if "drop_rate" in doc:
         f.drop_rate = reader.number(doc["drop_rate"], f"{path}.drop_rate", 1.0)
+    if "stalls" in doc:
+        if not isinstance(doc["stalls"], list):
+            raise reader.fail(f"{path}.stalls", "must be a list of {from_s, to_s}")
+        for i, w in enumerate(doc["stalls"]):
+            wpath = f"{path}.stalls[{i}]"
+            w = reader.mapping(w, wpath, ("from_s", "to_s"))
+            for key in ("from_s", "to_s"):
+                if key not in w:
+                    raise reader.fail(f"{wpath}.{key}", "is required")
+            stall = Stall(reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                          reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
+            if stall.to_s <= stall.from_s:
+                raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
+            f.stalls.append(stall)
+        f.stalls.sort(key=lambda stall: stall.from_s)
     check_fault_total(f, lambda message: reader.fail(path, message))
     return f
 

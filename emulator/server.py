@@ -36,7 +36,8 @@ import httptools
 
 from smload import errors
 
-from . import llm_stats, openai_route, sigv4, wire
+from . import control_plane, llm_stats, openai_route, sigv4, wire
+from .autoscaling import EmulatedScaling
 from .capacity import DROP, EndpointRuntime, VariantRuntime
 from .config import STREAM_ERRORS, Config, ErrorSpec
 from .llm_server import AWS, BODY, CONTAINER, EVENTS, RAW_STREAM, LLMTarget
@@ -294,9 +295,10 @@ class App:
         self.endpoints: dict[bytes, EndpointRuntime] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         for endpoint in config.endpoints:
-            runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots))
+            runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots, v.instances))
                         for v in endpoint.variants]
-            components = [VariantRuntime(endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots), True)
+            components = [VariantRuntime(endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots,
+                                                                                c.instances), True)
                           for c in endpoint.components]
             for runtime in runtimes + components:
                 if runtime.config.llm is not None:
@@ -313,12 +315,19 @@ class App:
         self._request_count = 0
         self.date = formatdate(usegmt=True).encode()
         self._uv = False
+        self.started_at = time.time()  # the endpoints' CreationTime (DescribeEndpoint)
+        self.scaled: list[VariantRuntime] = []  # the autoscaled variants and components (set going at start)
 
     # --- time
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._uv = type(loop).__module__.startswith("uvloop")
         self._tick_date()
+        for endpoint in self.endpoints.values():
+            for runtime in endpoint.variants + list(endpoint.components.values()):
+                if runtime.config.autoscaling is not None:
+                    runtime.scaling = runtime.stats.scaling = EmulatedScaling(self, runtime, self.config.time_scale)
+                    self.scaled.append(runtime)
 
     def _tick_date(self) -> None:
         self.date = formatdate(usegmt=True).encode()
@@ -382,6 +391,9 @@ class App:
         elif path.startswith(b"/_emulator/"):
             self.control(conn, req, path[11:], method)
             return
+        elif path == b"/" and method == b"POST" and b"x-amz-target" in req.headers:
+            control_plane.handle(self, conn, req)
+            return
         elif path == openai_route.SUFFIX and method == b"POST":
             self.openai.handle(conn, req, None, None)
             return
@@ -396,13 +408,25 @@ class App:
             body = self.stats.requests_json()
         elif what == b"reset" and method == b"POST":
             self.stats.reset()
+            now = _monotonic()
+            for runtime in self.scaled:
+                runtime.scaling.reset(now)
             body = {"reset": True}
+        elif what == b"autoscaling" and method == b"GET":
+            now = _monotonic()
+            body = {"time_scale": self.config.time_scale, "endpoints": {}}
+            for runtime in self.scaled:
+                runtime.scaling.roll(now)
+                group = "inference_components" if runtime.component else "variants"
+                body["endpoints"].setdefault(runtime.endpoint, {}).setdefault(group, {})[runtime.name] = \
+                    runtime.scaling.to_json(now)
         elif what == b"config" and method == b"GET":
             body = self.config.to_json()
             openai_route.base_urls(body, req.headers.get(b"host", b"127.0.0.1").decode("latin-1"))
         else:
             conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, GET /_emulator/requests, "
-                                 b"POST /_emulator/reset, GET /_emulator/config\n", keep_alive=req.keep_alive)
+                                 b"POST /_emulator/reset, GET /_emulator/config, GET /_emulator/autoscaling\n",
+                            keep_alive=req.keep_alive)
             return
         conn.send_plain(200, json.dumps(body).encode(), b"application/json", req.keep_alive)
 
@@ -450,6 +474,7 @@ class App:
                 return
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         if req.size > MAX_BODY:
             self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
                       f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
@@ -529,6 +554,7 @@ class App:
         variant = endpoint.pick() if endpoint.variants else next(iter(endpoint.components.values()))
         vstats = variant.stats
         vstats.requests += 1
+        vstats.arrived(req.received - self.stats.reset_at)
         if variant.llm is not None:
             if not self.front_end_fault(conn, req, variant, CONTAINER):
                 variant.llm.handle(conn, req, RAW_STREAM, CONTAINER)
@@ -544,6 +570,10 @@ class App:
     # --- the capacity model
     def submit(self, variant: VariantRuntime, job: Job) -> None:
         vstats = job.vstats
+        if variant.scaling is not None:
+            now = _monotonic()
+            variant.scaling.arrived(now)
+            variant.scaling.flight(now, vstats.in_flight)
         vstats.in_flight += 1
         if variant.free > 0:
             variant.free -= 1
@@ -554,6 +584,8 @@ class App:
             variant.queue.append(job)
             job.timer = self.loop.call_later(variant.max_wait_s, self.expire, job)
         else:
+            if variant.scaling is not None:
+                variant.scaling.flight(_monotonic(), vstats.in_flight)
             vstats.in_flight -= 1
             self.model_failure(job, variant.config.queue.on_full, "Model is overloaded: its request queue is full.")
 
@@ -563,20 +595,33 @@ class App:
         variant = job.variant
         variant.waiting -= 1
         job.vstats.queued -= 1
+        if variant.scaling is not None:
+            variant.scaling.flight(_monotonic(), job.vstats.in_flight)
         job.vstats.in_flight -= 1
         self.model_failure(job, variant.config.queue.on_timeout, wire.TIMEOUT_MESSAGE)
 
     def serve(self, job: Job, start: float) -> None:
         job.started = start
         variant = job.variant
-        due = job.due = start + variant.service_time(job.req.size)
+        service = variant.service_time(job.req.size)
+        if variant.stalls:  # the stall fault: every slot pauses
+            origin = self.stats.reset_at
+            due = job.due = origin + variant.finish(start - origin, service)
+        else:
+            due = job.due = start + service
         if job.stream and job.fault is None:
             self.at(due, self.stream_first, job)
         else:
             self.at(due, self.complete, job)
 
     def release(self, variant: VariantRuntime, nominal_end: float) -> None:
-        """A slot became free at ``nominal_end``: the next live request in the queue takes it then."""
+        """A slot became free at ``nominal_end``: the next live request in the queue takes it then.
+        While autoscaling drains removed instances (fewer free slots than none), the slot goes with them."""
+        if variant.free < 0:
+            variant.free += 1
+            if variant.free == 0:
+                variant.scaling.drained(_monotonic())
+            return
         queue = variant.queue
         while queue:
             job = queue.popleft()
@@ -592,6 +637,8 @@ class App:
     def complete(self, job: Job) -> None:
         variant = job.variant
         vstats = job.vstats
+        if variant.scaling is not None:
+            variant.scaling.flight(_monotonic(), vstats.in_flight)
         vstats.in_flight -= 1
         self.release(variant, job.due)
         if job.fault is not None:
@@ -658,6 +705,8 @@ class App:
             job.timer = (parts, index, delay, due + delay)
             self.at(due + delay, self.stream_next, job)
             return
+        if job.variant.scaling is not None:
+            job.variant.scaling.flight(_monotonic(), job.vstats.in_flight)
         job.vstats.in_flight -= 1
         self.release(job.variant, due)
         if job.fault is None:

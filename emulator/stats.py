@@ -1,6 +1,8 @@
 """Ground truth: exact counts per endpoint, variant, status and error type, and server-side latency
 (receipt of the whole request to the last byte written, queue wait included) in a 1%-accurate
-:class:`smload.measure.histogram.Histogram`. Served as JSON (``/_emulator/stats``) and in the Prometheus text
+:class:`smload.measure.histogram.Histogram`; the open-loop truth: arrivals per second since the reset
+and the coefficient of variation of the gaps between them (a request reaching a variant arrives when
+the whole of it has been received). Served as JSON (``/_emulator/stats``) and in the Prometheus text
 format (``/metrics``), both built from the same counters."""
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ UNKNOWN = "unknown"  # the variant of a request that reached none and named none
 # /metrics) without bound. No SageMaker name can contain parentheses, so it never meets a real one.
 UNCONFIGURED = "(unknown)"
 DROPPED = "dropped"  # the status of a request whose connection was closed without an answer
+MAX_SECONDS = 86_400  # arrivals per second are kept for the first day after a reset
 
 # Prometheus histogram buckets, seconds (exact counts: each request is placed by bisect, not by sketch).
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -23,13 +26,16 @@ BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.7
 
 class VariantStats:
     __slots__ = ("requests", "status", "errors", "latency", "model_latency", "buckets", "seconds_sum",
-                 "seconds_count", "in_flight", "queued", "slots", "llm")
+                 "seconds_count", "in_flight", "queued", "slots", "llm", "per_second", "last_arrival", "gaps",
+                 "gap_mean", "gap_m2", "instances", "scaling")
 
-    def __init__(self, slots: int = 0) -> None:
+    def __init__(self, slots: int = 0, instances: int = 0) -> None:
         self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
+        self.instances = instances  # as configured (an autoscaled variant's count now: scaling.instances)
         self.in_flight = 0  # received, not yet answered (queued or in a slot): live, never reset
         self.queued = 0
         self.llm = None  # an LLM variant's token-level truth (llm_stats.LLMStats): its own JSON and families
+        self.scaling = None  # an autoscaled variant's scaler (autoscaling.EmulatedScaling)
         self.reset()
 
     def reset(self) -> None:
@@ -43,6 +49,34 @@ class VariantStats:
         self.seconds_count = 0
         if self.llm is not None:
             self.llm.reset()
+        self.per_second: list[int] = []  # arrivals in each whole second since the reset (the first day)
+        self.last_arrival: float | None = None
+        self.gaps = 0  # inter-arrival gaps: count, mean and sum of squared deviations (Welford)
+        self.gap_mean = 0.0
+        self.gap_m2 = 0.0
+
+    def arrived(self, since_reset_s: float) -> None:
+        second = int(since_reset_s) if since_reset_s > 0 else 0
+        counts = self.per_second
+        if second >= MAX_SECONDS:  # bounded: the gaps still count, the per-second series stops
+            second = -1
+        elif second >= len(counts):
+            counts.extend([0] * (second + 1 - len(counts)))
+        if second >= 0:
+            counts[second] += 1
+        last, self.last_arrival = self.last_arrival, since_reset_s
+        if last is not None:
+            gap = since_reset_s - last
+            self.gaps += 1
+            delta = gap - self.gap_mean
+            self.gap_mean += delta / self.gaps
+            self.gap_m2 += delta * (gap - self.gap_mean)
+
+    @property
+    def interarrival_cv(self) -> float | None:
+        if self.gaps < 2 or self.gap_mean <= 0:
+            return None
+        return (self.gap_m2 / (self.gaps - 1)) ** 0.5 / self.gap_mean
 
     def answered(self, status: str, error: str | None, seconds: float) -> None:
         counts = self.status
@@ -52,13 +86,29 @@ class VariantStats:
         self.buckets[bisect_left(BUCKETS_S, seconds)] += 1
         self.seconds_sum += seconds
         self.seconds_count += 1
+        if self.scaling is not None:
+            self.scaling.answered(error, seconds, status == "200")
+
+    @property
+    def instances_now(self) -> int:
+        return self.scaling.instances if self.scaling is not None else self.instances
+
+    @property
+    def slots_now(self) -> int:
+        return self.slots if self.scaling is None else self.scaling.instances * self.scaling.concurrency
 
     def to_json(self) -> dict:
         out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
                "latency_ms": summary(self.latency)}
         out["model_latency_ms"] = summary(self.model_latency)
+        cv = self.interarrival_cv
+        out["arrivals"] = {"per_second": list(self.per_second),
+                           "interarrival_cv": None if cv is None else round(cv, 4)}
         if self.llm is not None:
             out["llm"] = self.llm.to_json()
+        if self.scaling is not None:
+            out["instances"] = self.scaling.instances
+            out["scaling_events"] = self.scaling.events_json()
         return out
 
 
@@ -79,19 +129,19 @@ class Stats:
         # LLM families (llm_stats.prometheus), registered by the server so that this module needs them not
         self.families: list = []
 
-    def variant(self, endpoint: str, variant: str, slots: int = 0) -> VariantStats:
+    def variant(self, endpoint: str, variant: str, slots: int = 0, instances: int = 0) -> VariantStats:
         variants = self.endpoints.setdefault(endpoint, {})
         vs = variants.get(variant)
         if vs is None:
-            vs = variants[variant] = VariantStats(slots)
+            vs = variants[variant] = VariantStats(slots, instances)
         return vs
 
-    def component(self, endpoint: str, component: str, slots: int = 0) -> VariantStats:
+    def component(self, endpoint: str, component: str, slots: int = 0, instances: int = 0) -> VariantStats:
         self.endpoints.setdefault(endpoint, {})
         components = self.components.setdefault(endpoint, {})
         cs = components.get(component)
         if cs is None:
-            cs = components[component] = VariantStats(slots)
+            cs = components[component] = VariantStats(slots, instances)
         return cs
 
     def reset(self) -> None:
@@ -179,7 +229,19 @@ class Stats:
                "Concurrent requests a variant serves (instances x concurrency; an LLM's: instances x max_batch).")
         for labels, vs in rows:
             if vs.slots:
-                lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots}")
+                lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots_now}")
+        family("sagemaker_emulator_instances", "gauge",
+               "Instances (or inference-component copies) taking traffic; emulated autoscaling changes it.")
+        for labels, vs in rows:
+            if vs.slots:
+                lines.append(f"sagemaker_emulator_instances{{{labels}}} {vs.instances_now}")
+        family("sagemaker_emulator_scaling_events_total", "counter",
+               "Scaling activities started by emulated autoscaling, by direction (out: more instances, in: fewer).")
+        for labels, vs in rows:
+            if vs.slots:
+                outs, ins = (vs.scaling.scale_outs, vs.scaling.scale_ins) if vs.scaling is not None else (0, 0)
+                lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="out"}} {outs}')
+                lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="in"}} {ins}')
         for add in self.families:
             add(lines, rows)
         return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 ``locust_requests_total``, ``locust_request_failures_total``, ``locust_response_bytes_total``, the
 ``locust_request_duration_seconds`` histogram and, for response streams, the
-``locust_time_to_first_byte_seconds`` histogram, per ``(request_type, name)``, from the
+``locust_time_to_first_byte_seconds`` histogram and, in open loop, the ``locust_schedule_lag_seconds``
+histogram, per ``(request_type, name)``, from the
 measurements' lifetime view (``smload.measure.store``: counts that only grow). Why by hand: 50 names x 460 buckets is 23,000
 samples, and prometheus_client renders them in about 200 ms where this takes about 5 ms
 (``bench/bench_exporter.py``); the small families (runner gauges, process, CloudWatch) still go
@@ -22,7 +23,7 @@ from typing import Any
 from smload import errors
 from smload.measure.histogram import Histogram
 from smload.measure.series import Series
-from smload.record import GOODPUT, INPUT_TOKENS, ITL, LATENCY, OUTPUT_TOKENS, TPOT, TTFB, TTFT
+from smload.record import GOODPUT, INPUT_TOKENS, ITL, LATENCY, OUTPUT_TOKENS, SCHEDULE_LAG, TPOT, TTFB, TTFT
 
 from .buckets import LE_LABELS, cumulative_counts
 
@@ -49,6 +50,10 @@ _HEADERS = {
     "locust_time_to_first_byte_seconds": (
         "histogram",
         "Response streams: time to the first part, measured by the workers, merged exactly on the master",
+    ),
+    "locust_schedule_lag_seconds": (
+        "histogram",
+        "Open loop: actual send minus intended start of each arrival's request (the generator's own delay)",
     ),
     "locust_llm_time_to_first_token_seconds": (
         "histogram",
@@ -79,6 +84,7 @@ HISTOGRAMS = {
     TTFT: "locust_llm_time_to_first_token_seconds",
     ITL: "locust_llm_inter_token_latency_seconds",
     TPOT: "locust_llm_time_per_output_token_seconds",
+    SCHEDULE_LAG: "locust_schedule_lag_seconds",
 }
 # counter -> counter family (present for a name once it has the counter)
 COUNTERS = {

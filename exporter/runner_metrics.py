@@ -3,8 +3,9 @@
 ``locust_worker_cpu_usage_percent{worker}``, the event-loop lag counters
 ``locust_worker_event_loop_lag_seconds_total{worker}`` and ``locust_worker_event_loop_probes_total{worker}``
 (:mod:`smload.measure.health`; their rate ratio is the mean lag), ``locust_requests_abandoned_total``
-and ``locust_workers_lost_total`` (:mod:`smload.measure.drain`, :mod:`smload.run.lifeline`) and
-``locust_test_start_time_seconds``."""
+and ``locust_workers_lost_total`` (:mod:`smload.measure.drain`, :mod:`smload.run.lifeline`) ``locust_test_start_time_seconds``
+and the open-loop counters ``locust_arrivals_total``, ``locust_arrivals_dropped_total`` and gauge
+``locust_arrival_rate_target`` (the measurements' arrival counts and the master's current target)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from smload.measure import store
+from smload.record import ARRIVALS, DROPPED
 
 # Every state a runner or a worker can be in ("ready" is Locust's STATE_INIT): each one always has
 # a series, 0 when nothing is in it, so that a panel never mistakes "no data" for "none".
@@ -81,6 +83,19 @@ class RunnerCollector(Collector):
         yield lag
         yield probes
 
+        counts = measurements.lifetime_arrivals()
+        arrivals = CounterMetricFamily("locust_arrivals", "Open loop: arrivals scheduled (sent or dropped), all workers")
+        arrivals.add_metric([], counts.get(ARRIVALS, 0))
+        yield arrivals
+        dropped = CounterMetricFamily("locust_arrivals_dropped",
+                                      "Open loop: arrivals dropped because every executor was busy (--max-in-flight)")
+        dropped.add_metric([], counts.get(DROPPED, 0))
+        yield dropped
+        if measurements.arrival_target is not None:
+            target = GaugeMetricFamily("locust_arrival_rate_target", "Open loop: the total arrival rate asked for now, "
+                                       "requests per second (0 once the test stopped)")
+            target.add_metric([], measurements.arrival_target)
+            yield target
         abandoned = CounterMetricFamily("locust_requests_abandoned", "Requests in flight when a test ended and not "
                                         "awaited (--drain-timeout), or whose timeout the generator's own stall caused")
         abandoned.add_metric([], measurements.abandoned_lifetime)

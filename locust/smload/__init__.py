@@ -1,7 +1,7 @@
 """sagemaker-loadtest: load testing and capacity calibration for SageMaker endpoints, on Locust.
 
 Grouped by job (docs/architecture.md): ``invoke`` (options, payloads, AWS, SigV4, transports, the
-client and ``SageMakerUser``), ``measure`` (everything recorded per request), ``run`` (the TestRun,
+client and ``SageMakerUser``), ``load`` (open-loop arrivals, rate profiles, ``RateShape``), ``measure`` (everything recorded per request), ``run`` (the TestRun,
 the Locust hooks, the end of a test), ``results`` (checks and report files), ``calibration``,
 ``k8s``; the emulator is ``smload.emulator``, the Prometheus exporter ``smload.exporter``."""
 
@@ -16,4 +16,9 @@ def __getattr__(name: str):
         from .run import hooks  # noqa: F401 - the plugin: options, checks, measurements, the end of a test
 
         return SageMakerUser
+    if name == "RateShape":
+        from .load.shape import RateShape
+        from .run import hooks  # noqa: F401
+
+        return RateShape
     raise AttributeError(f"module 'smload' has no attribute {name!r}")

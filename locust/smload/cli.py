@@ -11,6 +11,7 @@ from .version import VERSION
 COMMANDS = {
     "run": ("smload.launch:run_main", "run a load test: Locust with the bundled locustfile (all Locust options too)"),
     "calibrate": ("smload.launch:calibrate_main", "find the endpoint's knee and recommend its autoscaling target"),
+    "autoscaling": ("smload.calibration.autoscaling:main", "simulate autoscaling policies on a traffic profile; verify one"),
     "compare": ("smload.compare_command:main", "compare two runs' report.json with confidence intervals; gate CI on regressions"),
     "emulator": ("smload.emulator.cli:main", "run the SageMaker runtime emulator (the offline default target)"),
     "k8s": ("smload.k8s:main", "status, scale, run and stop a load test deployed with the Helm chart"),
@@ -21,7 +22,8 @@ USAGE = "usage: smload {" + ",".join(COMMANDS) + "} [options]\n"
 
 def _help() -> str:
     lines = [USAGE, "Load testing and capacity calibration for Amazon SageMaker real-time endpoints.\n", "commands:"]
-    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    width = max(map(len, COMMANDS))
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += [
         "",
         "smload run takes every Locust option: smload run --endpoint-name NAME --payload PATH --headless -u 10 -t 1m",

@@ -27,6 +27,10 @@ PER_PART = "per_part"  # mean time between a stream's parts, one value per strea
 TTFT = "ttft"  # to the first generated token
 ITL = "itl"  # every gap between two tokens of a request (one value per token after the first)
 TPOT = "tpot"  # per request: (e2e - TTFT) / (output tokens - 1)
+# Open loop (smload.load): the headline latency and TTFB run from the arrival's intended start;
+# these two say how it splits.
+SERVICE = "service"  # from the actual send to the last byte (what a closed-loop tool reports)
+SCHEDULE_LAG = "schedule_lag"  # actual send - intended start: the load generator's own delay
 
 # Counters besides requests, failures and response bytes.
 PARTS = "parts"  # PayloadParts received
@@ -40,6 +44,11 @@ COUNTED_BY_USAGE = "tokens_by_usage"
 COUNTED_BY_TOKENIZER = "tokens_by_tokenizer"
 COUNTED_BY_CHUNKS = "tokens_by_chunks"
 TOKEN_SOURCES = {COUNTED_BY_USAGE: "usage", COUNTED_BY_TOKENIZER: "tokenizer", COUNTED_BY_CHUNKS: "chunks"}
+
+# Open-loop arrivals (not per identity: a dropped arrival never had one), counted by the process
+# that scheduled them: every arrival, and those dropped because the in-flight ceiling was reached.
+ARRIVALS = "arrivals"
+DROPPED = "dropped"
 
 RECORD = "smload"  # the key of a Record in the request event's context
 

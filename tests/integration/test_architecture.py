@@ -19,6 +19,7 @@ VIOLATIONS = {
     "smload/results/bad_upwards.py": "import smload.run.testrun\n",  # a lower layer importing a higher one
     "smload/flags.py": None,  # the ground floor importing the house (appended below)
     "smload/run/bad_exporter.py": "import smload.exporter.server\n",
+    "smload/load/bad_measure.py": "import smload.measure.store\n",  # load counts through the TestRun's callback
     "smload/exporter/bad_core.py": "import smload.run.testrun\n",
     "smload/emulator/bad_gevent.py": "import gevent\n",
     "smload/k8s/bad_locust.py": "import locust\n",

@@ -169,3 +169,21 @@ def test_calibrate_help_lists_its_options():
     for option in ("--slo", "--max-error-rate", "--safety-factor", "--instances", "--step-warmup", "--output",
                    "--endpoint-name", "--check"):
         assert option in result.stdout
+
+
+def test_calibration_by_rate_finds_the_capacity_as_a_rate(procs, tmp_path):
+    """``--mode rate`` (open loop, constant arrivals) on the lognormal endpoint (268 req/s): the knee,
+    a rate, within 5% of the capacity, found through an overloaded step; the same outputs (calibration.json,
+    the policy). The other two configurations and the times are in bench/RESULTS.md."""
+    emulator = start_emulator(procs, *variant(3, 2, 20, 60))
+    expected = capacity(3, 2, 20, 60)
+    result, summary = calibrate(emulator, tmp_path, "--instances", "3", "--slo", "p99<2s", "--mode", "rate",
+                                "--max-in-flight", "64", *FAST_STEPS)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert summary["stop_reason"] == "overloaded" and summary["settings"]["mode"] == "rate"
+    assert summary["knee"]["rate"] == pytest.approx(expected, rel=0.05), summary["steps"]
+    assert summary["max_sustainable_rps"] == pytest.approx(expected, rel=0.05)
+    overloaded = [s for s in summary["steps"] if s["verdict"] == "overloaded"]
+    assert overloaded and all(s["offered_rps"] > s["rps"] for s in overloaded)
+    policy = json.loads((tmp_path / "out" / "scaling-policy-AllTraffic-invocations.json").read_text())
+    assert policy["TargetValue"] == summary["recommended_invocations_per_instance"]

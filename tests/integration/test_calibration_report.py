@@ -8,7 +8,7 @@ import json
 from testkit.endpoint_model import ClosedLoopEndpoint, run
 from testkit.support import ARTIFACTS, render_in_chromium
 
-from smload.calibration.search import Instances, Search, Settings, summarize
+from smload.calibration.search import Instances, Search, SearchRules, summarize
 from smload.measure.histogram import Histogram
 from smload.results import reports
 from smload.results.checks import Observed, evaluate, parse_all
@@ -29,7 +29,7 @@ def points(chart, label):
 def calibration_summary(**settings):
     endpoint = ClosedLoopEndpoint(slots=8, service_ms=25, overhead_ms=2, endpoint="ab-test",
                                   variants=(("variant-a", 0.7), ("variant-b", 0.3)))
-    search = run(Search(Settings(**settings)), endpoint)
+    search = run(Search(SearchRules(**settings)), endpoint)
     return summarize(search, Instances("--instances", each=1), 0.5, "ab-test", "us-east-1",
                      {"endpoint_url": "http://127.0.0.1:8080", "workers": 2}, "2025-01-01T00:00:00Z", 120.0)
 

@@ -191,6 +191,7 @@ def test_control_api_reset_and_config(procs):
         "requests": 0, "status": {}, "errors": {},
         "latency_ms": {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
         "model_latency_ms": {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
+        "arrivals": {"per_second": [], "interarrival_cv": None},
     }
     status, body = http_get(f"{emulator.url}/_emulator/config")
     config = json.loads(body)

@@ -33,7 +33,7 @@ for case in json.load(sys.stdin):
         out.append({"parsed": values})
     except SystemExit as exit:
         out.append({"error": exit.code})
-print(json.dumps({"env_vars": known, "results": out}))
+print(json.dumps({"env_vars": known, "results": out}, default=str))
 """
 
 

@@ -91,7 +91,8 @@ def test_run_a_test(release, tmp_path):
     (swarm,) = release.standin.requests("POST")
     assert swarm.path == PROXY + "swarm"
     assert swarm.content_type == "application/x-www-form-urlencoded"
-    assert dict(pair.split("=") for pair in swarm.body.decode().split("&")) == {"user_count": "4", "spawn_rate": "4.0", "run_time": "4s"}
+    assert dict(pair.split("=") for pair in swarm.body.decode().split("&")) == {"user_count": "4", "spawn_rate": "4.0", "run_time": "4s",
+                                                                                         "arrival_rate": ""}
     assert report.read_text().lstrip().startswith("<!DOCTYPE html>") and "ab-test/variant-a" in report.read_text()
     # Nothing lost: what the run reports is what the endpoint received.
     done = re.search(r"^done: (\d+) requests, (\d+) failed; report (.+)$", result.stdout, re.MULTILINE)
@@ -184,3 +185,20 @@ def test_checks_route_answers_like_the_verdict(release):
     (rate, unknown) = answer["results"]
     assert rate["check"] == "error_rate<1%" and rate["passed"] is True
     assert unknown["passed"] is False and unknown["note"] == "no request named 'no/such'"
+
+
+def test_run_open_loop(release, tmp_path):
+    """--arrival-rate: the web UI form's open-loop fields; the master runs the test open loop (its
+    achieved_rate check needs one), and what it sent is what the endpoint received."""
+    release.emulator.reset()
+    result = release.smload_k8s("run", "--release", RELEASE, "--arrival-rate", "40", "--max-in-flight", "8",
+                                "--run-time", "5s", "--interval", "1", "--report", str(tmp_path / "r.html"),
+                                "--check", "achieved_rate>=20", "--check", "dropped<=0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("started: open loop at 40 req/s, at most 8 in flight, for 5s on 1 workers\n")
+    (swarm,) = release.standin.requests("POST")
+    form = dict(pair.split("=") for pair in swarm.body.decode().split("&"))
+    assert (form["arrival_rate"], form["max_in_flight"]) == ("40", "8")
+    done = re.search(r"^done: (\d+) requests, (\d+) failed", result.stdout, re.MULTILINE)
+    assert done and int(done[1]) == release.emulator.stats()["requests"] > 60
+    assert result.stdout.rstrip().endswith("2 of 2 checks passed"), result.stdout

@@ -89,8 +89,8 @@ def test_malformed_and_abusive_http_leaves_the_master_serving(procs, tmp_path):
     payload_file.write_text('{"inputs": [1]}')
     web, metrics = free_port(), free_port()
     master = procs.start("locust", locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(web), "--metrics-port", str(metrics), "--autostart", "-u", "2",
-        "-r", "2", "--endpoint-name", "ep", "--endpoint-url", emulator.url, "--region", "us-east-1",
+        "--web-host", "127.0.0.1", "--web-port", str(web), "--metrics-port", str(metrics), "--autostart", "-u", "1",
+        "-r", "1", "--endpoint-name", "ep", "--endpoint-url", emulator.url, "--region", "us-east-1",
         "--payload", str(payload_file)))
     wait_until(lambda: master.alive() and answers(f"http://127.0.0.1:{web}/")
                and answers(f"http://127.0.0.1:{metrics}/metrics"), 30, "the master's servers")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from testkit.support import REPO
@@ -39,18 +39,24 @@ def load() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
 
 
-def panels(dashboard: dict) -> Iterator[dict]:
-    """Every panel, including those inside collapsed rows."""
+OPEN_LOOP_ROW = "Open loop"  # its panels have data in an open-loop test only (--arrival-rate)
+
+
+def panels(dashboard: dict, rows: Callable[[str | None], bool] = lambda _title: True) -> Iterator[dict]:
+    """Every panel, including those inside collapsed rows; ``rows`` picks by row title (None: no row)."""
+    row: str | None = None
     for panel in dashboard.get("panels", []):
         if panel.get("type") == "row":
-            yield from panel.get("panels", [])
-        else:
+            row = panel.get("title")
+            if rows(row):
+                yield from panel.get("panels", [])
+        elif rows(row):
             yield panel
 
 
-def queries(name: str, dashboard: dict) -> list[Query]:
+def queries(name: str, dashboard: dict, rows: Callable[[str | None], bool] = lambda _title: True) -> list[Query]:
     return [Query(name, panel["title"], target["expr"], bool(target.get("instant")))
-            for panel in panels(dashboard) for target in panel.get("targets", [])]
+            for panel in panels(dashboard, rows) for target in panel.get("targets", [])]
 
 
 def substitute(text: str, values: dict[str, str]) -> str:

@@ -51,7 +51,10 @@ class Docker:
     name: str
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        """The caller's environment for the docker CLI and compose, without what a test must set itself:
+        compose passes AWS_*, LOCUST_* and SAGEMAKER_* through to the containers (the shell of every
+        AWS user has AWS_ACCESS_KEY_ID set)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "AWS_", "LOCUST_", "SAGEMAKER_"))}
         env.update(DOCKER_HOST=self.host, **extra)
         return env
 

@@ -251,6 +251,22 @@ def runtime_client(endpoint_url: str, **kwargs: Any):
     return boto3.client("sagemaker-runtime", endpoint_url=endpoint_url, **options)
 
 
+def control_client(endpoint_url: str, **kwargs: Any):
+    """A boto3 ``sagemaker`` (control plane) client for the emulator's DescribeEndpoint, as runtime_client."""
+    import boto3
+    from botocore.config import Config
+
+    env = aws_env()
+    options: dict[str, Any] = {
+        "region_name": env["AWS_DEFAULT_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+    }
+    options.update(kwargs)
+    return boto3.client("sagemaker", endpoint_url=endpoint_url, **options)
+
+
 def distributed_args(workers: int = 2) -> list[str]:
     """Locust options for a master and ``workers`` forked worker processes on a free port. Both
     ``--master-bind-port`` and ``--master-port``: the forked workers connect to ``--master-port``,

@@ -13,8 +13,9 @@ DOCKER = REPO / "docker"
 BOARDS = load()
 
 
-def test_the_five_dashboards_are_there():
-    assert sorted(BOARDS) == ["endpoint.json", "errors.json", "generator.json", "overview.json", "variants.json"]
+def test_the_six_dashboards_are_there():
+    assert sorted(BOARDS) == ["autoscaling.json", "endpoint.json", "errors.json", "generator.json", "overview.json",
+                              "variants.json"]
     uids = [board["uid"] for board in BOARDS.values()]
     assert len(set(uids)) == len(uids) and all(uid.startswith("smload-") for uid in uids)
 

@@ -9,13 +9,13 @@ from smload import flags
 from smload.results import checks
 from smload.usage import UsageError
 
-from .search import Settings
+from .search import MODES, RATE, USERS, SearchRules
 
 
 @dataclass(frozen=True)
 class Calibration:
     enabled: bool
-    search: Settings
+    search: SearchRules
     safety_factor: float
     instances: int | None  # --instances N; None: from DescribeEndpoint
     output: str | None
@@ -27,6 +27,12 @@ def _option(flag: str, help: str, parse: flags.Parser | None = None, **kwargs) -
 
 OPTIONS = (
     _option("--calibrate", "run a calibration (step load) instead of a fixed number of users", switch=True),
+    _option("--mode", "step the concurrency (users: closed loop) or the arrival rate (rate: open loop, constant "
+            "arrivals; the knee as a rate)", choices=MODES, default=USERS),
+    _option("--start-rate", "--mode rate: the arrival rate of the first step (req/s)", flags.number(1, integer=True),
+            default=10, metavar="R"),
+    _option("--max-rate", "--mode rate: never offer more than this (req/s)", flags.number(1, integer=True),
+            default=100_000, metavar="R"),
     _option("--slo", "latency objective a step must meet, e.g. \"p99<300ms\" or \"p95[ab-test/variant-a]<0.2s\" "
             "(repeatable; the --check grammar, latency metrics only)", metavar="EXPR", repeat=True),
     _option("--max-error-rate", "highest acceptable error rate of a step", flags.percentage, default="1%",
@@ -55,13 +61,17 @@ def build(values: flags.Values) -> Calibration:
         if not slo.is_latency or slo.op not in ("<", "<="):
             raise UsageError("--slo", f"{slo.text!r}: an SLO is a latency bound, e.g. p99<300ms "
                                       "(use --max-error-rate for errors)")
-    search = Settings(
-        slos=tuple(slos), max_error_rate=values["max_error_rate"], start_users=values["start_users"],
-        step_factor=values["step_factor"], max_users=values["max_users"], warmup_s=values["step_warmup"],
-        measure_s=values["step_time"], max_steps=values["max_steps"],
+    rate = values["mode"] == RATE
+    search = SearchRules(
+        slos=tuple(slos), max_error_rate=values["max_error_rate"],
+        start_users=values["start_rate"] if rate else values["start_users"],
+        step_factor=values["step_factor"], max_users=values["max_rate"] if rate else values["max_users"],
+        warmup_s=values["step_warmup"], measure_s=values["step_time"], max_steps=values["max_steps"],
+        mode=values["mode"],
     )
     if search.max_users < search.start_users:
-        raise UsageError("--max-users", f"{search.max_users} is below --start-users {search.start_users}")
+        raise UsageError("--max-rate" if rate else "--max-users",
+                         f"{search.max_users} is below {'--start-rate' if rate else '--start-users'} {search.start_users}")
     return Calibration(values["calibrate"], search, values["safety_factor"], values["instances"], values["output"])
 
 

@@ -16,6 +16,12 @@ flattens and latency grows (requests queue). The search:
    ``1 - PLATEAU_SHARE`` of the highest); the knee is that first one. Defined by throughput alone,
    it is not fooled by a client overhead that grows slowly with concurrency.
 
+**By rate** (``mode`` rate): the same search over the *arrival rate* (an integer number of requests
+per second, open loop, constant arrivals), with one more verdict: a step whose completions fall short
+of the rate offered by more than ``KEEP_UP`` (or that dropped arrivals) is *overloaded*: the endpoint
+cannot keep up, its queue grows. That verdict replaces the plateau rule, and the bracket closes to
+``KNEE_PRECISION_RATE``. The knee is the highest rate that kept up, met the SLO and the error limit.
+
 The measurements arrive as :class:`Window` objects (what a step measured after its warm-up);
 :mod:`.shape` produces them inside Locust. No Locust import here.
 """
@@ -36,6 +42,10 @@ PLATEAU_EFFICIENCY = 0.10  # marginal throughput per added user, relative to the
 PLATEAU_SHARE = 0.90  # on the plateau: throughput at least this share of the highest
 KNEE_PRECISION = 0.05  # refine until the bracket's two concurrencies are this close (relative)
 STEP_PERCENTILES = (50, 90, 95, 99)
+KEEP_UP = 0.02  # by rate: completions at least this close to the rate offered
+KNEE_PRECISION_RATE = 0.025
+USERS, RATE = "users", "rate"
+MODES = (USERS, RATE)
 
 # Stop reasons (calibration.json "stop_reason").
 SLO = "slo"
@@ -43,13 +53,15 @@ ERROR_RATE = "error_rate"
 PLATEAU = "plateau"
 MAX_USERS = "max_users"
 NO_RESPONSES = "no_responses"
+OVERLOADED = "overloaded"  # by rate: the endpoint did not keep up with the rate offered
 MAX_STEPS = "max_steps"
 STOPPED = "stopped"  # the test was stopped before calibration finished
 STOP_TEXT = {
     SLO: "the SLO was broken",
     ERROR_RATE: "the error rate passed its limit",
     PLATEAU: "throughput stopped growing (plateau)",
-    MAX_USERS: "--max-users was reached",
+    MAX_USERS: "--max-users (--max-rate) was reached",
+    OVERLOADED: "the endpoint did not keep up with the rate offered",
     NO_RESPONSES: "no request completed",
     MAX_STEPS: "--max-steps was reached",
     STOPPED: "the test was stopped before calibration finished",
@@ -61,7 +73,9 @@ GOOD = "ok"
 
 
 @dataclass(frozen=True)
-class Settings:
+class SearchRules:
+    """What a step must meet (SLOs, error limit) and how the steps go (start, factor, bounds, times)."""
+
     slos: tuple[Check, ...] = ()
     max_error_rate: float = 0.01
     start_users: int = 1
@@ -73,9 +87,15 @@ class Settings:
     # the plateau rule's bar; LLM endpoints with token SLOs use 0 (only a fall in throughput): their tokens/s
     # keeps growing slowly with the batch up to its limit, and it is the TPOT/TTFT objective that bends
     plateau_efficiency: float = PLATEAU_EFFICIENCY
+    mode: str = USERS  # by rate, start_users and max_users are rates (req/s)
+
+    @property
+    def by_rate(self) -> bool:
+        return self.mode == RATE
 
     def as_dict(self) -> dict:
         return {
+            "mode": self.mode,
             "slo": [slo.text for slo in self.slos],
             "max_error_rate": self.max_error_rate,
             "start_users": self.start_users,
@@ -157,6 +177,8 @@ class Window:
     errors: dict[str, int] = field(default_factory=dict)  # failures per error text, in the window
     cpu_percent: float | None = None  # the busiest load generator process (smload.generator_health)
     loop_lag_ms: float | None = None  # the worst mean event-loop lag of a load generator process
+    offered: float | None = None  # by rate: the rate offered (req/s)
+    dropped: int = 0  # by rate: arrivals dropped in the window (the in-flight ceiling)
 
 
 @dataclass
@@ -189,6 +211,8 @@ class Step:
         w = self.window
         out = {"index": self.index, "phase": self.phase, "users": w.users, "started_s": round(w.started, 3),
                "window_s": [round(w.start, 3), round(w.end, 3)]}
+        if w.offered is not None:  # by rate: "users" is the rate offered
+            out.update(offered_rps=w.offered, dropped=w.dropped)
         out.update(w.total.as_dict())
         out["max_ms"] = round(w.total.histogram.max, 3) if w.total.histogram.count else None
         out.update({
@@ -202,7 +226,7 @@ class Step:
         return out
 
 
-def judge(window: Window, settings: Settings) -> tuple[str, list[str]]:
+def judge(window: Window, settings: SearchRules) -> tuple[str, list[str]]:
     """A step's verdict from its own measurements: errors first, then the SLO."""
     total = window.total
     if total.requests == 0:
@@ -210,6 +234,11 @@ def judge(window: Window, settings: Settings) -> tuple[str, list[str]]:
     if total.error_rate > settings.max_error_rate:
         return ERROR_RATE, [f"error rate {format_value('error_rate', total.error_rate)} > "
                             f"{format_value('error_rate', settings.max_error_rate)}"]
+    if window.offered:
+        if total.rps < (1 - KEEP_UP) * window.offered:
+            return OVERLOADED, [f"{total.rps:.1f} of the {window.offered:g} req/s offered completed"]
+        if window.dropped:
+            return OVERLOADED, [f"{window.dropped} arrivals dropped (--max-in-flight reached)"]
     observe = {None: total.observed(), **{identity.name: t.observed() for identity, t in window.names.items()}}
     broken = [r for r in evaluate(settings.slos, observe.get) if not r.passed]
     if broken:
@@ -229,7 +258,7 @@ class Knee:
 class Search:
     """The step schedule as a state machine: ask :meth:`next_users`, run that step, :meth:`record` it."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: SearchRules):
         self.settings = settings
         self.steps: list[Step] = []
         self.stop_reason: str | None = None
@@ -239,6 +268,7 @@ class Search:
         self._lo = 0  # refinement bracket: lo below the knee's boundary (0: none), hi above it
         self._hi = 0
         self._plateau_floor: float | None = None  # after a plateau: the throughput that counts as on it
+        self._capacity: float | None = None  # by rate: what the last overloaded step completed per second
 
     # --- the schedule ------------------------------------------------------------------------
 
@@ -253,15 +283,27 @@ class Search:
             if self._bracket_closed():
                 self._finish(self.stop_reason)
                 return None
-            return (self._lo + self._hi) // 2
+            return self._next_rate() if self.settings.by_rate else (self._lo + self._hi) // 2
         if not self.steps:
             return min(self.settings.start_users, self.settings.max_users)
         last = self.steps[-1].users
         return min(self.settings.max_users, max(last + 1, math.ceil(last * self.settings.step_factor)))
 
+    def _next_rate(self) -> int:
+        """By rate: an overloaded step's completions are the endpoint's capacity, nearly: try just that,
+        then a notch above the highest good rate (closing the bracket); else bisect."""
+        lo, hi = self._lo, self._hi
+        if self._capacity is not None:
+            for guess in (math.floor(self._capacity), math.floor(lo * (1 + KNEE_PRECISION_RATE) + 1e-9)):
+                if lo < guess < hi and guess not in {s.users for s in self.steps}:
+                    return guess
+        return (lo + hi) // 2
+
     def record(self, window: Window) -> Step:
         verdict, reasons = judge(window, self.settings)
         step = Step(len(self.steps) + 1, "refine" if self.refining else "explore", window, verdict, reasons)
+        if verdict == OVERLOADED and window.total.requests:
+            self._capacity = window.total.rps
         self.steps.append(step)
         if self.refining:
             self._refine(step)
@@ -280,11 +322,12 @@ class Search:
         good_before = [s for s in self.steps[:-1] if s.good]
         if not step.good:
             self.stop_reason = step.verdict
-            self.stop_detail = f"{step.users} users: " + "; ".join(step.reasons)
+            load = f"{step.users} req/s offered" if self.settings.by_rate else f"{step.users} users"
+            self.stop_detail = f"{load}: " + "; ".join(step.reasons)
             self._start_refinement(max((s.users for s in good_before), default=0), step.users)
             return
         best = max(good_before, key=lambda s: s.rps, default=None)
-        if best is not None and step.users > best.users:
+        if best is not None and step.users > best.users and not self.settings.by_rate:
             gain = step.rps / best.rps - 1 if best.rps else math.inf
             added = step.users / best.users - 1
             if gain < self.settings.plateau_efficiency * added:
@@ -320,7 +363,8 @@ class Search:
     def _bracket_closed(self) -> bool:
         if self._lo == 0:
             return self._hi <= 1
-        return self._hi - self._lo <= max(1, math.floor(KNEE_PRECISION * self._lo))
+        precision = KNEE_PRECISION_RATE if self.settings.by_rate else KNEE_PRECISION
+        return self._hi - self._lo <= max(1, math.floor(precision * self._lo))
 
     def _finish(self, reason: str | None, extra: str = "") -> None:
         self.stop_reason = reason
@@ -405,6 +449,8 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
     if knee is not None:
         result["knee"] = {"users": knee.users, "rps": round(knee.rps, 3), "bracket": list(knee.bracket),
                           "step": knee_step.index}
+        if search.settings.by_rate:  # the bracket is of rates; "users" is the rate offered at the knee
+            result["knee"]["rate"] = knee.users
     if best is not None:
         loads, missing = [], []
         for identity, traffic in sorted(best.window.names.items()):
@@ -432,7 +478,7 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
                 recommended_invocations_per_instance=recommendation["recommended_invocations_per_instance"],
                 recommendation=recommendation,
             )
-            if knee is not None:
+            if knee is not None and not search.settings.by_rate:
                 result["knee"]["concurrency_per_instance"] = round(knee.users / total_instances, 2)
     result["warnings"] = warnings
     result["slo"] = [{"text": c.text, "metric": c.metric, "name": c.name, "op": c.op,

@@ -15,6 +15,10 @@ How a step is measured (the master only sees what the workers report, every ~3 s
   is in it), one at the step's end. Only this step's users are running in between.
 * Load generator health: the busiest process's CPU and event-loop lag over the window
   (:mod:`smload.measure.health`).
+
+By rate (``--mode rate``) the shape keeps the open-loop executor pool (``--max-in-flight`` users)
+and hands each step's rate to the TestRun (``on_rate``: split over the workers, constant arrivals);
+the arrivals dropped in a window are the difference of the two snapshots too.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from smload.invoke import control_plane
 from smload.invoke.options import Settings as EndpointSettings
 from smload.measure.histogram import Histogram
 from smload.measure.store import Measurements
-from smload.record import GOODPUT, ITL, OUTPUT_TOKENS, TPOT, TTFT, Identity
+from smload.record import DROPPED, GOODPUT, ITL, OUTPUT_TOKENS, TPOT, TTFT, Identity
 from smload.results import reports
 from smload.usage import UsageError
 
@@ -47,7 +51,8 @@ console = logging.getLogger("locust.stats_logger")
 _LLM_KINDS = (TTFT, ITL, TPOT)
 _LLM_COUNTS = (OUTPUT_TOKENS, GOODPUT)
 REPORT_SLACK_S = 0.25  # a report must arrive this long after a boundary to cover every request before it
-REPORT_WAIT_MAX_S = 15.0  # a worker silent for longer is left out of the boundary wait (logged)
+REPORT_WAIT_MAX_S = 15.0
+DRAIN_MAX_S = 10.0  # by rate: the longest pause for an overloaded step's backlog  # a worker silent for longer is left out of the boundary wait (logged)
 
 
 # --- the shape ------------------------------------------------------------------------------------
@@ -61,6 +66,7 @@ class _Mark:
     errors: dict[tuple[Identity, str], int]  # (identity, error type) -> failures so far
     timings: dict[tuple[Identity, str], Histogram] = field(default_factory=dict)  # LLM kinds (ttft, tpot, ...)
     counts: dict[tuple[Identity, str], int] = field(default_factory=dict)  # output tokens, goodput
+    dropped: int = 0  # by rate: arrivals dropped so far
 
 
 @dataclass
@@ -70,12 +76,15 @@ class _Step:
     a: int  # the measured seconds [a, b)
     b: int
     first: _Mark | None = None
+    resume_at: float | None = None  # by rate, after an overloaded step: no arrivals until the backlog drained
 
 
 class CalibrationShape(LoadTestShape):
     """Runs :class:`smload.calibration.Search` step by step (``tick`` is called about once a second)."""
 
     abstract = False
+    executors = 0  # by rate: the open-loop pool (set by the TestRun)
+    on_rate: Any = None  # by rate: the TestRun's offer (split over the workers and sent)
 
     def __init__(self, calibration: Calibration, endpoint: EndpointSettings, instances: Instances,
                  measurements: Measurements, runner: Any):
@@ -120,20 +129,36 @@ class CalibrationShape(LoadTestShape):
             window = self._window(step, self._mark())
             recorded = self.search.record(window)
             self._log_step(recorded)
-            return self._begin(self.search.next_users(), now)
+            drain = None
+            if self.settings.by_rate and recorded.verdict == calibration.OVERLOADED:
+                # its queue (at most the executors) would be in the next step's latencies: let it drain first
+                drain = min(DRAIN_MAX_S, self.executors / max(1.0, window.total.rps))
+            return self._begin(self.search.next_users(), now, drain)
         return self._hold(step)
 
-    def _begin(self, users: int | None, now: float) -> tuple[int, float] | None:
+    def _begin(self, users: int | None, now: float, drain: float | None = None) -> tuple[int, float] | None:
         if users is None:
             self.completed = True
             self.finish()
             return None
-        a = math.ceil(now + self.settings.warmup_s)
+        a = math.ceil(now + (drain or 0.0) + self.settings.warmup_s)
         previous = self.step.users if self.step else 0
         self.step = _Step(users, now, a, a + math.ceil(self.settings.measure_s))
+        if self.settings.by_rate:
+            if drain:
+                self.step.resume_at = now + drain
+                self.on_rate(0.0)
+            else:
+                self.on_rate(float(users))
+            return self.executors, float(self.executors)
         return users, float(max(1, abs(users - previous)))  # the whole step's users in one wave
 
     def _hold(self, step: _Step) -> tuple[int, float]:
+        if self.settings.by_rate:
+            if step.resume_at is not None and time.time() >= step.resume_at:
+                step.resume_at = None
+                self.on_rate(float(step.users))
+            return self.executors, float(self.executors)
         return step.users, float(max(1, step.users))
 
     def _workers(self) -> list[Any]:
@@ -161,7 +186,8 @@ class CalibrationShape(LoadTestShape):
                      {(key, kind): s.timings[kind].copy() for key, s in series.items() for kind in _LLM_KINDS
                       if kind in s.timings},
                      {(key, counter): s.counts[counter] for key, s in series.items() for counter in _LLM_COUNTS
-                      if counter in s.counts})
+                      if counter in s.counts},
+                     self.measurements.test_arrivals().get(DROPPED, 0))
 
     def _window(self, step: _Step, last: _Mark) -> Window:
         stats = self.runner.stats
@@ -200,8 +226,11 @@ class CalibrationShape(LoadTestShape):
                 errors[error] = errors.get(error, 0) + delta
         origin = self.started_wall
         cpu, lag = self.health.window(step.a, time.time())
-        return Window(step.users, step.started - origin, step.a - origin, step.b - origin, total, names, errors, cpu,
-                      lag)
+        window = Window(step.users, step.started - origin, step.a - origin, step.b - origin, total, names, errors, cpu,
+                        lag)
+        if self.settings.by_rate:
+            window.offered, window.dropped = float(step.users), last.dropped - first.dropped
+        return window
 
     def _log_step(self, step: calibration.Step) -> None:
         w = step.window
@@ -217,7 +246,8 @@ class CalibrationShape(LoadTestShape):
             tokens = (f"{w.total.output_tps:,.0f} tokens/s ({w.total.output_tps / step.users:,.1f} per user), "
                       + (f"TTFT p99 {ttft.quantile(0.99):.1f} ms, " if ttft and ttft.count else "")
                       + (f"TPOT p99 {tpot.quantile(0.99):.2f} ms, " if tpot and tpot.count else ""))
-        console.info(f"calibration step {step.index} ({step.phase}): {step.users} users, {w.total.rps:.1f} req/s, "
+        load = f"{step.users} req/s offered" if w.offered is not None else f"{step.users} users"
+        console.info(f"calibration step {step.index} ({step.phase}): {load}, {w.total.rps:.1f} req/s, "
                      f"{tokens}p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
                      f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
 
@@ -274,7 +304,10 @@ def summary_lines(summary: dict) -> list[str]:
                          f"{summary['recommended_invocations_per_instance']:.0f} per minute "
                          f"(x safety factor {summary['settings']['safety_factor']} x 60)")
     knee = summary["knee"]
-    if knee:
+    if knee and "rate" in knee:
+        lines.append(f"knee: {knee['rate']} req/s offered ({knee['rps']:.1f} req/s completed), bracketed by "
+                     f"{knee['bracket'][0]} and {knee['bracket'][1]} req/s")
+    elif knee:
         lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
                      f"{knee['bracket'][1]} users")
     llm = summary.get("llm")

@@ -2,13 +2,18 @@
 
 :class:`Runtime` is built once per test in each process that runs users (a worker, or the local
 runner) by the TestRun, from the settings it checked and the credentials it resolved, and kept on
-the Environment (:func:`attach_runtime`): the payload picker, the gate of requests in flight and,
-for ``--client boto3``, the shared boto3 client. :class:`SageMakerClient` turns each invocation into
+the Environment (:func:`attach_runtime`): the payload picker, the gate of requests in flight,
+for ``--client boto3`` the shared boto3 client, and in open-loop mode the *pacer* that hands the
+users their arrivals (:mod:`smload.load.open_loop`; duck-typed here: ``wait()`` blocks until the
+next arrival and returns its intended start). :class:`SageMakerClient` turns each invocation into
 one Locust ``request`` event named ``<endpoint>/<variant>`` with a closed-set error type, and hands
 the measurements a :class:`~smload.record.Record` (its identity, the time to the first part of a
 stream) in the event's context. It counts itself in and out of the gate of requests in flight
 (``Runtime.gate``, :class:`smload.measure.drain.InFlight` as the TestRun hands it over): a request
 that a test's end abandoned, or whose timeout the generator's own stall caused, is not reported.
+In open loop, the headline response time and the time to the first part run from the arrival's
+intended start; the service time (from the send) and the schedule lag (send - intended start) are
+kinds of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 from locust.exception import StopUser
 
 from smload.errors import TIMEOUT, RequestFailure
-from smload.record import PARTS, PER_PART, RECORD, TTFB, Identity, Record
+from smload.record import PARTS, PER_PART, RECORD, SCHEDULE_LAG, SERVICE, TTFB, TTFT, Identity, Record
 
 from . import llm as llm_requests
 from .bearer import TokenSource
@@ -38,8 +43,9 @@ class Runtime:
     and says when no new one may start (a test that is ending: ``smload.measure.drain``)."""
 
     def __init__(self, settings: Settings, credentials: Any, session: Any, gate: Any, worker_index: int = 0,
-                 max_users: int = 1):
+                 max_users: int = 1, pacer: Any = None):
         self.settings = settings
+        self.pacer = pacer  # open loop: what the users wait on for their arrivals (None: closed loop)
         self.credentials = credentials
         self.gate = gate
         self.picker = PayloadPicker(list(settings.payloads), settings.payload_order, settings.payload_seed,
@@ -77,6 +83,7 @@ class SageMakerClient:
         self._transport = runtime.transport()
         self._next_payload = runtime.picker.next
         self._gate = runtime.gate
+        self._pacer = runtime.pacer
         self._fire = user.environment.events.request.fire
         self._user = user
         self._overridden: dict[tuple, Settings] = {}
@@ -102,7 +109,12 @@ class SageMakerClient:
         else:
             payload = Payload.of(body, content_type or settings.content_type or "application/json")
         gate = self._gate
+        intended = getattr(self._user, "intended_start", None)  # open loop: the first request of an arrival
+        if intended is not None:
+            self._user.intended_start = None
         if gate.draining:  # the test is ending: finish, do not start
+            if intended is not None:
+                self._pacer.forfeit()
             raise StopUser()
         gate.count += 1
         generation = gate.generation
@@ -117,7 +129,7 @@ class SageMakerClient:
         if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
             gate.abandoned += 1  # this process stood still: the timeout is the generator's, not the endpoint's
             return outcome
-        self._report(settings, outcome, start_time, name, payload)
+        self._report(settings, outcome, start_time, name, payload, intended)
         return outcome
 
     def _with(self, overrides: dict[str, Any]) -> Settings:
@@ -142,19 +154,28 @@ class SageMakerClient:
         return record
 
     def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None,
-                payload: Payload) -> None:
+                payload: Payload, intended: float | None) -> None:
         record = self._record(settings, outcome.variant, name)
         identity = record.identity
         timings: tuple[tuple[str, float], ...] = ()
         counts: tuple[tuple[str, int], ...] = ()
+        response_time = outcome.response_time
+        lag_ms = 0.0
+        if intended is not None:  # open loop: charge the generator's own delay to the latency
+            lag_ms = max(0.0, (start_time - intended) * 1000.0)
+            timings = ((SERVICE, response_time), (SCHEDULE_LAG, lag_ms))
+            response_time += lag_ms
+            start_time = min(start_time, intended)
         if outcome.first_part_ms is not None:
-            timings = ((TTFB, outcome.first_part_ms),)
+            timings += ((TTFB, outcome.first_part_ms + lag_ms),)
             if outcome.parts > 1:
                 timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
             counts = ((PARTS, outcome.parts),)
         if outcome.tokens is not None and settings.llm is not None:
             more_timings, more_counts = llm_requests.measured(settings.llm, outcome.tokens, payload, outcome.start,
                                                               outcome.response_time, outcome.error is None)
+            if lag_ms:  # the time to the first token runs from the intended start too (goodput: from the send)
+                more_timings = tuple((kind, ms + lag_ms if kind == TTFT else ms) for kind, ms in more_timings)
             timings += more_timings
             counts += more_counts
         if timings or counts:
@@ -163,7 +184,7 @@ class SageMakerClient:
         self._fire(
             request_type=identity.api,
             name=identity.name,
-            response_time=outcome.response_time,
+            response_time=response_time,
             response_length=outcome.length,
             exception=RequestFailure(outcome.error, outcome.detail) if outcome.error else None,
             context={**context, RECORD: record} if context else {RECORD: record},

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--users", type=int, metavar="N", help="default: the release's locust.users")
     run.add_argument("--spawn-rate", type=float, metavar="R", help="default: the release's locust.spawnRate")
     run.add_argument("--run-time", metavar="TIME", help="e.g. 5m; default: the release's locust.runTime")
+    run.add_argument("--arrival-rate", type=float, metavar="R",
+                     help="open loop: offer R requests/s in total over the workers, timed from each intended start "
+                          "(docs/open-loop.md); default: the release's options.arrival-rate. --users is then not needed")
+    run.add_argument("--max-in-flight", type=int, metavar="N",
+                     help="open loop: at most N requests in flight in total; more arrivals are dropped and counted")
     run.add_argument("--check", action="append", default=[], metavar="EXPR",
                      help='a pass/fail condition, e.g. "p95<300ms", repeatable (exit code 3); default: the release\'s locust.checks')
     run.add_argument("--report", metavar="FILE", help="where to save the HTML report (default: <release>-report.html)")
@@ -83,6 +88,10 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError("--users", f"must be 0 or more, not {args.users}")
         if args.spawn_rate is not None and not args.spawn_rate > 0:
             raise UsageError("--spawn-rate", f"must be more than 0, not {args.spawn_rate}")
+        if args.arrival_rate is not None and not args.arrival_rate > 0:
+            raise UsageError("--arrival-rate", f"must be more than 0, not {args.arrival_rate:g}")
+        if args.max_in_flight is not None and args.max_in_flight < 1:
+            raise UsageError("--max-in-flight", f"must be 1 or more, not {args.max_in_flight}")
         if args.run_time is not None and _seconds(args.run_time) is None:
             raise UsageError("--run-time", f"{args.run_time!r} is not a time span: use e.g. 90s, 5m, 1h30m")
         if not args.interval > 0:
@@ -142,11 +151,17 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     if release.mode == "job":
         raise ReleaseError(f"release {release.name!r} runs its test as Jobs (mode=job): wait for job/{release.master['metadata']['name']} instead")
     users, spawn_rate, run_time, checks = _run_settings(release, args)
+    open_loop = _open_loop_fields(release, args)
     master = Master(api, release)
     workers = _ready_workers(master, release)
 
-    master.swarm(users, spawn_rate, run_time)
-    _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
+    master.swarm(users, spawn_rate, run_time, open_loop)
+    if open_loop.get("arrival_rate"):
+        ceiling = open_loop.get("max_in_flight") or release.master_env.get("LOCUST_MAX_IN_FLIGHT", "the default")
+        _say(f"started: open loop at {float(open_loop['arrival_rate']):g} req/s, at most {ceiling} in flight, "
+             f"for {run_time} on {workers} workers")
+    else:
+        _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
     stats = _follow(master, release, _seconds(run_time) + max(60.0, users / spawn_rate), args.interval)
     if stats is None:
         return exit_codes.FAILED
@@ -165,16 +180,31 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     return exit_codes.FAILED if total.get("num_failures") else 0
 
 
+def _open_loop_fields(release: Release, args: argparse.Namespace) -> dict[str, str]:
+    """The web UI form's open-loop fields: --arrival-rate (else the release's), --max-in-flight. A
+    closed-loop run sends an empty rate: Locust keeps a custom parameter a form leaves out, so the
+    rate of an earlier open-loop run would stick."""
+    rate = args.arrival_rate if args.arrival_rate is not None else release.master_env.get("LOCUST_ARRIVAL_RATE")
+    if not rate:
+        return {"arrival_rate": ""}
+    fields = {"arrival_rate": f"{float(rate):g}"}
+    if args.max_in_flight is not None:
+        fields["max_in_flight"] = str(args.max_in_flight)
+    return fields
+
+
 def _run_settings(release: Release, args: argparse.Namespace) -> tuple[int, float, str, list[str]]:
-    """Users, spawn rate, run time and checks: the options, else what the release configured."""
+    """Users, spawn rate, run time and checks: the options, else what the release configured. In open
+    loop the users are the executor pool the master sets itself (--max-in-flight): none needed."""
     defaults = release.master_env
+    open_loop = args.arrival_rate is not None or bool(defaults.get("LOCUST_ARRIVAL_RATE"))
     users = args.users if args.users is not None else int(defaults.get("LOCUST_USERS", 0))
     spawn_rate = args.spawn_rate if args.spawn_rate is not None else float(defaults.get("LOCUST_SPAWN_RATE", 1))
     run_time = args.run_time or defaults.get("LOCUST_RUN_TIME")
     if not run_time:
         raise UsageError("--run-time", "required: the release sets no locust.runTime (a test here always ends by itself)")
-    if not users:
-        raise UsageError("--users", "required: the release sets no locust.users")
+    if not users and not open_loop:
+        raise UsageError("--users", "required: the release sets no locust.users (or give --arrival-rate)")
     return users, spawn_rate, run_time, _checks(args.check or [defaults.get("LOCUST_CHECK", "")])
 
 

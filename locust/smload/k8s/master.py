@@ -43,9 +43,11 @@ class Master:
         """/stats/requests: state, user_count, workers, totals (the web UI's live view)."""
         return json.loads(self._call("GET", "stats/requests"))
 
-    def swarm(self, users: int, spawn_rate: float, run_time: str) -> dict:
-        """Start a test with the form fields the web UI sends (locust/web.py, swarm())."""
-        answer = json.loads(self._call("POST", "swarm", form={"user_count": str(users), "spawn_rate": str(spawn_rate), "run_time": run_time}))
+    def swarm(self, users: int, spawn_rate: float, run_time: str, extra: dict[str, str] | None = None) -> dict:
+        """Start a test with the form fields the web UI sends (locust/web.py, swarm()); ``extra``: custom
+        parameters (the open-loop fields)."""
+        form = {"user_count": str(users), "spawn_rate": str(spawn_rate), "run_time": run_time, **(extra or {})}
+        answer = json.loads(self._call("POST", "swarm", form=form))
         if not answer.get("success"):
             raise ReleaseError(f"the master refused to start: {answer.get('message')}")
         return answer

@@ -16,6 +16,11 @@ Two views on the master and on a local runner:
 * :meth:`Measurements.test` - since the current test's start: what checks, calibration and
   reports use.
 
+Open-loop arrivals (:mod:`smload.load`) are counted here too, per process rather than per identity
+(a dropped arrival never had one): :meth:`Measurements.count_arrivals`, with the same pending ->
+report -> fold path and the same two views (:meth:`lifetime_arrivals`, :meth:`test_arrivals`).
+``arrival_target`` is the master's current total target rate (req/s; None in closed loop).
+
 The listeners that feed it are registered by :mod:`smload.run.hooks`; this module registers none.
 """
 
@@ -25,7 +30,7 @@ import time
 from typing import Any, NamedTuple
 
 from smload.errors import classify
-from smload.record import LATENCY, RECORD, Identity
+from smload.record import ARRIVALS, DROPPED, LATENCY, RECORD, Identity
 
 from . import wire
 from .drain import InFlight
@@ -36,11 +41,18 @@ from .series import Series, merge_into
 _ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
 
 
+LOST_AFTER_S = 10.0  # silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
+
+
 class LostWorker(NamedTuple):
     name: str  # "worker 1"
     lost_at: float  # unix time it was found silent
     last_report: float
     unreported_estimate: int  # requests it probably made and never reported
+    back_at: float | None = None  # it came back (a hung process resumed, a busy machine let it run)
+
+    def lost(self, now: float) -> bool:
+        return (self.back_at or now) - self.lost_at >= LOST_AFTER_S or self.back_at is None
 
 
 class Measurements:
@@ -57,8 +69,12 @@ class Measurements:
         self.abandoned_test = 0
         self._abandoned_reported = 0  # of this process's own (in_flight.abandoned), folded or sent
         self.report_rates: dict[str, float] = {}  # worker -> requests per second in its last report interval
-        self.lost: dict[str, LostWorker] = {}  # workers that went silent during the current test
+        self.silent: dict[str, LostWorker] = {}  # workers that went silent during the current test
         self.lost_lifetime = 0
+        self.pending_arrivals: dict[str, int] = {}  # open loop: counted here, not yet sent or folded in
+        self.lifetime_arrival_counts: dict[str, int] = {}
+        self.test_arrival_counts: dict[str, int] = {}
+        self.arrival_target: float | None = None  # the current total target rate (master or local runner)
 
     # --- recording: every process ------------------------------------------------------------
     def on_request(self, request_type: str, name: str, response_time: float | None, response_length: int | None,
@@ -82,11 +98,19 @@ class Measurements:
             for counter, n in record.counts:
                 series.counts[counter] = series.counts.get(counter, 0) + n
 
+    def count_arrivals(self, arrivals: int, dropped: int) -> None:
+        """Open loop: ``arrivals`` scheduled here, ``dropped`` of them because no executor was idle."""
+        pending = self.pending_arrivals
+        pending[ARRIVALS] = pending.get(ARRIVALS, 0) + arrivals
+        if dropped:
+            pending[DROPPED] = pending.get(DROPPED, 0) + dropped
+
     # --- worker -----------------------------------------------------------------------------------
     def report(self) -> list:
         """What goes to the master now (and is forgotten here)."""
         pending, self.pending = self.pending, {}
-        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned())
+        arrivals, self.pending_arrivals = self.pending_arrivals, {}
+        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned(), arrivals)
 
     def _new_abandoned(self) -> int:
         now = self.in_flight.abandoned
@@ -99,6 +123,7 @@ class Measurements:
         for key, series in report.series.items():
             merge_into(self.pending, key, series)
         self._abandoned_reported -= report.abandoned
+        _add_counts(self.pending_arrivals, report.arrivals)
 
     # --- master and local runner ---------------------------------------------------------------
     def fold_report(self, process: str, payload: Any) -> None:
@@ -112,6 +137,7 @@ class Measurements:
         for key, series in report.series.items():
             self._add(key, series)
         self._add_abandoned(report.abandoned)
+        self._add_arrivals(report.arrivals)
         if self.health is not None:
             self.health.add(process, time.time(), report.health)
 
@@ -119,31 +145,51 @@ class Measurements:
         merge_into(self.lifetime_series, key, series)
         merge_into(self.test_series, key, series)
 
-    def worker_lost(self, process: str, name: str, when: float) -> LostWorker:
+    def worker_silent(self, process: str, name: str, when: float) -> LostWorker:
         """A worker went silent (killed, hung, partitioned): what it may have done since its last report
-        is missing. Estimated at its last report's rate over the time since (a lower bound when it kept
-        sending while hung)."""
-        last = self.last_report.get(process, when)
+        is missing. Estimated at its last report's rate (the other workers' mean before its first) over
+        the time since (a lower bound when it kept sending while hung)."""
+        last = self.last_report.get(process) or self.test_started_at or when
+        rates = self.report_rates
+        rate = rates.get(process) or (sum(rates.values()) / len(rates) if rates else 0.0)
         self.lost_lifetime += 1
-        lost = self.lost[process] = LostWorker(name, when, last, round(self.report_rates.get(process, 0.0) * (when - last)))
-        return lost
+        silent = LostWorker(name, when, last, round(rate * (when - last)))
+        self.silent[process] = silent
+        return silent
+
+    def worker_back(self, process: str, when: float) -> None:
+        self.silent[process] = self.silent[process]._replace(back_at=when)
+
+    @property
+    def lost(self) -> dict[str, LostWorker]:
+        """The workers this test lost: silent at its end, or for LOST_AFTER_S or more."""
+        now = time.time()
+        return {process: w for process, w in self.silent.items() if w.lost(now)}
 
     def _add_abandoned(self, n: int) -> None:
         self.abandoned_lifetime += n
         self.abandoned_test += n
+
+    def _add_arrivals(self, counts: dict[str, int]) -> None:
+        if counts:
+            _add_counts(self.lifetime_arrival_counts, counts)
+            _add_counts(self.test_arrival_counts, counts)
 
     def fold_pending(self) -> None:
         pending, self.pending = self.pending, {}
         for key, series in pending.items():
             self._add(key, series)
         self._add_abandoned(self._new_abandoned())
+        arrivals, self.pending_arrivals = self.pending_arrivals, {}
+        self._add_arrivals(arrivals)
 
     def start_test(self) -> None:
         """A new test: requests fired before it belong to the one before."""
         self.fold_pending()
         self.test_series = {}
         self.abandoned_test = 0
-        self.lost = {}
+        self.silent = {}
+        self.test_arrival_counts = {}
         self.test_started_at = time.time()
         if self.health is not None:
             self.health.series.clear()
@@ -159,9 +205,24 @@ class Measurements:
         self.fold_pending()
         return self.test_series
 
+    def lifetime_arrivals(self) -> dict[str, int]:
+        """Open loop, since the process started: ``{ARRIVALS: n, DROPPED: n}`` (absent: 0)."""
+        self.fold_pending()
+        return self.lifetime_arrival_counts
+
+    def test_arrivals(self) -> dict[str, int]:
+        """Open loop, since the current test started."""
+        self.fold_pending()
+        return self.test_arrival_counts
+
     def test_histograms(self, kind: str = LATENCY) -> dict[Identity, Histogram]:
         """One kind of timing per identity since the current test started (copies)."""
         return {key: series.timings[kind].copy() for key, series in self.test().items() if kind in series.timings}
+
+
+def _add_counts(target: dict[str, int], counts: dict[str, int]) -> None:
+    for name, n in counts.items():
+        target[name] = target.get(name, 0) + n
 
 
 def attach(environment: Any, sends: bool, aggregates: bool) -> Measurements:

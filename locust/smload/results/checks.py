@@ -4,14 +4,21 @@ Grammar (whitespace between the parts is ignored)::
 
     check   := metric [ "[" name "]" ] op number unit
              | metric "[" name "]" "-" metric "[" name "]" op [ "-" ] number unit     (a comparison)
-    metric  := latency | error_rate | rps | output_tps | goodput
+    metric  := latency | error_rate | rps | output_tps | goodput | achieved_rate | dropped
     latency := [ kind "_" ] ( pNN | pNN.N | avg | max )      (p50, p90, p99.9, ... any 0 < NN < 100)
     kind    := ttft | itl | tpot                             (LLM tests: time to first token,
                                                               inter-token latency, time per output token)
+             | schedule_lag                                  (open loop: actual send - intended start)
     op      := "<" | "<=" | ">" | ">="
     unit    := "ms" | "s"   for latencies
-               "%"          for error_rate and goodput (the share of requests that met --goodput)
-               (none)       for rps (requests per second) and output_tps (output tokens per second)
+               "%"          for error_rate and goodput (the share of requests that met --goodput),
+                            and dropped as a share of the arrivals
+               (none)       for rps (requests per second), output_tps (output tokens per second),
+                            achieved_rate (arrivals that started a request, per second), dropped (a count)
+
+Open loop (``--arrival-rate``): ``achieved_rate`` and ``dropped`` (arrivals that found every executor
+busy) apply to all requests together (a dropped arrival never had a name); in a closed-loop test they
+fail with "not an open-loop test".
 
 ``name`` selects one request name (``p99[ab-test/variant-a]<200ms``); it is taken verbatim between
 the brackets, so it may hold ``/``, spaces and punctuation, anything but ``]``. Without it, a check
@@ -44,9 +51,10 @@ from . import statistics as st
 
 OPTION = "--check"
 LATENCY_METRICS = ("avg", "max")  # besides the percentiles
-OTHER_METRICS = ("error_rate", "rps", "output_tps", "goodput")
-KINDS = ("ttft", "itl", "tpot")  # LLM timing kinds a latency metric may name (smload.record)
-RATES = ("rps", "output_tps")
+OTHER_METRICS = ("error_rate", "rps", "output_tps", "goodput", "achieved_rate", "dropped")
+KINDS = ("ttft", "itl", "tpot", "schedule_lag")  # timing kinds a latency metric may name (smload.record)
+RATES = ("rps", "output_tps", "achieved_rate")
+OPEN_LOOP_ONLY = ("achieved_rate", "dropped")  # of all requests: a dropped arrival has no name
 SHARES = ("error_rate", "goodput")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
@@ -55,7 +63,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": lambda a, b: a > b,
 }
 EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
-            '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%"')
+            '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%", "achieved_rate>=495", "dropped<0.1%", '
+            '"schedule_lag_p99<2ms"')
 COMPARED = ("avg", "error_rate")  # besides the percentiles: what a comparison can take (with an interval)
 CONFIDENCE = 0.95
 
@@ -98,14 +107,16 @@ class Check:
         elif self.unit == "s":
             threshold = f"{_trim(self.threshold / 1000)} s"
         else:
-            threshold = format_value(self.metric, self.threshold)
+            threshold = format_value(self.metric, self.threshold, self.unit)
         return f"{self.metric}{target} {self.op} {threshold}"
 
 
 def split_kind(metric: str) -> tuple[str | None, str]:
-    """``tpot_p99`` -> ("tpot", "p99"); ``p99`` -> (None, "p99")."""
-    kind, sep, base = metric.partition("_")
-    return (kind, base) if sep and kind in KINDS else (None, metric)
+    """``tpot_p99`` -> ("tpot", "p99"); ``schedule_lag_p99`` -> ("schedule_lag", "p99"); ``p99`` -> (None, "p99")."""
+    for kind in KINDS:
+        if metric.startswith(kind + "_"):
+            return kind, metric[len(kind) + 1:]
+    return None, metric
 
 
 def is_latency_metric(metric: str) -> bool:
@@ -156,7 +167,7 @@ def parse(text: str, option: str = OPTION) -> Check:
     match = _METRIC.match(source, pos)
     if not match:
         raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, ttft_p95, tpot_p99, "
-                   "output_tps or goodput")
+                   "output_tps, goodput, achieved_rate, dropped or schedule_lag_p99")
     metric = _metric(match.group(0), fail)
     pos = match.end()
     skip_spaces()
@@ -173,6 +184,8 @@ def parse(text: str, option: str = OPTION) -> Check:
             raise fail("a request name cannot contain '['")
         pos = end + 1
         skip_spaces()
+        if metric in OPEN_LOOP_ONLY:
+            raise fail(f"{metric} applies to all requests together: leave out [{name}]")
 
     minus = None
     if source.startswith("-", pos):
@@ -245,8 +258,8 @@ def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
         if not 0 < percent < 100:
             raise fail(f"percentile {metric} is out of range: use p1 ... p99.99")
         return "p" + _trim(percent)
-    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_ with a "
-               "percentile (tpot_p99), output_tps or goodput")
+    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_/schedule_lag_ "
+               "with a percentile (tpot_p99), output_tps, goodput, achieved_rate or dropped")
 
 
 def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], UsageError]) -> float:
@@ -265,8 +278,17 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
         if number > 100:
             raise fail(f"{metric} cannot exceed 100%")
         return number / 100.0
+    if metric == "dropped":
+        if unit == "%":
+            if number > 100:
+                raise fail("dropped cannot exceed 100% of the arrivals")
+            return number / 100.0
+        if unit:
+            raise fail(f"unexpected {unit!r} after the number: dropped is a count (dropped<10) or a share (dropped<1%)")
+        return number
     if unit not in ("", "/s"):
-        what = "requests per second, e.g. rps>=100" if metric == "rps" else "output tokens per second, e.g. output_tps>=1000"
+        what = {"rps": "requests per second, e.g. rps>=100", "achieved_rate": "requests per second, e.g. "
+                "achieved_rate>=495"}.get(metric, "output tokens per second, e.g. output_tps>=1000")
         raise fail(f"unexpected {unit!r} after the number: {metric} is in {what}")
     return number
 
@@ -275,18 +297,32 @@ def _trim(number: float) -> str:
     return f"{number:.4f}".rstrip("0").rstrip(".")
 
 
-def format_value(metric: str, value: float | None) -> str:
-    """How a value of ``metric`` reads in tables: ``212.4 ms``, ``1.25 s``, ``2.31 %``, ``153.2/s``."""
+def format_value(metric: str, value: float | None, unit: str = "") -> str:
+    """How a value of ``metric`` reads in tables: ``212.4 ms``, ``1.25 s``, ``2.31 %``, ``153.2/s``;
+    ``unit`` as written (``dropped`` is a count, or with ``%`` a share)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if is_latency_metric(metric):
+        if split_kind(metric)[0] == "schedule_lag" and value < 10:
+            return f"{_trim(round(value, 3))} ms"
         return f"{value / 1000:.3g} s" if value >= 10_000 else f"{_trim(round(value, 1))} ms"
-    if metric in SHARES:
+    if metric in SHARES or (metric == "dropped" and unit == "%"):
         return f"{_trim(round(value * 100, 3))} %"
+    if metric == "dropped":
+        return f"{value:.0f}"
     return f"{_trim(round(value, 1))}/s"
 
 
 # --- evaluation --------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenLoop:
+    """What an open-loop test's checks look at besides: the rate that started, the arrivals and drops."""
+
+    achieved_rate: float
+    arrivals: int
+    dropped: int
 
 
 @dataclass
@@ -303,11 +339,20 @@ class Observed:
     timings: dict[str, Histogram] = field(default_factory=dict)
     output_tokens: int = 0
     good: int | None = None
+    open_loop: OpenLoop | None = None  # an open-loop test's arrivals (all requests only)
 
-    def value(self, metric: str) -> float | None:
+    def value(self, metric: str, unit: str = "") -> float | None:
         """The metric's value in its base unit, or None when there is nothing to measure it on."""
         if metric == "rps":
             return self.rps
+        if metric in OPEN_LOOP_ONLY:
+            if self.open_loop is None:
+                return None
+            if metric == "achieved_rate":
+                return self.open_loop.achieved_rate
+            if unit == "%":
+                return self.open_loop.dropped / self.open_loop.arrivals if self.open_loop.arrivals else None
+            return float(self.open_loop.dropped)
         if metric == "error_rate":
             return self.failures / self.requests if self.requests else None
         if metric == "output_tps":
@@ -361,9 +406,12 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
         if observed is None:
             results.append(Result(check, None, False, f"no request named {check.name!r}"))
             continue
-        value = observed.value(check.metric)
+        value = observed.value(check.metric, check.unit)
         if value is None:
-            results.append(Result(check, None, False, "no requests to measure"))
+            kind = split_kind(check.metric)[0]
+            closed = observed.open_loop is None and (check.metric in OPEN_LOOP_ONLY or kind == "schedule_lag")
+            results.append(Result(check, None, False, "not an open-loop test (--arrival-rate)" if closed
+                                  else "no requests to measure"))
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
@@ -413,8 +461,8 @@ def exit_code(results: list[Result], current: int | None, user_code_failed: bool
 
 def table(results: list[Result]) -> list[str]:
     """The pass/fail table printed when a test ends."""
-    rows = [(r.check.describe(), format_value(r.check.metric, r.value), "PASS" if r.passed else "FAIL", r.note)
-            for r in results]
+    rows = [(r.check.describe(), format_value(r.check.metric, r.value, r.check.unit), "PASS" if r.passed else "FAIL",
+             r.note) for r in results]
     width = max([len("Check")] + [len(row[0]) for row in rows])
     value_width = max([len("Value")] + [len(row[1]) for row in rows])
     lines = [f"{'Check':<{width}}  {'Value':>{value_width}}  Result", "-" * (width + value_width + 10)]

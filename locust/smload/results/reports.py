@@ -199,15 +199,17 @@ def percentiles(h: Histogram) -> dict:
 def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
                checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
                duration_s: float | None = None, users: int | None = None, workers: int | None = None,
-               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None) -> dict:
+               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None,
+               arrivals: dict | None = None) -> dict:
     """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count);
-    ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`)."""
+    ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`),
+    ``arrivals`` an open-loop test's arrivals (:mod:`smload.run.arrivals`)."""
     error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
                   for name, message, count in failures]
     error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
-    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value)} for r in checks]
+    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value, r.check.unit)} for r in checks]
     totals = total.as_dict()
-    return {
+    report = {
         "kind": "run",
         "endpoint": endpoint,
         "started_at": started_at,
@@ -226,6 +228,9 @@ def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[st
         "timeline": timeline,
         "settings": settings,
     }
+    if arrivals is not None:  # open loop (DESIGN.md: report.json "arrivals")
+        report["arrivals"] = arrivals
+    return report
 
 
 def _count_by(rows: list[dict]) -> dict[str, int]:
@@ -265,3 +270,28 @@ def _flat(value: object) -> bool:
         return all(v is None or isinstance(v, int | float) for v in value)
     return value is None or isinstance(value, int | float)
 
+
+
+# --- autoscaling strategy (smload autoscaling simulate) and its verification ---------------------
+
+
+def render_strategy(doc: dict) -> str:
+    title = f"Autoscaling strategy for {doc.get('endpoint') or 'the endpoint'}/{doc.get('variant')}"
+    return _render("strategy.html.j2", "strategy.js", title, doc)
+
+
+def write_strategy(directory: str | Path, doc: dict) -> list[Path]:
+    out = Path(directory)
+    return [_write(out / "strategy.json", json.dumps(doc, indent=2) + "\n"),
+            _write(out / "strategy.html", render_strategy(doc))]
+
+
+def render_verification(doc: dict) -> str:
+    title = f"Autoscaling verified on {doc.get('endpoint') or 'the endpoint'}/{doc.get('variant')}"
+    return _render("verify.html.j2", "verify.js", title, doc)
+
+
+def write_verification(directory: str | Path, doc: dict) -> list[Path]:
+    out = Path(directory)
+    return [_write(out / "verify.json", json.dumps(doc, indent=2) + "\n"),
+            _write(out / "verify.html", render_verification(doc))]

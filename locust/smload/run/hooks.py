@@ -18,13 +18,18 @@ request                W L    the measurements record it (smload.measure.store)
 report_to_master       W      the measurements' delta and health go with the report
 worker_report          M      ... and are folded in
 test_start             M W L  a new test: timeline, measurements; W L build the users' Runtime
-spawning_complete      M L    users over time; steady state from here on
-test_stopping          M L    drain: the requests in flight finish, or are abandoned (smload.measure.drain)
+                              (and in open loop the arrival scheduler)
+spawning_complete      M L    users over time; steady state from here on; open loop: re-split the rate
+test_stopping          M W L  open loop: no more arrivals (first); M L: drain: the requests in flight
+                              finish, or are abandoned (smload.measure.drain)
 test_stop              W L    W reports at once (the tail reaches the master before the next test)
 quitting               M W L  M L: the end of the test, after the workers' last reports: TestRun.finish
                               W: a worker quitting on its own drains and reports first (scale-down)
 quit                   M L    the summary and the checks table, last on the terminal
 =====================  =====  ==================================================================
+
+Custom messages: ``smload_drain``/``smload_drained`` (:mod:`smload.measure.drain`) and, in open loop,
+``smload_arrivals`` (master -> worker: its share of the total rate, :class:`smload.load.open_loop.Share`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from smload import flags, usage
 from smload.calibration import options as _calibration_options  # noqa: F401 - registers its option group
 from smload.calibration import shape as calibration_shape
 from smload.invoke import options as _endpoint_options  # noqa: F401 - registers its option group
+from smload.load import options as _open_loop_options  # noqa: F401 - registers its option group
 from smload.measure import drain, wire
 from smload.usage import UsageError
 
@@ -51,6 +57,7 @@ from .testrun import LOCAL, MASTER, WORKER, TestRun
 
 logger = logging.getLogger("smload")
 PROG = "locust"
+ARRIVALS = "smload_arrivals"  # master -> worker: its share of the open-loop rate
 PLUGINS = "smload.plugins"  # entry points loaded with this module: the exporter (nothing in the core imports it)
 
 
@@ -78,6 +85,10 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
     except UsageError as err:
         _refuse(err, options)
     _install_calibration(environment, run)
+    try:
+        run.install_open_loop()
+    except UsageError as err:
+        _refuse(err, options)
     if web_ui is not None:
         web.install(web_ui, run)
     # Locust sets its --run-time timer right after init, on the event loop's clock, which has not moved
@@ -95,22 +106,26 @@ def _wire(environment: Any, run: TestRun) -> None:
     hooks.test_start.add_listener(lambda **_kw: _on_test_start(environment, run))
     hooks.spawning_complete.add_listener(lambda user_count, **_kw: run.users_changed(user_count))
     hooks.test_stop.add_listener(lambda **_kw: run.stop_test())
+    hooks.test_stopping.add_listener(lambda **_kw: run.stopping())
     if measurements.probe is not None:
         measurements.probe.start()
     if run.role == WORKER:
         hooks.report_to_master.add_listener(lambda data, **_kw: data.__setitem__(wire.FIELD, measurements.report()))
         hooks.test_stop.add_listener(lambda **_kw: _report_now(environment, run))
-        runner.register_message(drain.DRAIN, lambda environment, msg, **_kw: drain.drain_worker(
-            environment, gate, float(msg.data or 0)), concurrent=True)
+        runner.register_message(drain.DRAIN, lambda environment, msg, **_kw: _drain(environment, run, msg.data),
+                                concurrent=True)
+        runner.register_message(ARRIVALS, lambda environment, msg, **_kw: run.assign_share(msg.data))
         # quitting on its own (scaled down, SIGTERM): registered after the runner's own listener, so
         # that (Locust fires quitting in reverse) it drains and reports before the runner says goodbye
-        hooks.quitting.add_listener(lambda **_kw: gate.count and drain.drain_worker(environment, gate, run.drain_timeout))
+        hooks.quitting.add_listener(lambda **_kw: _drain(environment, run, run.drain_timeout) if gate.count
+                                    else run.stop_arrivals())
         gevent.spawn(lifeline.watch_master, runner, gate)
     else:
         hooks.quit.add_listener(lambda exit_code, **_kw: run.show(exit_code))
     if run.role == MASTER:
         hooks.worker_report.add_listener(
             lambda client_id, data, **_kw: measurements.fold_report(client_id, data.get(wire.FIELD)))
+        run.send_share = lambda worker, share: runner.send_message(ARRIVALS, list(share), client_id=worker)
         drained: set[str] = set()
         runner.register_message(drain.DRAINED, lambda environment, msg, **_kw: drained.add(msg.node_id))
         hooks.test_stopping.add_listener(lambda **_kw: drain.drain_workers(runner, drained, run.drain_timeout))
@@ -126,6 +141,12 @@ def _on_quitting(environment: Any, **_kwargs: Any) -> None:
     run = TestRun.find(environment)
     if run is not None:
         run.finish()
+
+
+def _drain(environment: Any, run: TestRun, timeout: Any) -> None:
+    """A worker told to drain: first no more arrivals, then finish what is in flight."""
+    run.stop_arrivals()
+    drain.drain_worker(environment, run.measurements.in_flight, float(timeout or 0))
 
 
 def _on_test_start(environment: Any, run: TestRun) -> None:
@@ -152,7 +173,7 @@ def _report_now(environment: Any, run: TestRun) -> None:
     """Users have stopped: report now, so the test's last requests reach the master before its
     ``client_stopped`` (same socket, in order) and hence before any next test starts there."""
     measurements = run.measurements
-    if not measurements.pending:
+    if not measurements.pending and not measurements.pending_arrivals:
         return
     runner = environment.runner
     data: dict[str, Any] = {}

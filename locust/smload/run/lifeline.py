@@ -6,9 +6,12 @@
   resumes when the master's heartbeats come back; Locust itself would let it send for 60 s more
   before giving up on the master.
 
-Also on the master: a worker that goes silent during a test is recorded as lost (what it probably
-did not report is estimated by the measurements) and its users go to the survivors at once, as
-``--enable-rebalancing`` would do, so the offered load stays what was asked.
+Also on the master: a worker that goes silent during a test (Locust marks it missing after 3 missed
+heartbeats) has its users moved to the others at once, as ``--enable-rebalancing`` would do, so that
+the offered load stays what was asked; should it come back (a hung process resumes, a busy machine
+lets it run again) the users are spread over all again, its own included. The measurements record
+the silence (with an estimate of what it did not report); a worker silent for 10 s or more, or at
+the test's end, is lost, and the verdict stands on partial data.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import time
 from typing import Any
 
 import gevent
-from locust.rpc.protocol import Message
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING
 
 logger = logging.getLogger("smload")
@@ -58,18 +60,26 @@ def watch_master(runner: Any, gate: Any) -> None:
 
 
 def watch_workers(runner: Any, measurements: Any) -> None:
-    """On the master: record a worker that went silent during a test and give its users to the others."""
+    """On the master: record a worker that went silent during a test; spread the users over the others,
+    and over all again when it comes back."""
     while True:
         gevent.sleep(1.0)
         if runner.state not in (STATE_RUNNING, STATE_SPAWNING):
             continue
+        changed = False
         for client in list(runner.clients.values()):
-            if client.state != STATE_MISSING or client.id in measurements.lost:
-                continue
-            lost = measurements.worker_lost(client.id, f"worker {runner.get_worker_index(client.id)}", time.time())
-            logger.error("%s went silent: about %d requests it made are not in the counts; its users go to the "
-                         "other workers", lost.name, lost.unreported_estimate)
-            # should it come back (a hung process resumes), it stops the users it still runs
-            runner.server.send_to_client(Message("stop", None, client.id))
-            if runner.worker_count and not runner.rebalancing_enabled():
-                runner.start(runner.target_user_count, runner.spawn_rate)
+            silent = measurements.silent.get(client.id)
+            if client.state == STATE_MISSING and (silent is None or silent.back_at is not None):
+                if silent is not None:  # silent again: a new episode
+                    del measurements.silent[client.id]
+                silent = measurements.worker_silent(client.id, f"worker {runner.get_worker_index(client.id)}",
+                                                    time.time())
+                logger.error("%s went silent: about %d requests it made are not in the counts yet; its users go to "
+                             "the other workers", silent.name, silent.unreported_estimate)
+                changed = True
+            elif client.state != STATE_MISSING and silent is not None and silent.back_at is None:
+                measurements.worker_back(client.id, time.time())
+                logger.warning("%s is back after %.0f s of silence", silent.name, time.time() - silent.lost_at)
+                changed = True
+        if changed and runner.worker_count and not runner.rebalancing_enabled():
+            runner.start(runner.target_user_count, runner.spawn_rate)

@@ -14,6 +14,7 @@ from smload.measure.histogram import Histogram
 from smload.record import LATENCY
 from smload.results import reports
 
+from . import arrivals
 from .verdict import observer
 
 logger = logging.getLogger("smload")
@@ -48,6 +49,7 @@ def build(run: Any) -> dict:
     settings.update({key: getattr(options, key) for key in ("num_users", "spawn_rate", "run_time", "processes")
                      if getattr(options, key, None) not in (None, "")})
     endpoint = run.endpoint
+    offered = arrivals.figures(run)
     report = reports.run_report(
         names=names, total=total, failures=failures, checks=run.results,
         timeline={"seconds": [t - int(start) for t in seconds],
@@ -60,6 +62,7 @@ def build(run: Any) -> dict:
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
         comparison=[row.as_dict() for row in run.analysis.rows] if run.analysis else [],
         split=run.analysis.split.as_dict() if run.analysis and run.analysis.split else None,
+        arrivals=offered.as_dict() if offered is not None else None,
     )
     report["incomplete"] = run.incomplete()
     report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),

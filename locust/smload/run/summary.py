@@ -17,6 +17,8 @@ from typing import Any
 from smload.measure.health import generator_busy
 from smload.record import APIS, GOODPUT, ITL, OUTPUT_TOKENS, PER_PART, TOKEN_SOURCES, TPOT, TTFB, TTFT
 
+from . import arrivals
+
 QUANTILES = (0.50, 0.95, 0.99)
 
 
@@ -75,6 +77,9 @@ def render(run: Any) -> str:
                    "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
     if run.analysis is not None:
         out += run.analysis.summary_lines()
+    offered = arrivals.figures(run)
+    if offered is not None:
+        out += arrivals.summary_lines(offered)
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
     out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
             "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]

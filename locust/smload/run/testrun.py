@@ -5,6 +5,9 @@ test needs from start to verdict, so that no part keeps per-test state of its ow
   the AWS session and credentials, resolved once for them;
 * the measurements (:mod:`smload.measure.store`), and on processes that send requests the
   Runtime the users share (:mod:`smload.invoke.client`);
+* in open loop (:mod:`smload.load`): on the master (or local runner) the rate shape and the offer
+  (the target rate over time, split over the workers that have executors), and on processes that
+  send requests the scheduler, whose arrivals and drops it counts in the measurements;
 * the test's timeline: when it started, when all users ran, users over time, workers seen;
 * the end of a test on the master (or the local runner), one written-down pipeline
   (:meth:`TestRun.finish`): fold the workers' last reports -> compare the variants -> evaluate the
@@ -13,6 +16,7 @@ test needs from start to verdict, so that no part keeps per-test state of its ow
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -25,9 +29,13 @@ from smload.invoke import aws, llm, llm_transport
 from smload.invoke.client import Runtime, attach_runtime
 from smload.invoke.options import Settings as EndpointSettings
 from smload.invoke.user import SageMakerUser
+from smload.load import arrivals, open_loop
+from smload.load.options import KEY as OPEN_LOOP
+from smload.load.options import OpenLoop
+from smload.load.shape import OptionsShape, RateShape
 from smload.measure import store
 from smload.results.checks import Result
-from smload.usage import MissingOption
+from smload.usage import MissingOption, UsageError
 
 from . import ab, report, summary, verdict
 
@@ -55,6 +63,13 @@ class TestRun:
         self.analysis: ab.Analysis | None = None  # the variants compared, the traffic split
         self.summary_text = ""
         self.calibration: Any = None  # the CalibrationShape, when --calibrate
+        # open loop
+        self.scheduler: open_loop.Scheduler | None = None  # worker or local runner: this test's arrivals
+        self.send_share: Any = None  # master: (worker id, Share) -> None, set by the hooks
+        self.offers: list[tuple[float, float]] = []  # (since, total rate): the target over the test
+        self.offer_stopped: float | None = None
+        self._split: tuple | None = None  # the last (rate, workers) sent
+        self._early_share: Any = None  # worker: a share that arrived before this test's scheduler was built
 
     @classmethod
     def attach(cls, environment: Any, runner: Any) -> TestRun:
@@ -80,6 +95,18 @@ class TestRun:
     @property
     def endpoint(self) -> EndpointSettings | None:
         return self.settings.get("endpoint")
+
+    @property
+    def open_loop(self) -> OpenLoop | None:
+        """The open-loop settings when this test offers arrivals (options, or the locustfile's RateShape)."""
+        settings = self.settings.get(OPEN_LOOP)
+        if settings is None:
+            return None
+        calibration = self.settings.get("calibration")
+        if calibration is not None and calibration.enabled and calibration.search.by_rate:
+            # calibration by rate: constant arrivals, the steps' rates from its shape
+            return dataclasses.replace(settings, rate=None, profile=None, process=arrivals.Process(arrivals.CONSTANT, 0.0))
+        return settings if settings.enabled or isinstance(self.environment.shape_class, RateShape) else None
 
     # --- options, checked once ----------------------------------------------------------------------
     def check_options(self, options: Any) -> dict[str, Any]:
@@ -113,10 +140,118 @@ class TestRun:
             raise MissingOption("--endpoint-name", "is required: the SageMaker endpoint to invoke")
         session, credentials = self.session_for(endpoint)
         options = self.environment.parsed_options
-        runtime = Runtime(endpoint, credentials, session, self.measurements.in_flight,
-                          getattr(self.runner, "worker_index", 0), int(getattr(options, "num_users", None) or 1))
+        index = getattr(self.runner, "worker_index", 0)
+        users = int(getattr(options, "num_users", None) or 1)
+        runtime = Runtime(endpoint, credentials, session, self.measurements.in_flight, index, users,
+                          self._scheduler(index))
         attach_runtime(self.environment, runtime)
         return runtime
+
+    # --- open loop -------------------------------------------------------------------------------------
+    def _scheduler(self, worker_index: int) -> open_loop.Scheduler | None:
+        """This test's arrival scheduler (workers, local runner); None in closed loop."""
+        self.stop_arrivals()
+        settings = self.open_loop
+        if settings is None:
+            self.scheduler = None
+            return None
+        seed = None if settings.seed is None else f"{settings.seed}:{worker_index}"
+        self.scheduler = open_loop.Scheduler(settings.process, seed, self.measurements.count_arrivals)
+        early, self._early_share = self._early_share, None
+        if early is not None:
+            self.scheduler.assign(early)
+        return self.scheduler
+
+    def install_open_loop(self) -> None:
+        """Master or local runner, once the options are checked (and again for a web UI start): the
+        rate shape drives the test when a rate is given, keeping ``--max-in-flight`` executors."""
+        environment = self.environment
+        shape = environment.shape_class
+        settings = self.settings.get(OPEN_LOOP)
+        custom = isinstance(shape, RateShape) and not isinstance(shape, OptionsShape)
+        calibration = self.settings.get("calibration")
+        if (settings is not None and calibration is not None and calibration.enabled and calibration.search.by_rate
+                and self.calibration is not None):
+            self.calibration.executors = settings.max_in_flight
+            self.calibration.on_rate = self.offer_rate
+            if self.role == MASTER and environment.parsed_options is not None:
+                environment.parsed_options.enable_rebalancing = True
+            return
+        if settings is None or not (settings.enabled or custom):
+            if isinstance(shape, OptionsShape):  # a web UI test without a rate after one with
+                environment.shape_class = None
+            return
+        if shape is not None and not isinstance(shape, RateShape):
+            raise UsageError("--arrival-rate", f"the locustfile already has a load shape ({type(shape).__name__}): "
+                                               "remove it, or subclass smload.RateShape to give the rate over time")
+        if custom and settings.enabled:
+            raise UsageError("--arrival-rate", f"the locustfile's {type(shape).__name__} gives the rate: leave out "
+                                               "--arrival-rate and --rate-profile")
+        calibration = self.settings.get("calibration")
+        if calibration is not None and calibration.enabled:
+            raise UsageError("--arrival-rate", "cannot be combined with --calibrate (calibration offers its own load: "
+                                               "--calibrate --mode rate steps the arrival rate)")
+        if not custom:
+            if not isinstance(shape, OptionsShape):
+                shape = environment.shape_class = OptionsShape(settings)
+            shape.settings = settings
+        shape.runner = self.runner  # Locust sets it only on a shape it found itself
+        shape.executors = settings.max_in_flight
+        shape.on_rate = self.offer_rate
+        if self.role == MASTER and environment.parsed_options is not None:
+            # Locust moves users off a lost worker only with rebalancing: the pool must stay whole
+            environment.parsed_options.enable_rebalancing = True
+
+    def offer_rate(self, rate: float, force: bool = False) -> None:
+        """The total target rate now (the shape, once a second): split it over the workers that have
+        executors and send each its share when anything changed. Local runner: its own scheduler."""
+        self.measurements.arrival_target = rate
+        if self.role == MASTER:
+            runner = self.runner
+            workers = sorted((c.id for c in runner.clients.values()
+                              if c.state in ("spawning", "running") and c.user_count > 0),
+                             key=runner.get_worker_index)
+        elif self.scheduler is not None:
+            workers = ["local"]
+        else:
+            workers = []  # the local runner's users start after the shape's first tick
+        split = (rate, tuple(workers))
+        if split == self._split and not force:
+            return
+        if not workers:
+            return
+        self._split = split
+        since = time.time() + open_loop.LEAD_S
+        self.offers.append((since, rate))
+        for worker, share in open_loop.split(rate, workers, since).items():
+            if self.role == MASTER:
+                self.send_share(worker, share)
+            elif self.scheduler is not None:
+                self.scheduler.assign(share)
+
+    def assign_share(self, data: Any) -> None:
+        """Worker: the master's share for this worker."""
+        share = open_loop.Share(*data)
+        logger.debug("open loop: this worker's share %s", share)
+        if self.scheduler is None:  # a worker that just joined: its test_start comes next
+            self._early_share = share
+            return
+        self.scheduler.assign(share)
+
+    def stop_arrivals(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
+    def offered(self, until: float | None = None) -> tuple[float, float] | None:
+        """Open loop: (expected arrivals, seconds) from the first share to the stop (or ``until``)."""
+        if not self.offers:
+            return None
+        end = self.offer_stopped or until or time.time()
+        start = self.offers[0][0]
+        expected = 0.0
+        for (since, rate), (following, _r) in zip(self.offers, [*self.offers[1:], (end, 0.0)], strict=True):
+            expected += rate * max(0.0, min(following, end) - since)
+        return expected, max(0.0, end - start)
 
     def refuse_runtime(self) -> None:
         attach_runtime(self.environment, None)
@@ -128,6 +263,7 @@ class TestRun:
             self.measurements.probe.test_started()
         if self.role == WORKER:
             return
+        self.offers, self.offer_stopped, self._split = [], None, None
         self.measurements.start_test()
         self.started_at = time.time()
         self.steady_at = self.stopped_at = None
@@ -142,7 +278,17 @@ class TestRun:
         self.users.append((self.steady_at, user_count))
         if self.role == MASTER:
             self.workers_seen = max(self.workers_seen, self.runner.worker_count)
+        if self.open_loop is not None and self.measurements.arrival_target is not None:
+            self.offer_rate(self.measurements.arrival_target)  # executors moved: re-split now
         self._local_health()
+
+    def stopping(self) -> None:
+        """Locust's ``test_stopping``: no more arrivals from here on."""
+        if self.offers and self.offer_stopped is None:
+            self.offer_stopped = time.time()
+        if self.measurements.arrival_target is not None:
+            self.measurements.arrival_target = 0.0
+        self.stop_arrivals()
 
     def stop_test(self) -> None:
         self.stopped_at = time.time()

@@ -17,9 +17,11 @@ from typing import Any
 
 from smload import exit_codes
 from smload.measure.histogram import Histogram
-from smload.record import GOODPUT, ITL, OUTPUT_TOKENS, TPOT, TTFT, Identity
+from smload.record import GOODPUT, ITL, OUTPUT_TOKENS, SCHEDULE_LAG, TPOT, TTFT, Identity
 from smload.results import checks
-from smload.results.checks import Check, Observed, Result
+from smload.results.checks import Check, Observed, OpenLoop, Result
+
+from . import arrivals
 
 console = logging.getLogger("locust.stats_logger")  # Locust's own plain stdout logger for tables
 
@@ -32,6 +34,8 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
     entries = run.runner.stats.entries
     endpoint = run.endpoint
     goodput_given = bool(endpoint and endpoint.llm and endpoint.llm.goodput)
+    offered = arrivals.figures(run)
+    open_loop = OpenLoop(offered.achieved_rate, offered.arrivals, offered.dropped) if offered else None
 
     def gather(selected: Callable[[Identity], bool]) -> Observed | None:
         chosen = [(identity, s) for identity, s in series.items() if selected(identity)]
@@ -43,7 +47,7 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
         for _identity, s in chosen:
             if s.timings:
                 histogram.merge(s.histogram)
-            for kind in (TTFT, ITL, TPOT):
+            for kind in (TTFT, ITL, TPOT, SCHEDULE_LAG):
                 if kind in s.timings:
                     timings.setdefault(kind, Histogram()).merge(s.timings[kind])
             output_tokens += s.counts.get(OUTPUT_TOKENS, 0)
@@ -53,11 +57,11 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
             good = 0
         rps = sum(e.total_rps for identity, _s in chosen if (e := entries.get((identity.name, identity.api))))
         return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps,
-                        timings, output_tokens, good)
+                        timings, output_tokens, good, open_loop)
 
     def observe(name: str | None) -> Observed | None:
         if name is None:
-            return gather(lambda _identity: True) or Observed(Histogram(), 0, 0, 0.0)
+            return gather(lambda _identity: True) or Observed(Histogram(), 0, 0, 0.0, open_loop=open_loop)
         return gather(lambda identity: identity.name == name)
 
     return observe

@@ -7,7 +7,9 @@
   start-up: ``--payload`` files under the start-up payload location (the working directory when none
   was given), and the start-up ``--endpoint-url`` (AWS's own for the region when none was given)
   unless ``--web-any-endpoint``: the UI has no login, and whoever reaches it must not be able to
-  have the workers send a readable file, signed, to a host of their choosing;
+  have the workers send a readable file, signed, to a host of their choosing. A start with an
+  arrival rate (the open-loop form fields) runs open loop: the rate shape is installed before
+  Locust's own handler looks for a shape (and removed again for a start without one);
 * ``GET /smload/checks?check=EXPR[&check=EXPR...]``: the ``--check`` expressions evaluated now, on
   the current (or last) test, by the same code and on the same merged histograms as a headless
   run's verdict. ``smload k8s run --check`` calls it through the API server's service proxy once a
@@ -113,6 +115,7 @@ def install(web_ui: Any, run: Any) -> None:
                     setattr(candidate, key, value == "true" if isinstance(current[key], bool) else value)
             startup.check(candidate)
             run.check_options(candidate)
+            run.install_open_loop()
         except UsageError as err:
             logger.error("refused to start: %s", err)
             return jsonify({"success": False, "message": str(err), "host": environment.host})
