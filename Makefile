@@ -80,13 +80,13 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm bench-docker bench-ab
+.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-docker bench-ab
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
 
 # Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
 # holds the recorded results and the command behind each table.
-bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-calibration bench-helm bench-ab ## Every benchmark but the image's (bench/RESULTS.md)
+bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-ab ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
@@ -99,6 +99,9 @@ bench-core: venv ## Load generator: req per CPU-second of fast vs boto3 vs FastH
 
 bench-exporter: venv ## Exporter cost: scrape time and master CPU, 50 names x 4 workers at 2,000 req/s (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_exporter.py
+
+bench-master-scale: venv ## Master at scale: 100 simulated workers x 20 names reporting every 3 s; master CPU, fold per round, /metrics scrape (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_master_scale.py
 
 bench-calibration: venv ## Calibration against emulator endpoints of known capacity: knee error and time (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_calibration.py

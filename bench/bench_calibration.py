@@ -77,12 +77,14 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
         with tempfile.TemporaryDirectory() as out:
             master = str(free_port())
             started = time.monotonic()
-            subprocess.run([BIN / "smload", "calibrate", "--endpoint-name", "ep", "--endpoint-url", f"http://127.0.0.1:{port}",
+            done = subprocess.run([BIN / "smload", "calibrate", "--endpoint-name", "ep", "--endpoint-url", f"http://127.0.0.1:{port}",
                             "--payload", str(PAYLOAD), "--instances", str(instances), "--slo", "p99<2s", "--output", out,
                             "--processes", str(workers), "--master-bind-port", master, "--master-port", master,
-                            "--only-summary", *steps], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            "--metrics-port", "0", "--only-summary", *steps], env=env(), capture_output=True, text=True,
                            timeout=900, check=False)
             wall = time.monotonic() - started
+            if not (Path(out) / "calibration.json").exists():
+                raise SystemExit(f"bench_calibration: smload calibrate wrote no calibration.json:\n{done.stderr[-3000:]}")
             summary = json.loads((Path(out) / "calibration.json").read_text())
     finally:
         emulator.terminate()

@@ -83,6 +83,7 @@ def main() -> int:
         if not (tree / ".venv" / "bin" / "smload").exists():
             sys.exit(f"bench_emulator_ab: {tree} has no .venv/bin/smload (make venv there)")
     rates: dict[str, list[float]] = {name: [] for name in trees}
+    cpu_us: dict[str, list[float]] = {name: [] for name in trees}  # the server's CPU per request
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(bench_emulator.WRK_SCRIPT)
@@ -99,19 +100,28 @@ def main() -> int:
                     "--variant",
                     "name=AllTraffic,instances=1,concurrency=64,latency_ms=0,body=echo",
                 ]
-                rate, *_ = bench_emulator.measure(  # (rate, p99, CPU microseconds per request)
+                rate, _, cpu = bench_emulator.measure(  # (rate, p99, CPU microseconds per request)
                     name, cmd, "/endpoints/bench/invocations", args.duration, script
                 )
                 rates[name].append(rate)
+                cpu_us[name].append(cpu)
     path_us = {name: [in_process_us(tree) for _ in range(2)] for name, tree in trees.items()}
-    print("| emulator | median req/s | best | each round | request path alone (µs, two runs) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| emulator | median req/s | best | each round | server CPU µs/request: median (each round) "
+        "| request path alone (µs, two runs) |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, tree in trees.items():
         values = rates[name]
         print(
             f"| {name} ({tree.name}) | {statistics.median(values):,.0f} | {max(values):,.0f} | "
-            f"{', '.join(f'{v:,.0f}' for v in values)} | {', '.join(f'{v:.2f}' for v in path_us[name])} |"
+            f"{', '.join(f'{v:,.0f}' for v in values)} | {statistics.median(cpu_us[name]):.2f} "
+            f"({', '.join(f'{v:.2f}' for v in cpu_us[name])}) | {', '.join(f'{v:.2f}' for v in path_us[name])} |"
         )
+    ratios = [t / b for t, b in zip(rates["this"], rates["base"], strict=True)]
+    print(
+        f"\nthis/base req/s pair by pair: {', '.join(f'{r:.3f}' for r in ratios)}; median {statistics.median(ratios):.3f}"
+    )
     return 0
 
 

@@ -102,12 +102,13 @@ def render_costs(names: int, rounds: int = 10) -> dict:
 
     from smload.exporter.buckets import BOUNDS_SECONDS, cumulative_counts
     from smload.exporter.exposition import RequestMetrics
-    from smload.exporter.latency import Series
+    from smload.measure.series import Series
+    from smload.record import Identity
 
     rng = random.Random(1)
     lifetime = {}
     for i in range(names):
-        series = lifetime[("InvokeEndpoint", f"bench-endpoint/variant-{i:02d}")] = Series()
+        series = lifetime[Identity.of("InvokeEndpoint", "bench-endpoint", f"variant-{i:02d}")] = Series()
         for _ in range(20_000):
             series.requests += 1
             series.histogram.record(rng.lognormvariate(3.5, 0.5))
@@ -119,10 +120,10 @@ def render_costs(names: int, rounds: int = 10) -> dict:
             req = CounterMetricFamily("locust_requests", "Requests", labels=labels)
             hist = HistogramMetricFamily("locust_request_duration_seconds", "Latency", labels=labels)
             for key, series in lifetime.items():
-                req.add_metric(list(key), series.requests)
+                req.add_metric([key.api, key.name], series.requests)
                 counts = cumulative_counts(series.histogram)
                 buckets = [(repr(le), n) for le, n in zip(BOUNDS_SECONDS, counts, strict=False)] + [("+Inf", counts[-1])]
-                hist.add_metric(list(key), buckets, series.histogram.sum / 1000)
+                hist.add_metric([key.api, key.name], buckets, series.histogram.sum / 1000)
             yield req
             yield hist
 

@@ -7,7 +7,7 @@ import random
 
 from locust import User, constant_throughput, task
 
-import smload.exporter  # noqa: F401 - the plugin under test
+import smload.run.hooks  # noqa: F401 - the plugin: measurements, worker reports, and the exporter by entry point
 from smload.errors import RequestFailure
 
 NAMES = [f"bench-endpoint/variant-{i:02d}" for i in range(int(os.environ.get("BENCH_NAMES", "50")))]

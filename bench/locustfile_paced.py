@@ -6,8 +6,6 @@ import os
 
 from locust import constant_throughput, task
 
-import smload.exporter  # noqa: F401 - the summary's percentiles come from its histograms
-import smload.exporter.latency  # noqa: F401
 from smload import SageMakerUser
 
 

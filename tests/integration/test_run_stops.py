@@ -61,6 +61,41 @@ def test_run_time_end_counts_every_request_without_options(procs, tmp_path, payl
     assert totals["requests"] == served(emulator) > 50 and totals["abandoned"] == 0
 
 
+SLOW_START = """
+import time
+
+from locust import User, constant, task
+
+import smload.run.hooks  # noqa: F401 - the plugin, without an endpoint to check (nothing runs the loop)
+
+_start = time.perf_counter()
+while time.perf_counter() - _start < 2.5:  # a slow start-up: heavy imports on a busy machine
+    pass
+
+
+class Idle(User):
+    wait_time = constant(0.5)
+
+    @task
+    def nothing(self):
+        pass
+"""
+
+
+def test_a_slow_start_up_still_runs_the_whole_run_time(tmp_path):
+    """Locust's --run-time timer counts on the event loop's clock, which stands still during the start-up:
+    without the plugin bringing it to now, this run would end 2.5 s early and be called interrupted (exit 4)."""
+    locustfile = tmp_path / "slow_start.py"
+    locustfile.write_text(SLOW_START)
+    started = time.monotonic()
+    result = run_locust("--headless", "-u", "1", "-r", "1", "-t", "4s", "--report", str(tmp_path / "r"),
+                        "--metrics-port", "0", locustfile=locustfile)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report_of(tmp_path / "r")["incomplete"] == []
+    assert took >= 2.5 + 4.0, took  # the start-up, then the whole run time
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_an_interrupted_run_exits_4_and_says_its_checks_saw_partial_data(procs, tmp_path, payload, sig):
     """Item 4: -t 60s with passing checks, interrupted at a few seconds: not a success."""

@@ -35,6 +35,7 @@ from .payloads import Payload, PayloadPicker
 from .transport import Boto3Transport, FastTransport, Outcome
 
 _ATTRIBUTE = "smload_runtime"  # where an Environment keeps the current test's Runtime
+_RECORDS_MAX = 4096  # records kept per client (see SageMakerClient._record)
 
 
 class Runtime:
@@ -86,6 +87,7 @@ class SageMakerClient:
         self._fire = user.environment.events.request.fire
         self._user = user
         self._overridden: dict[tuple, Settings] = {}
+        self._records: dict[tuple[int, str | None, str | None], Record] = {}
 
     def close(self) -> None:
         self._transport.close()
@@ -137,10 +139,24 @@ class SageMakerClient:
             settings = self._overridden[key] = self.settings.overridden(**overrides)
         return settings
 
+    def _record(self, settings: Settings, variant: str | None, name: str | None) -> Record:
+        """The Record of an answer without further timings, built once per (settings, variant that answered,
+        custom name): the settings' header lookups and a new Identity were most of what the restructured
+        request path added per request (bench/RESULTS.md). ``settings`` is ``self.settings`` or one of
+        ``self._overridden``, alive as long as this client, so its id() stays its own."""
+        key = (id(settings), variant, name)
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= _RECORDS_MAX:  # a custom locustfile that names every request anew
+                self._records.clear()
+            target = settings.inference_component or variant or settings.target_variant
+            record = self._records[key] = Record(Identity.of(settings.api, settings.endpoint_name, target, name))
+        return record
+
     def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None,
                 payload: Payload, intended: float | None) -> None:
-        target = settings.inference_component or outcome.variant or settings.target_variant
-        identity = Identity.of(settings.api, settings.endpoint_name, target, name)
+        record = self._record(settings, outcome.variant, name)
+        identity = record.identity
         timings: tuple[tuple[str, float], ...] = ()
         counts: tuple[tuple[str, int], ...] = ()
         response_time = outcome.response_time
@@ -162,7 +178,8 @@ class SageMakerClient:
                 more_timings = tuple((kind, ms + lag_ms if kind == TTFT else ms) for kind, ms in more_timings)
             timings += more_timings
             counts += more_counts
-        record = Record(identity, timings, counts) if timings or counts else Record(identity)
+        if timings or counts:
+            record = Record(identity, timings, counts)
         context = self._user.context()
         self._fire(
             request_type=identity.api,

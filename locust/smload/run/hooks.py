@@ -91,6 +91,10 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_kwargs
         _refuse(err, options)
     if web_ui is not None:
         web.install(web_ui, run)
+    # Locust sets its --run-time timer right after init, on the event loop's clock, which has not moved
+    # since the loop was created at Locust's import: a slow start-up (imports, checks, a busy machine)
+    # would end the test that much early, and the test would look interrupted (exit 4).
+    gevent.get_hub().loop.update_now()
 
 
 def _wire(environment: Any, run: TestRun) -> None:
