@@ -37,10 +37,22 @@ ENDPOINTS = [
     ("3x2 slots, lognormal 20/60 ms", 3, 2, 20, 60, 1),
     ("4x16 slots, 5 ms (fast)", 4, 16, 5, None, 1),
 ]
-STEPS = {"default (5 s + 10 s)": [], "tests (2 s + 4 s)": ["--step-warmup", "2", "--step-time", "4"],
-         # by rate (open loop, constant arrivals): a ceiling of a few times the slots keeps an overloaded
-         # step's backlog short
-         "by rate, tests (2 s + 4 s)": ["--mode", "rate", "--step-warmup", "2", "--step-time", "4", "--max-in-flight", "64"]}
+STEPS = {
+    "default (5 s + 10 s)": [],
+    "tests (2 s + 4 s)": ["--step-warmup", "2", "--step-time", "4"],
+    # by rate (open loop, constant arrivals): a ceiling of a few times the slots keeps an overloaded
+    # step's backlog short
+    "by rate, tests (2 s + 4 s)": [
+        "--mode",
+        "rate",
+        "--step-warmup",
+        "2",
+        "--step-time",
+        "4",
+        "--max-in-flight",
+        "64",
+    ],
+}
 
 
 def free_port() -> int:
@@ -56,17 +68,37 @@ def capacity(instances: int, slots: int, median: float, p99: float | None) -> fl
 
 def env() -> dict[str, str]:
     out = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCUST_"))}
-    out.update(AWS_ACCESS_KEY_ID="AKIDBENCH", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-               AWS_EC2_METADATA_DISABLED="true")
+    out.update(
+        AWS_ACCESS_KEY_ID="AKIDBENCH",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     return out
 
 
-def run(name: str, instances: int, slots: int, median: float, p99: float | None, workers: int, steps: list[str]) -> dict:
+def run(
+    name: str, instances: int, slots: int, median: float, p99: float | None, workers: int, steps: list[str]
+) -> dict:
     port = free_port()
     spec = f"name=AllTraffic,instances={instances},concurrency={slots},latency_ms={median}"
     spec += f",latency_p99_ms={p99}" if p99 else ""
-    emulator = subprocess.Popen([BIN / "smload", "emulator", "--host", "127.0.0.1", "--port", str(port),
-                                 "--endpoint", "ep", "--variant", spec], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    emulator = subprocess.Popen(
+        [
+            BIN / "smload",
+            "emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--endpoint",
+            "ep",
+            "--variant",
+            spec,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(200):
             try:
@@ -77,14 +109,44 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
         with tempfile.TemporaryDirectory() as out:
             master = str(free_port())
             started = time.monotonic()
-            done = subprocess.run([BIN / "smload", "calibrate", "--endpoint-name", "ep", "--endpoint-url", f"http://127.0.0.1:{port}",
-                            "--payload", str(PAYLOAD), "--instances", str(instances), "--slo", "p99<2s", "--output", out,
-                            "--processes", str(workers), "--master-bind-port", master, "--master-port", master,
-                            "--metrics-port", "0", "--only-summary", *steps], env=env(), capture_output=True, text=True,
-                           timeout=900, check=False)
+            done = subprocess.run(
+                [
+                    BIN / "smload",
+                    "calibrate",
+                    "--endpoint-name",
+                    "ep",
+                    "--endpoint-url",
+                    f"http://127.0.0.1:{port}",
+                    "--payload",
+                    str(PAYLOAD),
+                    "--instances",
+                    str(instances),
+                    "--slo",
+                    "p99<2s",
+                    "--output",
+                    out,
+                    "--processes",
+                    str(workers),
+                    "--master-bind-port",
+                    master,
+                    "--master-port",
+                    master,
+                    "--metrics-port",
+                    "0",
+                    "--only-summary",
+                    *steps,
+                ],
+                env=env(),
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
             wall = time.monotonic() - started
             if not (Path(out) / "calibration.json").exists():
-                raise SystemExit(f"bench_calibration: smload calibrate wrote no calibration.json:\n{done.stderr[-3000:]}")
+                raise SystemExit(
+                    f"bench_calibration: smload calibrate wrote no calibration.json:\n{done.stderr[-3000:]}"
+                )
             summary = json.loads((Path(out) / "calibration.json").read_text())
     finally:
         emulator.terminate()
@@ -92,13 +154,20 @@ def run(name: str, instances: int, slots: int, median: float, p99: float | None,
     expected = capacity(instances, slots, median, p99)
     measured = summary["max_sustainable_rps"] or 0.0
     return {
-        "endpoint": name, "workers": workers, "capacity": expected, "measured": measured,
+        "endpoint": name,
+        "workers": workers,
+        "capacity": expected,
+        "measured": measured,
         "error": measured / expected - 1,
         "knee": (summary["knee"].get("rate", summary["knee"]["users"]) if summary["knee"] else None),
-        "slots": instances * slots, "steps": len(summary["steps"]), "duration": summary["duration_s"], "wall": wall,
+        "slots": instances * slots,
+        "steps": len(summary["steps"]),
+        "duration": summary["duration_s"],
+        "wall": wall,
         "cpu": max((s["cpu_percent"] or 0) for s in summary["steps"]),
         "lag": max((s["loop_lag_ms"] or 0) for s in summary["steps"]),
-        "stop": summary["stop_reason"], "saturated": any("load generator was saturated" in w for w in summary["warnings"]),
+        "stop": summary["stop_reason"],
+        "saturated": any("load generator was saturated" in w for w in summary["warnings"]),
     }
 
 
@@ -118,16 +187,24 @@ def main() -> int:
             row = run(*endpoint, steps)
             row["setting"] = setting
             rows.append(row)
-            print(f"{setting} / {row['endpoint']}: {row['measured']:.1f} of {row['capacity']:.1f} req/s "
-                  f"({row['error']:+.1%}), {row['duration']:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"{setting} / {row['endpoint']}: {row['measured']:.1f} of {row['capacity']:.1f} req/s "
+                f"({row['error']:+.1%}), {row['duration']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"\nbench_calibration, {dt.date.today().isoformat()}, {os.cpu_count()} CPUs\n")
-    print("| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users or req/s (slots) | steps | "
-          "calibration s | max worker CPU | max loop lag | stop | generator warning |")
+    print(
+        "| steps | endpoint | workers | capacity req/s | measured req/s | error | knee users or req/s (slots) | steps | "
+        "calibration s | max worker CPU | max loop lag | stop | generator warning |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['setting']} | {r['endpoint']} | {r['workers']} | {r['capacity']:.1f} | {r['measured']:.1f} | "
-              f"{r['error']:+.1%} | {r['knee']} ({r['slots']}) | {r['steps']} | {r['duration']:.0f} | {r['cpu']:.0f}% | "
-              f"{r['lag']:.1f} ms | {r['stop']} | {'yes' if r['saturated'] else 'no'} |")
+        print(
+            f"| {r['setting']} | {r['endpoint']} | {r['workers']} | {r['capacity']:.1f} | {r['measured']:.1f} | "
+            f"{r['error']:+.1%} | {r['knee']} ({r['slots']}) | {r['steps']} | {r['duration']:.0f} | {r['cpu']:.0f}% | "
+            f"{r['lag']:.1f} ms | {r['stop']} | {'yes' if r['saturated'] else 'no'} |"
+        )
     return 0
 
 

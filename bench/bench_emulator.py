@@ -43,8 +43,10 @@ def bare_server(port: int) -> None:
     """The floor: a uvloop Protocol that answers each read with a fixed 200 (no parsing at all)."""
     import uvloop
 
-    response = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n\r\n"
-                b'{"instances": [[1.0, 2.0, 3.0, 4.0]]}\n')
+    response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n\r\n"
+        b'{"instances": [[1.0, 2.0, 3.0, 4.0]]}\n'
+    )
 
     class Bare(asyncio.Protocol):
         def connection_made(self, transport):
@@ -86,26 +88,48 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(port: int, path: str, duration: int, script: Path) -> tuple[float, str, int]:
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{duration}s", "--latency", "-s", str(script),
-           f"http://127.0.0.1:{port}{path}"]
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        "-c64",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{path}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not match:
         raise RuntimeError(f"wrk printed no rate:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
-        raise RuntimeError(f"{errors.group(1)} non-2xx answers: the benchmark is not measuring successes\n{out}")
-    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.M)  # the latency distribution, not a stdev column ending in 99%
+        raise RuntimeError(
+            f"{errors.group(1)} non-2xx answers: the benchmark is not measuring successes\n{out}"
+        )
+    p99 = re.search(
+        r"^\s*99%\s+(\S+)", out, re.M
+    )  # the latency distribution, not a stdev column ending in 99%
     total = re.search(r"(\d+) requests in", out)
     return float(match.group(1)), p99.group(1) if p99 else "?", int(total.group(1)) if total else 0
 
 
-def measure(name: str, server_cmd: list[str], path: str, duration: int, script: Path) -> tuple[float, str, float]:
+def measure(
+    name: str, server_cmd: list[str], path: str, duration: int, script: Path
+) -> tuple[float, str, float]:
     """req/s, wrk's p99, and the server's CPU microseconds per request."""
     port = free_port()
-    proc = subprocess.Popen(["taskset", "-c", "0", *server_cmd, str(port)] if name == "bare" else
-                            ["taskset", "-c", "0", *server_cmd, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *server_cmd, str(port)]
+        if name == "bare"
+        else ["taskset", "-c", "0", *server_cmd, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         wait_listening(port)
         cpu_before = cpu_seconds(proc.pid)  # taskset execs: the pid is the server's
@@ -121,9 +145,13 @@ def measure(name: str, server_cmd: list[str], path: str, duration: int, script: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both servers (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of both servers (default 2)"
+    )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
@@ -137,17 +165,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT)
-        emulator = [str(BIN / "smload"), "emulator", "--host", "127.0.0.1", "--endpoint", "bench",
-                    "--variant", "name=AllTraffic,instances=1,concurrency=64,latency_ms=0,body=echo"]
+        emulator = [
+            str(BIN / "smload"),
+            "emulator",
+            "--host",
+            "127.0.0.1",
+            "--endpoint",
+            "bench",
+            "--variant",
+            "name=AllTraffic,instances=1,concurrency=64,latency_ms=0,body=echo",
+        ]
         bare = [sys.executable, __file__, "--bare-server"]
         rows: dict[str, list[tuple[float, str, float]]] = {"emulator": [], "bare": []}
         for _ in range(args.rounds):
             rows["bare"].append(measure("bare", bare, "/", args.duration, script))
-            rows["emulator"].append(measure("emulator", emulator, "/endpoints/bench/invocations", args.duration, script))
+            rows["emulator"].append(
+                measure("emulator", emulator, "/endpoints/bench/invocations", args.duration, script)
+            )
     best = {name: max(r[0] for r in runs) for name, runs in rows.items()}
-    print(f"Emulator benchmark, {dt.date.today().isoformat()}, {args.rounds} rounds x {args.duration} s, "
-          f"server on core 0, wrk -t1 -c64 on core 1\n")
-    print("| server | req/s (each round) | best | wrk p99 (each round) | vs bare | server CPU us/request (each round) |")
+    print(
+        f"Emulator benchmark, {dt.date.today().isoformat()}, {args.rounds} rounds x {args.duration} s, "
+        f"server on core 0, wrk -t1 -c64 on core 1\n"
+    )
+    print(
+        "| server | req/s (each round) | best | wrk p99 (each round) | vs bare | server CPU us/request (each round) |"
+    )
     print("|---|---|---|---|---|---|")
     for name in ("bare", "emulator"):
         rates = ", ".join(f"{r:,.0f}" for r, _, _ in rows[name])

@@ -48,20 +48,55 @@ def get(url: str, timeout: float = 10.0) -> bytes:
 
 
 def total_requests(metrics: bytes) -> int:
-    return sum(int(line.rsplit(b" ", 1)[1]) for line in metrics.splitlines() if line.startswith(b"locust_requests_total{"))
+    return sum(
+        int(line.rsplit(b" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(b"locust_requests_total{")
+    )
 
 
 def live(args, exporter: bool) -> dict:
     """One phase: warm up, then measure the master's CPU (and scrapes) over ``args.duration``."""
     master_port, web_port, metrics_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "BENCH_NAMES": str(args.names), "BENCH_RATE": str(args.rate), "BENCH_USERS": str(args.users)}
-    cmd = [BIN / "locust", "-f", REPO / "bench" / "exporter_load.py", "--headless", "-u", str(args.users),
-           "-r", str(args.users), "--run-time", f"{int(args.warmup + args.duration) + 30}s",
-           "--processes", str(args.workers), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-           "--master-host", "127.0.0.1", "--master-port", str(master_port), "--web-port", str(web_port),
-           "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port if exporter else 0), "--only-summary"]
+    env = {
+        **os.environ,
+        "BENCH_NAMES": str(args.names),
+        "BENCH_RATE": str(args.rate),
+        "BENCH_USERS": str(args.users),
+    }
+    cmd = [
+        BIN / "locust",
+        "-f",
+        REPO / "bench" / "exporter_load.py",
+        "--headless",
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.users),
+        "--run-time",
+        f"{int(args.warmup + args.duration) + 30}s",
+        "--processes",
+        str(args.workers),
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(master_port),
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
+        "--web-port",
+        str(web_port),
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics_port if exporter else 0),
+        "--only-summary",
+    ]
     log = open(REPO / f"bench/.exporter-{'on' if exporter else 'off'}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     master = psutil.Process(proc.pid)
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     log_path = Path(log.name)
@@ -83,8 +118,12 @@ def live(args, exporter: bool) -> dict:
         cpu1, t1 = master.cpu_times(), time.monotonic()
         result = {"cpu": 100 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (t1 - t0)}
         if exporter:
-            result.update(scrapes=scrapes, size=size, rate=(total_requests(get(url)) - first) / (t1 - t0),
-                          names=get(url).count(b"locust_requests_total{"))
+            result.update(
+                scrapes=scrapes,
+                size=size,
+                rate=(total_requests(get(url)) - first) / (t1 - t0),
+                names=get(url).count(b"locust_requests_total{"),
+            )
         return result
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -122,7 +161,9 @@ def render_costs(names: int, rounds: int = 10) -> dict:
             for key, series in lifetime.items():
                 req.add_metric([key.api, key.name], series.requests)
                 counts = cumulative_counts(series.histogram)
-                buckets = [(repr(le), n) for le, n in zip(BOUNDS_SECONDS, counts, strict=False)] + [("+Inf", counts[-1])]
+                buckets = [(repr(le), n) for le, n in zip(BOUNDS_SECONDS, counts, strict=False)] + [
+                    ("+Inf", counts[-1])
+                ]
                 hist.add_metric([key.api, key.name], buckets, series.histogram.sum / 1000)
             yield req
             yield hist
@@ -144,7 +185,9 @@ def render_costs(names: int, rounds: int = 10) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per phase (default 30)")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds measured per phase (default 30)"
+    )
     parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring (default 12)")
     parser.add_argument("--rate", type=float, default=2000.0, help="requests/s in total (default 2000)")
     parser.add_argument("--names", type=int, default=50)
@@ -157,14 +200,20 @@ def main() -> int:
     costs = render_costs(args.names)
     scrapes = sorted(on["scrapes"])
     p50, p95, worst = statistics.median(scrapes), scrapes[int(0.95 * (len(scrapes) - 1))], scrapes[-1]
-    print(f"\nload: {on['rate']:.0f} requests/s measured (target {args.rate:.0f}), {on['names']} names, "
-          f"{args.workers} workers; /metrics {on['size'] / 1e6:.2f} MB, {len(scrapes)} scrapes\n")
+    print(
+        f"\nload: {on['rate']:.0f} requests/s measured (target {args.rate:.0f}), {on['names']} names, "
+        f"{args.workers} workers; /metrics {on['size'] / 1e6:.2f} MB, {len(scrapes)} scrapes\n"
+    )
     print("| measure | exporter on | exporter off | bar |")
     print("|---|---|---|---|")
     print(f"| master CPU, % of a core | {on['cpu']:.1f} | {off['cpu']:.1f} | < {CPU_BAR:g} |")
-    print(f"| scrape of /metrics, ms (p50 / p95 / max) | {p50:.1f} / {p95:.1f} / {worst:.1f} | - | < {SCRAPE_BAR_MS:g} |")
-    print(f"| render the request metrics, ms (median) | ours {costs['ours']:.1f} | prometheus_client {costs['library']:.1f} "
-          f"| ratio {costs['library'] / costs['ours']:.0f}x |")
+    print(
+        f"| scrape of /metrics, ms (p50 / p95 / max) | {p50:.1f} / {p95:.1f} / {worst:.1f} | - | < {SCRAPE_BAR_MS:g} |"
+    )
+    print(
+        f"| render the request metrics, ms (median) | ours {costs['ours']:.1f} | prometheus_client {costs['library']:.1f} "
+        f"| ratio {costs['library'] / costs['ours']:.0f}x |"
+    )
     ok = on["cpu"] < CPU_BAR and p95 < SCRAPE_BAR_MS and on["rate"] > 0.9 * args.rate
     print("\nPASS" if ok else "\nFAIL: a bar is missed (or the load fell short of the target rate)")
     return 0 if ok else 1

@@ -39,29 +39,65 @@ def stats(web: str) -> dict:
     return json.loads(http_get(f"{web}/stats/requests")[1])
 
 
-def one_round(procs: Procs, emulator_url: str, rebalancing: bool, users: int, patience: float) -> tuple[float, float | None]:
+def one_round(
+    procs: Procs, emulator_url: str, rebalancing: bool, users: int, patience: float
+) -> tuple[float, float | None]:
     web_port, master_port = free_port(), free_port()
     web = f"http://127.0.0.1:{web_port}"
-    env = aws_env(LOCUST_ENDPOINT_NAME="ab-test", LOCUST_ENDPOINT_URL=emulator_url, LOCUST_PAYLOAD=str(PAYLOAD),
-                  LOCUST_STOP_TIMEOUT="10")
+    env = aws_env(
+        LOCUST_ENDPOINT_NAME="ab-test",
+        LOCUST_ENDPOINT_URL=emulator_url,
+        LOCUST_PAYLOAD=str(PAYLOAD),
+        LOCUST_STOP_TIMEOUT="10",
+    )
     flags = ["--enable-rebalancing"] if rebalancing else []
     started = []
     try:
-        started.append(procs.start("master", locust_cmd("--master", *flags, "--web-host", "127.0.0.1", "--web-port", str(web_port),
-                                                         "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)), env=env))
+        started.append(
+            procs.start(
+                "master",
+                locust_cmd(
+                    "--master",
+                    *flags,
+                    "--web-host",
+                    "127.0.0.1",
+                    "--web-port",
+                    str(web_port),
+                    "--master-bind-host",
+                    "127.0.0.1",
+                    "--master-bind-port",
+                    str(master_port),
+                ),
+                env=env,
+            )
+        )
         worker = locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
         started += [procs.start("worker", worker, env=env) for _ in range(2)]
-        wait_until(lambda: answers(f"{web}/stats/requests") and stats(web)["worker_count"] == 2, 60, "2 workers")
-        http_post(f"{web}/swarm", f"user_count={users}&spawn_rate={users}".encode(), {"Content-Type": "application/x-www-form-urlencoded"})
-        wait_until(lambda: sorted(w["user_count"] for w in stats(web)["workers"]) == [users // 2] * 2, 60, "users on 2 workers")
+        wait_until(
+            lambda: answers(f"{web}/stats/requests") and stats(web)["worker_count"] == 2, 60, "2 workers"
+        )
+        http_post(
+            f"{web}/swarm",
+            f"user_count={users}&spawn_rate={users}".encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        wait_until(
+            lambda: sorted(w["user_count"] for w in stats(web)["workers"]) == [users // 2] * 2,
+            60,
+            "users on 2 workers",
+        )
 
         t0 = time.monotonic()
         started += [procs.start("worker", worker, env=env) for _ in range(2)]  # kubectl scale --replicas=4
         wait_until(lambda: stats(web)["worker_count"] == 4, 60, "4 workers", interval=0.05)
         connected = time.monotonic() - t0
         try:
-            wait_until(lambda: sorted(w["user_count"] for w in stats(web)["workers"]) == [users // 4] * 4,
-                       patience, "users spread over 4 workers", interval=0.05)
+            wait_until(
+                lambda: sorted(w["user_count"] for w in stats(web)["workers"]) == [users // 4] * 4,
+                patience,
+                "users spread over 4 workers",
+                interval=0.05,
+            )
             spread = time.monotonic() - t0
         except TimeoutError:
             spread = None
@@ -75,26 +111,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=40)
-    parser.add_argument("--patience", type=float, default=30.0, help="seconds to wait for the users to spread")
+    parser.add_argument(
+        "--patience", type=float, default=30.0, help="seconds to wait for the users to spread"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         procs = Procs(Path(tmp))
         try:
-            emulator = start_emulator(procs, "--endpoint", "ab-test", "--variant", "name=variant-a,weight=1,instances=4,concurrency=64,latency_ms=20")
+            emulator = start_emulator(
+                procs,
+                "--endpoint",
+                "ab-test",
+                "--variant",
+                "name=variant-a,weight=1,instances=4,concurrency=64,latency_ms=20",
+            )
             results = {}
             for rebalancing in (True, False):
-                results[rebalancing] = [one_round(procs, emulator.url, rebalancing, args.users, args.patience) for _ in range(args.rounds)]
+                results[rebalancing] = [
+                    one_round(procs, emulator.url, rebalancing, args.users, args.patience)
+                    for _ in range(args.rounds)
+                ]
         finally:
             procs.stop_all()
 
-    print("| master | new workers connected (s, each round) | users spread over all 4 (s, each round) | median |")
+    print(
+        "| master | new workers connected (s, each round) | users spread over all 4 (s, each round) | median |"
+    )
     print("|---|---|---|---|")
     for rebalancing, rounds in results.items():
         connected = ", ".join(f"{c:.2f}" for c, _ in rounds)
         spreads = [s for _, s in rounds]
         spread = ", ".join(f"{s:.2f}" if s is not None else f"never (> {args.patience:g})" for s in spreads)
         median = f"{statistics.median(spreads):.2f}" if all(s is not None for s in spreads) else "never"
-        print(f"| {'--enable-rebalancing' if rebalancing else 'default'} | {connected} | {spread} | {median} |")
+        print(
+            f"| {'--enable-rebalancing' if rebalancing else 'default'} | {connected} | {spread} | {median} |"
+        )
     return 0 if all(s is not None for _, s in results[True]) else 1
 
 

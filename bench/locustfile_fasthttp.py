@@ -16,11 +16,13 @@ HEADERS = {
     "Content-Type": "application/json",
     "X-Amz-Date": "20260101T000000Z",
     "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDBENCHMARK0000000/20260101/us-east-1/sagemaker/aws4_request, "
-                     "SignedHeaders=content-type;host;x-amz-date, Signature=" + "0" * 64,
+    "SignedHeaders=content-type;host;x-amz-date, Signature=" + "0" * 64,
 }
 
 
 class UnsignedInvoke(FastHttpUser):
     @task
     def invoke(self) -> None:
-        self.client.post(f"/endpoints/{ENDPOINT}/invocations", data=BODY, headers=HEADERS, name=f"{ENDPOINT}/unsigned")
+        self.client.post(
+            f"/endpoints/{ENDPOINT}/invocations", data=BODY, headers=HEADERS, name=f"{ENDPOINT}/unsigned"
+        )

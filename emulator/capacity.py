@@ -22,9 +22,31 @@ DROP = ErrorSpec("drop")  # a fault that closes the connection without an answer
 
 
 class VariantRuntime:
-    __slots__ = ("endpoint", "name", "config", "stats", "free", "queue", "waiting", "limit", "max_wait_s",
-                 "median_s", "sigma", "per_byte_s", "constant", "faults", "slow_rate", "slow_s",
-                 "windows", "stalls", "model_error", "name_header", "llm", "component", "scaling")
+    __slots__ = (
+        "endpoint",
+        "name",
+        "config",
+        "stats",
+        "free",
+        "queue",
+        "waiting",
+        "limit",
+        "max_wait_s",
+        "median_s",
+        "sigma",
+        "per_byte_s",
+        "constant",
+        "faults",
+        "slow_rate",
+        "slow_s",
+        "windows",
+        "stalls",
+        "model_error",
+        "name_header",
+        "llm",
+        "component",
+        "scaling",
+    )
 
     def __init__(self, endpoint: str, config: Variant, stats, component: bool = False) -> None:
         self.endpoint = endpoint
@@ -51,19 +73,27 @@ class VariantRuntime:
         for spec, rate in list(faults.rates.items()) + [(DROP, faults.drop_rate)]:
             if rate > 0:
                 cumulative += rate
-                table.append((cumulative, self.model_error if spec == ErrorSpec(errors.MODEL_ERROR) else spec))
+                table.append(
+                    (cumulative, self.model_error if spec == ErrorSpec(errors.MODEL_ERROR) else spec)
+                )
         self.faults = tuple(table)
         self.slow_rate = faults.slow.rate
         self.slow_s = faults.slow.extra_ms / 1000.0
-        self.windows = tuple((w.from_s, w.to_s, self.model_error if w.error == ErrorSpec(errors.MODEL_ERROR) else w.error)
-                             for w in faults.windows)
+        self.windows = tuple(
+            (w.from_s, w.to_s, self.model_error if w.error == ErrorSpec(errors.MODEL_ERROR) else w.error)
+            for w in faults.windows
+        )
         self.stalls = tuple((stall.from_s, stall.to_s) for stall in faults.stalls)
         # an inference component's answers name no production variant
-        self.name_header = b"" if component else b"x-Amzn-Invoked-Production-Variant: " + self.name.encode() + b"\r\n"
+        self.name_header = (
+            b"" if component else b"x-Amzn-Invoked-Production-Variant: " + self.name.encode() + b"\r\n"
+        )
 
     def service_time(self, body_bytes: int) -> float:
         """Seconds a request occupies its slot: the latency model plus the per-KiB part and slow faults."""
-        seconds = self.median_s if self.constant else self.median_s * math.exp(self.sigma * random.gauss(0.0, 1.0))
+        seconds = (
+            self.median_s if self.constant else self.median_s * math.exp(self.sigma * random.gauss(0.0, 1.0))
+        )
         if self.per_byte_s:
             seconds += self.per_byte_s * body_bytes
         if self.slow_rate and random.random() < self.slow_rate:
@@ -101,10 +131,14 @@ class EndpointRuntime:
 
     __slots__ = ("name", "variants", "by_name", "cumulative", "total", "components")
 
-    def __init__(self, name: str, variants: list[VariantRuntime], components: list[VariantRuntime] = ()) -> None:
+    def __init__(
+        self, name: str, variants: list[VariantRuntime], components: list[VariantRuntime] = ()
+    ) -> None:
         self.name = name
         self.variants = variants
-        self.components = {c.name: c for c in components}  # by the X-Amzn-SageMaker-Inference-Component header
+        self.components = {
+            c.name: c for c in components
+        }  # by the X-Amzn-SageMaker-Inference-Component header
         self.by_name = {v.name: v for v in variants}
         self.cumulative, self.total = [], 0.0
         for variant in variants:

@@ -148,10 +148,15 @@ class Autoscaling:
     policies: list[scaling.Policy]
 
     def to_json(self) -> dict:
-        return {"min_capacity": self.limits.min_capacity, "max_capacity": self.limits.max_capacity,
-                "startup_s": self.limits.startup_s,
-                "policies": [{"name": p.name, "type": p.type, "describe": p.describe(), "document": p.document}
-                             for p in self.policies]}
+        return {
+            "min_capacity": self.limits.min_capacity,
+            "max_capacity": self.limits.max_capacity,
+            "startup_s": self.limits.startup_s,
+            "policies": [
+                {"name": p.name, "type": p.type, "describe": p.describe(), "document": p.document}
+                for p in self.policies
+            ],
+        }
 
 
 @dataclass
@@ -200,7 +205,9 @@ class Config:
     access_keys: dict[str, AccessKey] = field(default_factory=dict)
     region: str = DEFAULT_REGION
     strict_sigv4: bool = False
-    time_scale: float = 1.0  # policy time (autoscaling's periods, alarms, cooldowns, start-up) runs this much faster
+    time_scale: float = (
+        1.0  # policy time (autoscaling's periods, alarms, cooldowns, start-up) runs this much faster
+    )
     source: str = ""  # where it came from, for the startup line
 
     def to_json(self) -> dict:
@@ -220,8 +227,9 @@ class Config:
         out = plain(self)
         out["access_keys"] = sorted(self.access_keys)
         for endpoint, data in zip(self.endpoints, out["endpoints"], strict=True):
-            for variant, vdata in zip(endpoint.variants + endpoint.components, data["variants"] + data["components"],
-                                      strict=True):
+            for variant, vdata in zip(
+                endpoint.variants + endpoint.components, data["variants"] + data["components"], strict=True
+            ):
                 vdata["queue"]["max_depth"] = variant.queue_limit
                 if variant.autoscaling is None:
                     del vdata["autoscaling"]
@@ -262,7 +270,9 @@ class _Reader:
                 raise self.fail(path, _unknown_key(key, allowed))
         return value
 
-    def number(self, value: Any, path: str, maximum: float, minimum: float = 0.0, exclusive: bool = False) -> float:
+    def number(
+        self, value: Any, path: str, maximum: float, minimum: float = 0.0, exclusive: bool = False
+    ) -> float:
         # Compared as given, never converted first: an int of 400 digits must not overflow float().
         ok = not isinstance(value, bool) and isinstance(value, (int, float))
         ok = ok and (value > minimum if exclusive else value >= minimum) and value <= maximum  # NaN fails
@@ -276,16 +286,27 @@ class _Reader:
             raise self.fail(path, f"must be an integer >= {minimum} and <= {maximum}")
         return value
 
-    def text(self, value: Any, path: str, what: str, max_bytes: int = MAX_TEXT, header: bool = False,
-             empty: bool = False) -> str:
+    def text(
+        self,
+        value: Any,
+        path: str,
+        what: str,
+        max_bytes: int = MAX_TEXT,
+        header: bool = False,
+        empty: bool = False,
+    ) -> str:
         """A string of Unicode text (no lone surrogates: it must encode), at most ``max_bytes`` in
         UTF-8, not empty unless ``empty``; ``header``: printable ASCII, as it goes into a response header."""
         try:
             raw = value.encode() if isinstance(value, str) else None
         except UnicodeEncodeError:
             raw = None
-        if (raw is None or len(raw) > max_bytes or not (raw or empty)
-                or (header and not (value.isascii() and value.isprintable()))):
+        if (
+            raw is None
+            or len(raw) > max_bytes
+            or not (raw or empty)
+            or (header and not (value.isascii() and value.isprintable()))
+        ):
             raise self.fail(path, f"must be {what}")
         return value
 
@@ -296,13 +317,18 @@ class _Reader:
 
     def name(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or len(value) > NAME_MAX or not NAME_PATTERN.fullmatch(value):
-            raise self.fail(path, "must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit")
+            raise self.fail(
+                path, "must be 1-63 letters, digits or hyphens, starting and ending with a letter or digit"
+            )
         return value
 
     def error_spec(self, value: Any, path: str) -> ErrorSpec:
         spec = _error_spec(value)
         if spec is None:
-            raise self.fail(path, f"must be one of {', '.join(errors.SERVICE_ERRORS)} (ModelError may name its status: ModelError(503))")
+            raise self.fail(
+                path,
+                f"must be one of {', '.join(errors.SERVICE_ERRORS)} (ModelError may name its status: ModelError(503))",
+            )
         return spec
 
 
@@ -364,11 +390,15 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise UsageError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise UsageError("--config", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB: not a configuration file")
+        raise UsageError(
+            "--config", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB: not a configuration file"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError("--config", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        raise UsageError(
+            "--config", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
 
 
 def from_dict(doc: Any, reader: _Reader) -> Config:
@@ -410,12 +440,17 @@ def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
     name = reader.name(doc.get("name"), f"{path}.name")
     if "inference_components" in doc:
         if "variants" in doc:
-            raise reader.fail(f"{path}.inference_components", "an endpoint has variants or inference components, "
-                                                              "not both")
+            raise reader.fail(
+                f"{path}.inference_components", "an endpoint has variants or inference components, not both"
+            )
         if not isinstance(doc["inference_components"], list) or not doc["inference_components"]:
-            raise reader.fail(f"{path}.inference_components", "must be a list of at least one inference component")
-        components = [_variant(c, f"{path}.inference_components[{i}]", reader, component=True)
-                      for i, c in enumerate(doc["inference_components"])]
+            raise reader.fail(
+                f"{path}.inference_components", "must be a list of at least one inference component"
+            )
+        components = [
+            _variant(c, f"{path}.inference_components[{i}]", reader, component=True)
+            for i, c in enumerate(doc["inference_components"])
+        ]
         _unique([c.name for c in components], f"{path}.inference_components", "inference component", reader)
         return Endpoint(name, [], components)
     if not isinstance(doc.get("variants"), list) or not doc["variants"]:
@@ -425,11 +460,32 @@ def _endpoint(doc: Any, path: str, reader: _Reader) -> Endpoint:
     return Endpoint(name, variants)
 
 
-_VARIANT_KEYS = ("name", "weight", "instances", "concurrency", "latency", "queue", "response", "stream", "faults", "llm",
-                 "autoscaling")
+_VARIANT_KEYS = (
+    "name",
+    "weight",
+    "instances",
+    "concurrency",
+    "latency",
+    "queue",
+    "response",
+    "stream",
+    "faults",
+    "llm",
+    "autoscaling",
+)
 # An inference component: its copies instead of a weight and instances (each copy is one instance).
-_COMPONENT_KEYS = ("name", "copies", "concurrency", "latency", "queue", "response", "stream", "faults", "llm",
-                   "autoscaling")
+_COMPONENT_KEYS = (
+    "name",
+    "copies",
+    "concurrency",
+    "latency",
+    "queue",
+    "response",
+    "stream",
+    "faults",
+    "llm",
+    "autoscaling",
+)
 
 
 def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> Variant:
@@ -463,8 +519,12 @@ def _variant(doc: Any, path: str, reader: _Reader, component: bool = False) -> V
         v.faults = _faults(doc["faults"], f"{path}.faults", reader)
     if "autoscaling" in doc:
         if v.llm is not None:
-            raise reader.fail(f"{path}.autoscaling", "autoscaling is not emulated for LLM variants and components yet")
-        v.autoscaling = _autoscaling(doc["autoscaling"], f"{path}.autoscaling", reader, v.instances, component)
+            raise reader.fail(
+                f"{path}.autoscaling", "autoscaling is not emulated for LLM variants and components yet"
+            )
+        v.autoscaling = _autoscaling(
+            doc["autoscaling"], f"{path}.autoscaling", reader, v.instances, component
+        )
     return v
 
 
@@ -478,11 +538,16 @@ def _autoscaling(doc: Any, path: str, reader: _Reader, instances: int, component
     startup = reader.number(doc.get("startup_s", 300), f"{path}.startup_s", 86400.0)
     if not low <= instances <= high:
         what = "copies" if component else "instances"
-        raise reader.fail(f"{path}", f"need min_capacity ({low}) <= {what} ({instances}) <= max_capacity ({high})")
+        raise reader.fail(
+            f"{path}", f"need min_capacity ({low}) <= {what} ({instances}) <= max_capacity ({high})"
+        )
     docs = doc.get("policies")
     if not isinstance(docs, list) or not docs:
-        raise reader.fail(f"{path}.policies", "must be a list of at least one scaling policy (a put-scaling-policy "
-                                              "configuration, or {file: scaling-policy.json})")
+        raise reader.fail(
+            f"{path}.policies",
+            "must be a list of at least one scaling policy (a put-scaling-policy "
+            "configuration, or {file: scaling-policy.json})",
+        )
     policies: list[scaling.Policy] = []
     for i, item in enumerate(docs):
         where = f"{path}.policies[{i}]"
@@ -492,10 +557,14 @@ def _autoscaling(doc: Any, path: str, reader: _Reader, instances: int, component
                 base = reader.base_dir or Path(".")
                 policies += scaling.load_policies(base / file, f"{reader.source}: {where}.file", component)
             else:
-                policies += scaling.parse_policies(item, f"{reader.source}: {where}", f"policy-{i + 1}", component)
+                policies += scaling.parse_policies(
+                    item, f"{reader.source}: {where}", f"policy-{i + 1}", component
+                )
         except UsageError as err:
-            raise UsageError(err.option if err.option.startswith(reader.source) else f"{reader.source}: {err.option}",
-                             err.message) from None
+            raise UsageError(
+                err.option if err.option.startswith(reader.source) else f"{reader.source}: {err.option}",
+                err.message,
+            ) from None
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
         raise reader.fail(f"{path}.policies", "two policies have the same name: give each a PolicyName")
@@ -511,8 +580,10 @@ def _latency(doc: Any, path: str, reader: _Reader) -> Latency:
     if doc.get("p99_ms") is not None:
         lat.p99_ms = reader.number(doc["p99_ms"], f"{path}.p99_ms", MAX_MS, exclusive=True)
         if lat.median_ms <= 0 or not lat.median_ms <= lat.p99_ms <= lat.median_ms * MAX_P99_RATIO:
-            raise reader.fail(f"{path}.p99_ms", "must be >= median_ms and <= 1000000 x median_ms, "
-                                                "and median_ms > 0 (lognormal)")
+            raise reader.fail(
+                f"{path}.p99_ms",
+                "must be >= median_ms and <= 1000000 x median_ms, and median_ms > 0 (lognormal)",
+            )
     lat.per_kib_ms = reader.number(doc.get("per_kib_ms", 0.0), f"{path}.per_kib_ms", MAX_MS)
     return lat
 
@@ -536,13 +607,23 @@ def _response(doc: Any, path: str, reader: _Reader) -> Response:
     r = Response()
     r.body = reader.choice(doc.get("body", "echo"), f"{path}.body", ("echo", "fixed", "json"))
     if "fixed" in doc:
-        r.fixed = reader.text(doc["fixed"], f"{path}.fixed", f"a string of at most {MAX_BODY_BYTES} bytes",
-                              MAX_BODY_BYTES, empty=True)
+        r.fixed = reader.text(
+            doc["fixed"],
+            f"{path}.fixed",
+            f"a string of at most {MAX_BODY_BYTES} bytes",
+            MAX_BODY_BYTES,
+            empty=True,
+        )
     if "json_bytes" in doc:
         r.json_bytes = reader.integer(doc["json_bytes"], f"{path}.json_bytes", 2, MAX_BODY_BYTES)
     if "content_type" in doc:
-        r.content_type = reader.text(doc["content_type"], f"{path}.content_type",
-                                     "a media type such as application/json", 256, header=True)
+        r.content_type = reader.text(
+            doc["content_type"],
+            f"{path}.content_type",
+            "a media type such as application/json",
+            256,
+            header=True,
+        )
     return r
 
 
@@ -572,16 +653,20 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
             for key in ("error", "from_s", "to_s"):
                 if key not in w:
                     raise reader.fail(f"{wpath}.{key}", "is required")
-            window = Window(reader.error_spec(w["error"], f"{wpath}.error"),
-                            reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
-                            reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
+            window = Window(
+                reader.error_spec(w["error"], f"{wpath}.error"),
+                reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                reader.number(w["to_s"], f"{wpath}.to_s", MAX_S),
+            )
             if window.to_s <= window.from_s:
                 raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
             f.windows.append(window)
     if "slow" in doc:
         s = reader.mapping(doc["slow"], f"{path}.slow", ("rate", "extra_ms"))
-        f.slow = Slow(reader.number(s.get("rate", 0), f"{path}.slow.rate", 1.0),
-                      reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms", MAX_MS))
+        f.slow = Slow(
+            reader.number(s.get("rate", 0), f"{path}.slow.rate", 1.0),
+            reader.number(s.get("extra_ms", 0), f"{path}.slow.extra_ms", MAX_MS),
+        )
     if "drop_rate" in doc:
         f.drop_rate = reader.number(doc["drop_rate"], f"{path}.drop_rate", 1.0)
     if "stalls" in doc:
@@ -593,8 +678,10 @@ def _faults(doc: Any, path: str, reader: _Reader) -> Faults:
             for key in ("from_s", "to_s"):
                 if key not in w:
                     raise reader.fail(f"{wpath}.{key}", "is required")
-            stall = Stall(reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
-                          reader.number(w["to_s"], f"{wpath}.to_s", MAX_S))
+            stall = Stall(
+                reader.number(w["from_s"], f"{wpath}.from_s", MAX_S),
+                reader.number(w["to_s"], f"{wpath}.to_s", MAX_S),
+            )
             if stall.to_s <= stall.from_s:
                 raise reader.fail(f"{wpath}.to_s", "must be greater than from_s")
             f.stalls.append(stall)
@@ -610,12 +697,17 @@ def check_fault_total(f: Faults, fail) -> None:
 
 def _access_keys(doc: Any, reader: _Reader) -> dict[str, AccessKey]:
     if not isinstance(doc, dict):
-        raise reader.fail("access_keys", "must be a mapping of access key id to secret (or {secret, session_token, expires_at})")
+        raise reader.fail(
+            "access_keys",
+            "must be a mapping of access key id to secret (or {secret, session_token, expires_at})",
+        )
     keys = {}
     for key_id, value in doc.items():
         if not isinstance(key_id, str) or not ACCESS_KEY_ID.fullmatch(key_id):
-            raise reader.fail(f"access_keys.{_shown(key_id)}",
-                              "an access key id is 1-128 letters, digits or underscores (IAM's [\\w]+)")
+            raise reader.fail(
+                f"access_keys.{_shown(key_id)}",
+                "an access key id is 1-128 letters, digits or underscores (IAM's [\\w]+)",
+            )
         path = f"access_keys.{key_id}"
         if isinstance(value, str):
             keys[key_id] = AccessKey(key_id, reader.text(value, path, "a secret key (a string)"))
@@ -637,7 +729,9 @@ def _timestamp(value: Any, path: str, reader: _Reader) -> float:
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise reader.fail(path, "must be unix seconds or an ISO 8601 time such as 2026-01-01T00:00:00Z") from None
+            raise reader.fail(
+                path, "must be unix seconds or an ISO 8601 time such as 2026-01-01T00:00:00Z"
+            ) from None
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
     return reader.number(value, path, MAX_S * 100)
 
@@ -688,7 +782,9 @@ def parse_variant_flag(spec: str) -> dict:
         try:
             value: Any = int(raw) if kind == "int" else float(raw) if kind == "num" else raw
         except ValueError:
-            raise UsageError("--variant", f"{key}: must be {'an integer' if kind == 'int' else 'a number'}, got '{raw}'") from None
+            raise UsageError(
+                "--variant", f"{key}: must be {'an integer' if kind == 'int' else 'a number'}, got '{raw}'"
+            ) from None
         node = doc
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -704,13 +800,18 @@ def from_flags(items: list[tuple[str, str]]) -> Config:
             endpoints.append({"name": value, "variants": []})
         else:
             if not endpoints:
-                raise UsageError("--variant", "give --endpoint NAME first: each --variant belongs to the --endpoint before it")
+                raise UsageError(
+                    "--variant",
+                    "give --endpoint NAME first: each --variant belongs to the --endpoint before it",
+                )
             endpoints[-1]["variants"].append(parse_variant_flag(value))
     for endpoint in endpoints:
         if not endpoint["variants"]:
             endpoint["variants"].append({"name": DEFAULT_VARIANT})
         for i, variant in enumerate(endpoint["variants"]):
-            variant.setdefault("name", DEFAULT_VARIANT if len(endpoint["variants"]) == 1 else f"variant-{i + 1}")
+            variant.setdefault(
+                "name", DEFAULT_VARIANT if len(endpoint["variants"]) == 1 else f"variant-{i + 1}"
+            )
     return _FlagReader.convert({"endpoints": endpoints})
 
 

@@ -64,8 +64,16 @@ def _status_line(code: int) -> bytes:
 class Request:
     __slots__ = ("method", "url", "headers", "body", "size", "keep_alive", "received")
 
-    def __init__(self, method: bytes, url: bytes, headers: dict, body: bytes, size: int, keep_alive: bool,
-                 received: float) -> None:
+    def __init__(
+        self,
+        method: bytes,
+        url: bytes,
+        headers: dict,
+        body: bytes,
+        size: int,
+        keep_alive: bool,
+        received: float,
+    ) -> None:
         self.method = method
         self.url = url
         self.headers = headers  # lower-case bytes name -> bytes value (repeated headers joined by ",")
@@ -78,8 +86,19 @@ class Request:
 class Job:
     """A runtime request on its way through a variant: waiting, in a slot, or streaming."""
 
-    __slots__ = ("conn", "req", "variant", "vstats", "fault", "stream", "started", "due", "timer", "expired",
-                 "container")
+    __slots__ = (
+        "conn",
+        "req",
+        "variant",
+        "vstats",
+        "fault",
+        "stream",
+        "started",
+        "due",
+        "timer",
+        "expired",
+        "container",
+    )
 
     def __init__(self, conn, req, variant, vstats, fault, stream, container) -> None:
         self.conn = conn
@@ -105,8 +124,23 @@ class Refused(Exception):
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("app", "parser", "transport", "url", "headers", "repeated", "body", "size", "pending", "busy",
-                 "closed", "in_head", "head_pending", "read_size", "final")
+    __slots__ = (
+        "app",
+        "parser",
+        "transport",
+        "url",
+        "headers",
+        "repeated",
+        "body",
+        "size",
+        "pending",
+        "busy",
+        "closed",
+        "in_head",
+        "head_pending",
+        "read_size",
+        "final",
+    )
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -188,8 +222,12 @@ class Connection(asyncio.Protocol):
         headers = self.headers
         # A head that came whole in a read of at most 16 KiB breaks no size limit: only the count
         # needs a look then, and the request path stays as fast as it was.
-        if (self.in_head == 2 or self.read_size > MAX_HEADER_LINE or self.repeated is not None
-                or len(headers) > MAX_HEADERS):
+        if (
+            self.in_head == 2
+            or self.read_size > MAX_HEADER_LINE
+            or self.repeated is not None
+            or len(headers) > MAX_HEADERS
+        ):
             self.check_head()
         self.in_head = 0
         if b"expect" in headers and headers[b"expect"].lower() == b"100-continue" and not self.closed:
@@ -210,7 +248,9 @@ class Connection(asyncio.Protocol):
         for name, value in lines:
             size = len(name) + len(value) + 2
             if size > MAX_HEADER_LINE:
-                raise Refused(431, f"request header fields too large: a header line passed {MAX_HEADER_LINE} bytes")
+                raise Refused(
+                    431, f"request header fields too large: a header line passed {MAX_HEADER_LINE} bytes"
+                )
             total += size + 2
         if total > MAX_HEAD:
             raise Refused(431, f"request header fields too large: the head passed {MAX_HEAD} bytes")
@@ -229,8 +269,15 @@ class Connection(asyncio.Protocol):
         parser = self.parser
         chunks = self.body
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        req = Request(parser.get_method(), self.url, self.headers, body, self.size, parser.should_keep_alive(),
-                      _monotonic())
+        req = Request(
+            parser.get_method(),
+            self.url,
+            self.headers,
+            body,
+            self.size,
+            parser.should_keep_alive(),
+            _monotonic(),
+        )
         if self.busy:
             self.pending.append(req)
             if len(self.pending) >= MAX_PIPELINED:
@@ -279,8 +326,14 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.transport.close()
 
-    def send_plain(self, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8",
-                   keep_alive: bool = True, close: bool = False) -> None:
+    def send_plain(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"text/plain; charset=utf-8",
+        keep_alive: bool = True,
+        close: bool = False,
+    ) -> None:
         keep = keep_alive and not close
         self.send(self.app.head(status, content_type, len(body), b"", keep) + body, keep)
 
@@ -295,18 +348,28 @@ class App:
         self.endpoints: dict[bytes, EndpointRuntime] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         for endpoint in config.endpoints:
-            runtimes = [VariantRuntime(endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots, v.instances))
-                        for v in endpoint.variants]
-            components = [VariantRuntime(endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots,
-                                                                                c.instances), True)
-                          for c in endpoint.components]
+            runtimes = [
+                VariantRuntime(
+                    endpoint.name, v, self.stats.variant(endpoint.name, v.name, v.slots, v.instances)
+                )
+                for v in endpoint.variants
+            ]
+            components = [
+                VariantRuntime(
+                    endpoint.name, c, self.stats.component(endpoint.name, c.name, c.slots, c.instances), True
+                )
+                for c in endpoint.components
+            ]
             for runtime in runtimes + components:
                 if runtime.config.llm is not None:
                     runtime.llm = LLMTarget(self, runtime)
             self.endpoints[endpoint.name.encode()] = EndpointRuntime(endpoint.name, runtimes, components)
         self.container_endpoint = config.endpoints[0].name.encode()
-        self.bodies = {id(v): _fixed_body(v.config) for e in self.endpoints.values()
-                       for v in e.variants + list(e.components.values())}
+        self.bodies = {
+            id(v): _fixed_body(v.config)
+            for e in self.endpoints.values()
+            for v in e.variants + list(e.components.values())
+        }
         self.openai = openai_route.Route(self)
         self.stats.families.append(llm_stats.prometheus)
         self.verifier = sigv4.Verifier(config.access_keys, config.region) if config.strict_sigv4 else None
@@ -326,7 +389,9 @@ class App:
         for endpoint in self.endpoints.values():
             for runtime in endpoint.variants + list(endpoint.components.values()):
                 if runtime.config.autoscaling is not None:
-                    runtime.scaling = runtime.stats.scaling = EmulatedScaling(self, runtime, self.config.time_scale)
+                    runtime.scaling = runtime.stats.scaling = EmulatedScaling(
+                        self, runtime, self.config.time_scale
+                    )
                     self.scaled.append(runtime)
 
     def _tick_date(self) -> None:
@@ -358,8 +423,14 @@ class App:
 
     def head(self, status: int, content_type: bytes, length: int, extra: bytes, keep_alive: bool) -> bytes:
         return b"%sContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\nx-amzn-RequestId: %s\r\n%s%s\r\n" % (
-            _status_line(status), content_type, length, self.date, self.request_id(), extra,
-            b"" if keep_alive else b"Connection: close\r\n")
+            _status_line(status),
+            content_type,
+            length,
+            self.date,
+            self.request_id(),
+            extra,
+            b"" if keep_alive else b"Connection: close\r\n",
+        )
 
     # --- routing
     def dispatch(self, conn: Connection, req: Request) -> None:
@@ -372,7 +443,13 @@ class App:
                 self.invoke(conn, req, name, operation != b"invocations")
                 return
             if operation == b"async-invocations" and method == b"POST":
-                self.invoke(conn, req, name, False, unsupported="InvokeEndpointAsync is not emulated: use InvokeEndpoint.")
+                self.invoke(
+                    conn,
+                    req,
+                    name,
+                    False,
+                    unsupported="InvokeEndpointAsync is not emulated: use InvokeEndpoint.",
+                )
                 return
             route = openai_route.match(path) if method == b"POST" else None
             if route is not None:
@@ -398,8 +475,17 @@ class App:
             self.openai.handle(conn, req, None, None)
             return
         body = json.dumps({"message": None}).encode()
-        conn.send(self.head(404, b"application/json", len(body), b"x-amzn-ErrorType: UnknownOperationException\r\n",
-                            req.keep_alive) + body, req.keep_alive)
+        conn.send(
+            self.head(
+                404,
+                b"application/json",
+                len(body),
+                b"x-amzn-ErrorType: UnknownOperationException\r\n",
+                req.keep_alive,
+            )
+            + body,
+            req.keep_alive,
+        )
 
     def control(self, conn: Connection, req: Request, what: bytes, method: bytes) -> None:
         if what == b"stats" and method == b"GET":
@@ -418,15 +504,19 @@ class App:
             for runtime in self.scaled:
                 runtime.scaling.roll(now)
                 group = "inference_components" if runtime.component else "variants"
-                body["endpoints"].setdefault(runtime.endpoint, {}).setdefault(group, {})[runtime.name] = \
+                body["endpoints"].setdefault(runtime.endpoint, {}).setdefault(group, {})[runtime.name] = (
                     runtime.scaling.to_json(now)
+                )
         elif what == b"config" and method == b"GET":
             body = self.config.to_json()
             openai_route.base_urls(body, req.headers.get(b"host", b"127.0.0.1").decode("latin-1"))
         else:
-            conn.send_plain(404, b"unknown control API path: GET /_emulator/stats, GET /_emulator/requests, "
-                                 b"POST /_emulator/reset, GET /_emulator/config, GET /_emulator/autoscaling\n",
-                            keep_alive=req.keep_alive)
+            conn.send_plain(
+                404,
+                b"unknown control API path: GET /_emulator/stats, GET /_emulator/requests, "
+                b"POST /_emulator/reset, GET /_emulator/config, GET /_emulator/autoscaling\n",
+                keep_alive=req.keep_alive,
+            )
             return
         conn.send_plain(200, json.dumps(body).encode(), b"application/json", req.keep_alive)
 
@@ -442,13 +532,17 @@ class App:
                 result = sigv4.check_present({"authorization": value.decode("latin-1")})
                 self._auth_cache = (value, result)
             return result
-        if not headers.get(b"authorization", b"").isascii():  # no SigV4 header is: refused before hmac sees it
+        if not headers.get(
+            b"authorization", b""
+        ).isascii():  # no SigV4 header is: refused before hmac sees it
             return sigv4.BAD_SIGNATURE
         path_str, _, query = req.url.decode("latin-1").partition("?")
         text_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
         return self.verifier.verify(req.method.decode(), path_str, query, text_headers, req.body)
 
-    def invoke(self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None) -> None:
+    def invoke(
+        self, conn: Connection, req: Request, raw_name: bytes, stream: bool, unsupported: str | None = None
+    ) -> None:
         endpoint = self.endpoints.get(raw_name)
         if endpoint is None and b"%" in raw_name:  # botocore percent-encodes path labels
             endpoint = self.endpoints.get(unquote_to_bytes(raw_name))
@@ -460,8 +554,15 @@ class App:
             vstats.requests += 1
             if auth_error is not None:
                 status = auth_error.status
-                self.fail(conn, req, vstats, status, auth_error.code + sigv4.CORAL, auth_error.message,
-                          errors.ACCESS_DENIED)
+                self.fail(
+                    conn,
+                    req,
+                    vstats,
+                    status,
+                    auth_error.code + sigv4.CORAL,
+                    auth_error.message,
+                    errors.ACCESS_DENIED,
+                )
             else:
                 message = unsupported or f"Endpoint {name} of account {wire.ACCOUNT} not found."
                 self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR, message, errors.VALIDATION_ERROR)
@@ -469,16 +570,26 @@ class App:
         if target is None and not endpoint.components:
             variant = endpoint.pick()
         else:
-            variant = self.route_target(conn, req, endpoint, req.headers.get(b"x-amzn-sagemaker-inference-component"))
+            variant = self.route_target(
+                conn, req, endpoint, req.headers.get(b"x-amzn-sagemaker-inference-component")
+            )
             if variant is None:
                 return
         vstats = variant.stats
         vstats.requests += 1
         vstats.arrived(req.received - self.stats.reset_at)
         if req.size > MAX_BODY:
-            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
-                      f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
-                      f"length less than or equal to {MAX_BODY}", errors.VALIDATION_ERROR, variant.name_header)
+            self.fail(
+                conn,
+                req,
+                vstats,
+                400,
+                errors.VALIDATION_ERROR,
+                f"1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have "
+                f"length less than or equal to {MAX_BODY}",
+                errors.VALIDATION_ERROR,
+                variant.name_header,
+            )
             return
         if variant.llm is not None:
             if not self.front_end_fault(conn, req, variant, AWS):
@@ -489,22 +600,33 @@ class App:
             if fault is DROP:
                 self.drop(conn, req, vstats)
             else:
-                self.fail(conn, req, vstats, wire.STATUS[fault.error], fault.error, wire.fault_message(fault.error),
-                          fault.error, variant.name_header)
+                self.fail(
+                    conn,
+                    req,
+                    vstats,
+                    wire.STATUS[fault.error],
+                    fault.error,
+                    wire.fault_message(fault.error),
+                    fault.error,
+                    variant.name_header,
+                )
             return
         self.submit(variant, Job(conn, req, variant, vstats, fault, stream, False))
 
-    def route_target(self, conn: Connection, req: Request, endpoint: EndpointRuntime,
-                     raw_component: bytes | None) -> VariantRuntime | None:
+    def route_target(
+        self, conn: Connection, req: Request, endpoint: EndpointRuntime, raw_component: bytes | None
+    ) -> VariantRuntime | None:
         """The variant or inference component a request goes to, or None once it was answered with
         the ValidationError AWS gives a missing or unknown one."""
         name = endpoint.name
         if raw_component is not None or endpoint.components:
             if raw_component is None:
                 vstats = self.stats.variant(name, UNKNOWN)
-                message = ("Inference Component Name header is required for endpoints to which you plan to deploy "
-                           "inference components. Please include Inference Component Name header or consider using "
-                           "SageMaker models.")
+                message = (
+                    "Inference Component Name header is required for endpoints to which you plan to deploy "
+                    "inference components. Please include Inference Component Name header or consider using "
+                    "SageMaker models."
+                )
             else:
                 component = _decode_name(raw_component)
                 target = endpoint.components.get(component)
@@ -522,9 +644,16 @@ class App:
         if variant is None:
             vstats = self.unrouted(endpoint, header)
             vstats.requests += 1
-            self.fail(conn, req, vstats, 400, errors.VALIDATION_ERROR,
-                      f"Variant {header.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
-                      errors.VALIDATION_ERROR, variant_header=b"")
+            self.fail(
+                conn,
+                req,
+                vstats,
+                400,
+                errors.VALIDATION_ERROR,
+                f"Variant {header.decode('latin-1')} not found for endpoint {name} of account {wire.ACCOUNT}.",
+                errors.VALIDATION_ERROR,
+                variant_header=b"",
+            )
         return variant
 
     def front_end_fault(self, conn: Connection, req: Request, variant: VariantRuntime, style: int) -> bool:
@@ -537,13 +666,22 @@ class App:
             self.drop(conn, req, variant.stats)
         elif fault.error == errors.MODEL_ERROR:
             status = fault.status if fault.status is not None else variant.config.faults.model_error_status
-            variant.llm.container_error(conn, req, style, status or 500,
-                                        "Internal server error (fault injected by the emulator)")
+            variant.llm.container_error(
+                conn, req, style, status or 500, "Internal server error (fault injected by the emulator)"
+            )
         elif style == CONTAINER:
             return False  # no SageMaker front end in front of a container
         else:
-            self.fail(conn, req, variant.stats, wire.STATUS[fault.error], fault.error, wire.fault_message(fault.error),
-                      fault.error, variant.name_header)
+            self.fail(
+                conn,
+                req,
+                variant.stats,
+                wire.STATUS[fault.error],
+                fault.error,
+                wire.fault_message(fault.error),
+                fault.error,
+                variant.name_header,
+            )
         return True
 
     def container_invoke(self, conn: Connection, req: Request) -> None:
@@ -587,7 +725,9 @@ class App:
             if variant.scaling is not None:
                 variant.scaling.flight(_monotonic(), vstats.in_flight)
             vstats.in_flight -= 1
-            self.model_failure(job, variant.config.queue.on_full, "Model is overloaded: its request queue is full.")
+            self.model_failure(
+                job, variant.config.queue.on_full, "Model is overloaded: its request queue is full."
+            )
 
     def expire(self, job: Job) -> None:
         """A request waited ``max_wait_ms`` in the queue: it leaves the queue with ``on_timeout``."""
@@ -678,16 +818,33 @@ class App:
         broken = None
         if config.error_rate and _random() < config.error_rate:  # the stream breaks halfway
             broken = config.error
-            parts = parts[:len(parts) // 2] + [wire.stream_error(broken, "The model failed while streaming its "
-                                                                         "response (fault injected by the emulator).",
-                                                                 "ModelStreamError" if broken == "ModelStreamError" else None)]
-        extra = (variant.name_header + b"X-Amzn-SageMaker-Content-Type: " + content_type + b"\r\n"
-                 + b"Transfer-Encoding: chunked\r\n")
+            parts = parts[: len(parts) // 2] + [
+                wire.stream_error(
+                    broken,
+                    "The model failed while streaming its response (fault injected by the emulator).",
+                    "ModelStreamError" if broken == "ModelStreamError" else None,
+                )
+            ]
+        extra = (
+            variant.name_header
+            + b"X-Amzn-SageMaker-Content-Type: "
+            + content_type
+            + b"\r\n"
+            + b"Transfer-Encoding: chunked\r\n"
+        )
         custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
         if custom is not None:
             extra += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
-        head = b"%sContent-Type: application/vnd.amazon.eventstream\r\nDate: %s\r\nx-amzn-RequestId: %s\r\n%s%s\r\n" % (
-            _status_line(200), self.date, self.request_id(), extra, b"" if req.keep_alive else b"Connection: close\r\n")
+        head = (
+            b"%sContent-Type: application/vnd.amazon.eventstream\r\nDate: %s\r\nx-amzn-RequestId: %s\r\n%s%s\r\n"
+            % (
+                _status_line(200),
+                self.date,
+                self.request_id(),
+                extra,
+                b"" if req.keep_alive else b"Connection: close\r\n",
+            )
+        )
         if not job.conn.closed:
             job.conn.transport.write(head)
         job.fault = broken
@@ -720,33 +877,68 @@ class App:
         """A model-level failure (queue full, queue timeout, or an injected ModelError)."""
         variant, req = job.variant, job.req
         if spec.error != errors.MODEL_ERROR:
-            self.fail(job.conn, req, job.vstats, wire.STATUS[spec.error], spec.error, wire.fault_message(spec.error),
-                      spec.error, variant.name_header, container=job.container)
+            self.fail(
+                job.conn,
+                req,
+                job.vstats,
+                wire.STATUS[spec.error],
+                spec.error,
+                wire.fault_message(spec.error),
+                spec.error,
+                variant.name_header,
+                container=job.container,
+            )
             return
         status = spec.status if spec.status is not None else variant.config.faults.model_error_status
         if job.container:  # the container answers with its own status; 0 (no answer in time) as 504
             code = status if status >= 400 else 504
             body = original_message.encode()
-            job.conn.send(self.head(code, b"text/plain; charset=utf-8", len(body), b"", req.keep_alive) + body,
-                          req.keep_alive)
+            job.conn.send(
+                self.head(code, b"text/plain; charset=utf-8", len(body), b"", req.keep_alive) + body,
+                req.keep_alive,
+            )
             job.vstats.answered(str(code), errors.HTTP_ERROR, _monotonic() - req.received)
             return
         body = wire.model_error_body(self.region, variant.endpoint, status, original_message)
-        self.fail(job.conn, req, job.vstats, 424, errors.MODEL_ERROR, None, errors.MODEL_ERROR, variant.name_header,
-                  body=body)
+        self.fail(
+            job.conn,
+            req,
+            job.vstats,
+            424,
+            errors.MODEL_ERROR,
+            None,
+            errors.MODEL_ERROR,
+            variant.name_header,
+            body=body,
+        )
 
-    def fail(self, conn: Connection, req: Request, vstats, status: int, code: str, message: str | None,
-             error: str, variant_header: bytes = b"", body: bytes | None = None, container: bool = False) -> None:
+    def fail(
+        self,
+        conn: Connection,
+        req: Request,
+        vstats,
+        status: int,
+        code: str,
+        message: str | None,
+        error: str,
+        variant_header: bytes = b"",
+        body: bytes | None = None,
+        container: bool = False,
+    ) -> None:
         if container:
             body = (message or code).encode()
-            conn.send(self.head(status, b"text/plain; charset=utf-8", len(body), b"", req.keep_alive) + body,
-                      req.keep_alive)
+            conn.send(
+                self.head(status, b"text/plain; charset=utf-8", len(body), b"", req.keep_alive) + body,
+                req.keep_alive,
+            )
             vstats.answered(str(status), errors.HTTP_ERROR, _monotonic() - req.received)
             return
         if body is None:
             body = wire.error_body(message)
         extra = b"x-amzn-ErrorType: " + code.encode() + b"\r\n" + variant_header
-        conn.send(self.head(status, b"application/json", len(body), extra, req.keep_alive) + body, req.keep_alive)
+        conn.send(
+            self.head(status, b"application/json", len(body), extra, req.keep_alive) + body, req.keep_alive
+        )
         vstats.answered(str(status), error, _monotonic() - req.received)
 
     def drop(self, conn: Connection, req: Request, vstats) -> None:
@@ -769,8 +961,10 @@ class App:
             variant = endpoint.by_name.get(target.decode("latin-1"))
             if variant is not None:
                 return variant.stats
-        return self.stats.variant(endpoint.name if endpoint is not None else UNCONFIGURED,
-                                  UNKNOWN if target is None else UNCONFIGURED)
+        return self.stats.variant(
+            endpoint.name if endpoint is not None else UNCONFIGURED,
+            UNKNOWN if target is None else UNCONFIGURED,
+        )
 
     def _lost_stats(self, req: Request) -> VariantStats | None:
         """The stats of a pipelined request lost to a drop, if it is one that would have been counted."""

@@ -21,13 +21,49 @@ DROPPED = "dropped"  # the status of a request whose connection was closed witho
 MAX_SECONDS = 86_400  # arrivals per second are kept for the first day after a reset
 
 # Prometheus histogram buckets, seconds (exact counts: each request is placed by bisect, not by sketch).
-BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 
 class VariantStats:
-    __slots__ = ("requests", "status", "errors", "latency", "model_latency", "buckets", "seconds_sum",
-                 "seconds_count", "in_flight", "queued", "slots", "llm", "per_second", "last_arrival", "gaps",
-                 "gap_mean", "gap_m2", "instances", "scaling")
+    __slots__ = (
+        "requests",
+        "status",
+        "errors",
+        "latency",
+        "model_latency",
+        "buckets",
+        "seconds_sum",
+        "seconds_count",
+        "in_flight",
+        "queued",
+        "slots",
+        "llm",
+        "per_second",
+        "last_arrival",
+        "gaps",
+        "gap_mean",
+        "gap_m2",
+        "instances",
+        "scaling",
+    )
 
     def __init__(self, slots: int = 0, instances: int = 0) -> None:
         self.slots = slots  # capacity (instances x concurrency); 0 for a variant that does not exist
@@ -98,12 +134,18 @@ class VariantStats:
         return self.slots if self.scaling is None else self.scaling.instances * self.scaling.concurrency
 
     def to_json(self) -> dict:
-        out = {"requests": self.requests, "status": dict(self.status), "errors": dict(self.errors),
-               "latency_ms": summary(self.latency)}
+        out = {
+            "requests": self.requests,
+            "status": dict(self.status),
+            "errors": dict(self.errors),
+            "latency_ms": summary(self.latency),
+        }
         out["model_latency_ms"] = summary(self.model_latency)
         cv = self.interarrival_cv
-        out["arrivals"] = {"per_second": list(self.per_second),
-                           "interarrival_cv": None if cv is None else round(cv, 4)}
+        out["arrivals"] = {
+            "per_second": list(self.per_second),
+            "interarrival_cv": None if cv is None else round(cv, 4),
+        }
         if self.llm is not None:
             out["llm"] = self.llm.to_json()
         if self.scaling is not None:
@@ -114,8 +156,13 @@ class VariantStats:
 
 def summary(h: Histogram) -> dict:
     return {
-        "count": h.count, "mean": round(h.mean, 3), "p50": round(h.quantile(0.5), 3), "p90": round(h.quantile(0.9), 3),
-        "p95": round(h.quantile(0.95), 3), "p99": round(h.quantile(0.99), 3), "max": round(h.max, 3),
+        "count": h.count,
+        "mean": round(h.mean, 3),
+        "p50": round(h.quantile(0.5), 3),
+        "p90": round(h.quantile(0.9), 3),
+        "p95": round(h.quantile(0.95), 3),
+        "p99": round(h.quantile(0.99), 3),
+        "max": round(h.max, 3),
     }
 
 
@@ -164,8 +211,10 @@ class Stats:
         for name, variants in self.endpoints.items():
             per_variant = {v: vs.to_json() for v, vs in variants.items()}
             per_component = {c: cs.to_json() for c, cs in self.components.get(name, {}).items()}
-            endpoints[name] = {"requests": sum(v["requests"] for v in (*per_variant.values(), *per_component.values())),
-                               "variants": per_variant}
+            endpoints[name] = {
+                "requests": sum(v["requests"] for v in (*per_variant.values(), *per_component.values())),
+                "variants": per_variant,
+            }
             if per_component:
                 endpoints[name]["inference_components"] = per_component
         return {
@@ -195,51 +244,85 @@ class Stats:
             lines.append(f"# TYPE {name} {kind}")
 
         # An inference component's series carry inference_component="..." where a variant's carry variant="...".
-        rows = [(f'endpoint="{_esc(e)}",variant="{_esc(v)}"', vs)
-                for e, variants in self.endpoints.items() for v, vs in variants.items()]
-        rows += [(f'endpoint="{_esc(e)}",inference_component="{_esc(c)}"', cs)
-                 for e, components in self.components.items() for c, cs in components.items()]
-        family("sagemaker_emulator_requests_total", "counter",
-               "Requests answered, by endpoint, variant and HTTP status (dropped: closed without an answer).")
+        rows = [
+            (f'endpoint="{_esc(e)}",variant="{_esc(v)}"', vs)
+            for e, variants in self.endpoints.items()
+            for v, vs in variants.items()
+        ]
+        rows += [
+            (f'endpoint="{_esc(e)}",inference_component="{_esc(c)}"', cs)
+            for e, components in self.components.items()
+            for c, cs in components.items()
+        ]
+        family(
+            "sagemaker_emulator_requests_total",
+            "counter",
+            "Requests answered, by endpoint, variant and HTTP status (dropped: closed without an answer).",
+        )
         for labels, vs in rows:
             for status, n in sorted(vs.status.items()):
                 lines.append(f'sagemaker_emulator_requests_total{{{labels},status="{status}"}} {n}')
-        family("sagemaker_emulator_errors_total", "counter",
-               "Failed requests by error type, as the load generator classifies them.")
+        family(
+            "sagemaker_emulator_errors_total",
+            "counter",
+            "Failed requests by error type, as the load generator classifies them.",
+        )
         for labels, vs in rows:
             for error, n in sorted(vs.errors.items()):
                 lines.append(f'sagemaker_emulator_errors_total{{{labels},error_type="{error}"}} {n}')
-        family("sagemaker_emulator_request_duration_seconds", "histogram",
-               "Server-side duration of every answered request, from receipt to the last byte (queue wait included).")
+        family(
+            "sagemaker_emulator_request_duration_seconds",
+            "histogram",
+            "Server-side duration of every answered request, from receipt to the last byte (queue wait included).",
+        )
         for labels, vs in rows:
             running = 0
             for bound, n in zip(BUCKETS_S, vs.buckets[:-1], strict=True):
                 running += n
-                lines.append(f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="{bound}"}} {running}')
-            lines.append(f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="+Inf"}} {vs.seconds_count}')
+                lines.append(
+                    f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="{bound}"}} {running}'
+                )
+            lines.append(
+                f'sagemaker_emulator_request_duration_seconds_bucket{{{labels},le="+Inf"}} {vs.seconds_count}'
+            )
             lines.append(f"sagemaker_emulator_request_duration_seconds_sum{{{labels}}} {vs.seconds_sum!r}")
             lines.append(f"sagemaker_emulator_request_duration_seconds_count{{{labels}}} {vs.seconds_count}")
-        family("sagemaker_emulator_in_flight", "gauge", "Requests received and not yet answered (queued or being served).")
+        family(
+            "sagemaker_emulator_in_flight",
+            "gauge",
+            "Requests received and not yet answered (queued or being served).",
+        )
         for labels, vs in rows:
             lines.append(f"sagemaker_emulator_in_flight{{{labels}}} {vs.in_flight}")
         family("sagemaker_emulator_queue_depth", "gauge", "Requests waiting for a free slot.")
         for labels, vs in rows:
             lines.append(f"sagemaker_emulator_queue_depth{{{labels}}} {vs.queued}")
-        family("sagemaker_emulator_capacity_slots", "gauge",
-               "Concurrent requests a variant serves (instances x concurrency; an LLM's: instances x max_batch).")
+        family(
+            "sagemaker_emulator_capacity_slots",
+            "gauge",
+            "Concurrent requests a variant serves (instances x concurrency; an LLM's: instances x max_batch).",
+        )
         for labels, vs in rows:
             if vs.slots:
                 lines.append(f"sagemaker_emulator_capacity_slots{{{labels}}} {vs.slots_now}")
-        family("sagemaker_emulator_instances", "gauge",
-               "Instances (or inference-component copies) taking traffic; emulated autoscaling changes it.")
+        family(
+            "sagemaker_emulator_instances",
+            "gauge",
+            "Instances (or inference-component copies) taking traffic; emulated autoscaling changes it.",
+        )
         for labels, vs in rows:
             if vs.slots:
                 lines.append(f"sagemaker_emulator_instances{{{labels}}} {vs.instances_now}")
-        family("sagemaker_emulator_scaling_events_total", "counter",
-               "Scaling activities started by emulated autoscaling, by direction (out: more instances, in: fewer).")
+        family(
+            "sagemaker_emulator_scaling_events_total",
+            "counter",
+            "Scaling activities started by emulated autoscaling, by direction (out: more instances, in: fewer).",
+        )
         for labels, vs in rows:
             if vs.slots:
-                outs, ins = (vs.scaling.scale_outs, vs.scaling.scale_ins) if vs.scaling is not None else (0, 0)
+                outs, ins = (
+                    (vs.scaling.scale_outs, vs.scaling.scale_ins) if vs.scaling is not None else (0, 0)
+                )
                 lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="out"}} {outs}')
                 lines.append(f'sagemaker_emulator_scaling_events_total{{{labels},direction="in"}} {ins}')
         for add in self.families:

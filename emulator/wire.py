@@ -33,15 +33,27 @@ STATUS = {
 }
 
 REASON = {
-    200: "OK", 100: "Continue", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    413: "Payload Too Large", 414: "URI Too Long", 424: "Failed Dependency", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
+    200: "OK",
+    100: "Continue",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    424: "Failed Dependency",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
     530: "Internal Dependency Failure",
 }
 
 # The message SageMaker gives a model's own failure (status 0: the model never answered in time).
-TIMEOUT_MESSAGE = ("Your invocation timed out while waiting for a response from container primary. Review the "
-                   "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again.")
+TIMEOUT_MESSAGE = (
+    "Your invocation timed out while waiting for a response from container primary. Review the "
+    "latency metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
 
 _FAULT_MESSAGES = {
     errors.VALIDATION_ERROR: "Request rejected (fault injected by the emulator).",
@@ -66,13 +78,15 @@ def model_error_body(region: str, endpoint: str, original_status: int, original_
         f"See https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logEventViewer:group={group} "
         f"in account {ACCOUNT} for more information."
     )
-    return json.dumps({
-        "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
-        "LogStreamArn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}",
-        "Message": message,
-        "OriginalMessage": original_message,
-        "OriginalStatusCode": original_status,
-    }).encode()
+    return json.dumps(
+        {
+            "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+            "LogStreamArn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}",
+            "Message": message,
+            "OriginalMessage": original_message,
+            "OriginalStatusCode": original_status,
+        }
+    ).encode()
 
 
 def fault_message(error: str) -> str:
@@ -88,7 +102,12 @@ def _headers(headers: dict[str, str]) -> bytes:
     out = bytearray()
     for name, value in headers.items():
         raw_name, raw_value = name.encode(), value.encode()
-        out += struct.pack("B", len(raw_name)) + raw_name + struct.pack(">BH", _STRING, len(raw_value)) + raw_value
+        out += (
+            struct.pack("B", len(raw_name))
+            + raw_name
+            + struct.pack(">BH", _STRING, len(raw_value))
+            + raw_value
+        )
     return bytes(out)
 
 
@@ -102,7 +121,8 @@ def event_message(headers: dict[str, str], payload: bytes) -> bytes:
 
 
 _PAYLOAD_PART_HEADERS = _headers(
-    {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"})
+    {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"}
+)
 _PAYLOAD_PART_OVERHEAD = 12 + len(_PAYLOAD_PART_HEADERS) + 4
 
 

@@ -8,4 +8,3 @@ imports this package: it is a plugin that reads the measurements' public views.
 Importing the package registers nothing; :mod:`.plugin` registers its options and ``init``
 listener and starts nothing: the server starts at Locust's ``init`` on a master or local runner only.
 """
-

@@ -42,8 +42,10 @@ class Query:
 
 
 def _latency(metric: str, family: str) -> list[Query]:
-    return [Query("AWS/SageMaker", metric, stat, family, (("statistic", label),), 1e6)  # microseconds
-            for stat, label in (("Average", "average"), ("p99", "p99"))]
+    return [
+        Query("AWS/SageMaker", metric, stat, family, (("statistic", label),), 1e6)  # microseconds
+        for stat, label in (("Average", "average"), ("p99", "p99"))
+    ]
 
 
 QUERIES: list[Query] = [
@@ -56,7 +58,12 @@ QUERIES: list[Query] = [
     Query("/aws/sagemaker/Endpoints", "CPUUtilization", "Average", "sagemaker_cpu_utilization_percent"),
     Query("/aws/sagemaker/Endpoints", "MemoryUtilization", "Average", "sagemaker_memory_utilization_percent"),
     Query("/aws/sagemaker/Endpoints", "GPUUtilization", "Average", "sagemaker_gpu_utilization_percent"),
-    Query("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "Average", "sagemaker_gpu_memory_utilization_percent"),
+    Query(
+        "/aws/sagemaker/Endpoints",
+        "GPUMemoryUtilization",
+        "Average",
+        "sagemaker_gpu_memory_utilization_percent",
+    ),
 ]
 
 # Percentiles in a call of their own: where they are not available, the rest still is.
@@ -99,8 +106,13 @@ def describe(err: Exception) -> tuple[str, str]:
 class CloudWatchPoller(Collector):
     """Polls in a greenlet of the master; :meth:`collect` exports the last poll's values."""
 
-    def __init__(self, endpoint_name: str, interval: float, clients: Callable[[], tuple[Any, Any]],
-                 known_variants: Callable[[], set[str]] = set):
+    def __init__(
+        self,
+        endpoint_name: str,
+        interval: float,
+        clients: Callable[[], tuple[Any, Any]],
+        known_variants: Callable[[], set[str]] = set,
+    ):
         self.endpoint_name = endpoint_name
         self.interval = interval
         self._make_clients = clients  # () -> (sagemaker client, cloudwatch client), made on first poll
@@ -112,8 +124,11 @@ class CloudWatchPoller(Collector):
         self._failing: dict[str, str] = {}  # operation -> the error last logged for it
 
     @classmethod
-    def from_options(cls, options: Any, environment: Any = None, interval: float | None = None) -> CloudWatchPoller:
+    def from_options(
+        cls, options: Any, environment: Any = None, interval: float | None = None
+    ) -> CloudWatchPoller:
         """``interval``: the checked --cloudwatch-interval (the exporter's option group parses it)."""
+
         def clients() -> tuple[Any, Any]:
             from smload.invoke import aws
 
@@ -122,9 +137,13 @@ class CloudWatchPoller(Collector):
                 raise RuntimeError("no AWS region: give --region (or AWS_DEFAULT_REGION)")
             sessions = aws.Sessions.of(environment) if environment is not None else aws.Sessions()
             sess, _credentials = sessions.get(region, getattr(options, "role_arn", None) or None)
-            config = Config(connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 2})
-            return tuple(sess.create_client(service, region_name=region, config=config)
-                         for service in ("sagemaker", "cloudwatch"))
+            config = Config(
+                connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 2}
+            )
+            return tuple(
+                sess.create_client(service, region_name=region, config=config)
+                for service in ("sagemaker", "cloudwatch")
+            )
 
         def known_variants() -> set[str]:
             if environment is None:
@@ -132,10 +151,15 @@ class CloudWatchPoller(Collector):
             from smload.measure import store
             from smload.record import UNKNOWN
 
-            return {identity.target for identity in store.of(environment).lifetime()
-                    if identity.endpoint == options.endpoint_name and identity.target not in (None, UNKNOWN)}
+            return {
+                identity.target
+                for identity in store.of(environment).lifetime()
+                if identity.endpoint == options.endpoint_name and identity.target not in (None, UNKNOWN)
+            }
 
-        return cls(options.endpoint_name, float(interval or options.cloudwatch_interval), clients, known_variants)
+        return cls(
+            options.endpoint_name, float(interval or options.cloudwatch_interval), clients, known_variants
+        )
 
     def start(self) -> gevent.Greenlet:
         return gevent.spawn(self._run)
@@ -157,18 +181,32 @@ class CloudWatchPoller(Collector):
         now = now or datetime.now(UTC)
         samples: list[Sample] = []
         variants = set(self.known_variants())
-        described = self._call("DescribeEndpoint", lambda: sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+        described = self._call(
+            "DescribeEndpoint", lambda: sagemaker.describe_endpoint(EndpointName=self.endpoint_name)
+        )
         for variant in (described or {}).get("ProductionVariants", []):
             variants.add(variant["VariantName"])
             if "CurrentInstanceCount" in variant:  # serverless variants have none
-                samples.append(("sagemaker_instances", self._labels(variant["VariantName"]),
-                                float(variant["CurrentInstanceCount"])))
-        statistics = self._call("GetMetricData", lambda: self._metric_data(cloudwatch, sorted(variants), STATISTICS, now))
+                samples.append(
+                    (
+                        "sagemaker_instances",
+                        self._labels(variant["VariantName"]),
+                        float(variant["CurrentInstanceCount"]),
+                    )
+                )
+        statistics = self._call(
+            "GetMetricData", lambda: self._metric_data(cloudwatch, sorted(variants), STATISTICS, now)
+        )
         if statistics is not None:
             samples += statistics
             # p99 "where available": in a call of its own, whose failure loses the p99 series only
-            samples += self._call("GetMetricData (percentiles)",
-                                  lambda: self._metric_data(cloudwatch, sorted(variants), PERCENTILES, now)) or []
+            samples += (
+                self._call(
+                    "GetMetricData (percentiles)",
+                    lambda: self._metric_data(cloudwatch, sorted(variants), PERCENTILES, now),
+                )
+                or []
+            )
         self.samples, self.up = samples, int(described is not None and statistics is not None)
 
     def _call(self, operation: str, call: Callable[[], Any]) -> Any:
@@ -184,7 +222,9 @@ class CloudWatchPoller(Collector):
     def _labels(self, variant: str) -> dict[str, str]:
         return {"endpoint": self.endpoint_name, "variant": variant}
 
-    def _metric_data(self, cloudwatch: Any, variants: list[str], wanted_queries: list[Query], now: datetime) -> list[Sample]:
+    def _metric_data(
+        self, cloudwatch: Any, variants: list[str], wanted_queries: list[Query], now: datetime
+    ) -> list[Sample]:
         if not variants:
             return []
         wanted: dict[str, tuple[Query, str]] = {}
@@ -193,14 +233,33 @@ class CloudWatchPoller(Collector):
             for q, query in enumerate(wanted_queries):
                 query_id = f"v{v}q{q}"
                 wanted[query_id] = (query, variant)
-                dimensions = [{"Name": "EndpointName", "Value": self.endpoint_name}, {"Name": "VariantName", "Value": variant}]
-                queries.append({"Id": query_id, "ReturnData": True, "MetricStat": {
-                    "Metric": {"Namespace": query.namespace, "MetricName": query.metric, "Dimensions": dimensions},
-                    "Period": PERIOD_S, "Stat": query.stat}})
+                dimensions = [
+                    {"Name": "EndpointName", "Value": self.endpoint_name},
+                    {"Name": "VariantName", "Value": variant},
+                ]
+                queries.append(
+                    {
+                        "Id": query_id,
+                        "ReturnData": True,
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": query.namespace,
+                                "MetricName": query.metric,
+                                "Dimensions": dimensions,
+                            },
+                            "Period": PERIOD_S,
+                            "Stat": query.stat,
+                        },
+                    }
+                )
         samples: list[Sample] = []
         for start in range(0, len(queries), 500):  # GetMetricData takes at most 500 queries
-            kwargs = {"MetricDataQueries": queries[start:start + 500], "StartTime": now - LOOKBACK, "EndTime": now,
-                      "ScanBy": "TimestampDescending"}
+            kwargs = {
+                "MetricDataQueries": queries[start : start + 500],
+                "StartTime": now - LOOKBACK,
+                "EndTime": now,
+                "ScanBy": "TimestampDescending",
+            }
             while True:
                 page = cloudwatch.get_metric_data(**kwargs)
                 for result in page["MetricDataResults"]:
@@ -222,10 +281,18 @@ class CloudWatchPoller(Collector):
             return
         self._failing[operation] = kind
         need = "sagemaker:DescribeEndpoint" if operation == "DescribeEndpoint" else "cloudwatch:GetMetricData"
-        hint = f" (the poller needs {need})" if "denied" in f"{kind} {message}".lower() or "403" in kind else ""
-        logger.error("CloudWatch poller: %s for endpoint %r failed: %s: %s%s. The load test goes on; the sagemaker_* "
-                     "metrics it feeds stay empty until it works (logged once).", operation, self.endpoint_name,
-                     kind, message, hint)
+        hint = (
+            f" (the poller needs {need})" if "denied" in f"{kind} {message}".lower() or "403" in kind else ""
+        )
+        logger.error(
+            "CloudWatch poller: %s for endpoint %r failed: %s: %s%s. The load test goes on; the sagemaker_* "
+            "metrics it feeds stay empty until it works (logged once).",
+            operation,
+            self.endpoint_name,
+            kind,
+            message,
+            hint,
+        )
 
     def _worked(self, operation: str) -> None:
         if self._failing.pop(operation, None) is not None:
@@ -240,9 +307,14 @@ class CloudWatchPoller(Collector):
                 gauge = families[family] = GaugeMetricFamily(family, HELP[family], labels=list(labels))
             gauge.add_metric(list(labels.values()), value)
         yield from families.values()
-        up = GaugeMetricFamily("sagemaker_cloudwatch_up", "1 when the last CloudWatch poll worked (DescribeEndpoint and GetMetricData)")
+        up = GaugeMetricFamily(
+            "sagemaker_cloudwatch_up",
+            "1 when the last CloudWatch poll worked (DescribeEndpoint and GetMetricData)",
+        )
         up.add_metric([], self.up)
         yield up
-        polls = CounterMetricFamily("sagemaker_cloudwatch_polls", "CloudWatch polls done since the master started")
+        polls = CounterMetricFamily(
+            "sagemaker_cloudwatch_polls", "CloudWatch polls done since the master started"
+        )
         polls.add_metric([], self.polls)
         yield polls

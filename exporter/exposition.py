@@ -154,8 +154,10 @@ class RequestMetrics:
 
     def _histogram(self, family: str, key: Key, histogram: Histogram) -> list[str]:
         labels = self._labels_of(key)
-        lines = [f"{prefix}{count}\n" for prefix, count in
-                 zip(self._prefixes(family, key), cumulative_counts(histogram), strict=True)]
+        lines = [
+            f"{prefix}{count}\n"
+            for prefix, count in zip(self._prefixes(family, key), cumulative_counts(histogram), strict=True)
+        ]
         lines.append(f"{family}_sum{{{labels}}} {histogram.sum / 1000.0!r}\n")
         lines.append(f"{family}_count{{{labels}}} {histogram.count}\n")
         return lines
@@ -184,8 +186,14 @@ class RequestMetrics:
                 for counter, family in COUNTERS.items():
                     if counter != GOODPUT or GOODPUT in series.counts:
                         counters[family].append(f"{family}{{{labels}}} {series.counts.get(counter, 0)}\n")
-        out = [_header("locust_requests_total"), *requests, _header("locust_request_failures_total"), *failures,
-               _header("locust_response_bytes_total"), *response_bytes]
+        out = [
+            _header("locust_requests_total"),
+            *requests,
+            _header("locust_request_failures_total"),
+            *failures,
+            _header("locust_response_bytes_total"),
+            *response_bytes,
+        ]
         for family, lines in (*histograms.items(), *counters.items()):
             if lines:
                 out += [_header(family), *lines]

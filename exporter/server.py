@@ -58,7 +58,9 @@ class MetricsExporter:
                 logger.exception("rendering /metrics failed")
                 start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
                 return [b"rendering the metrics failed: see the master's log\n"]
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(len(body)))])
+            start_response(
+                "200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(len(body)))]
+            )
             return [body]
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])

@@ -9,11 +9,26 @@ from .version import VERSION
 
 # name -> ("module:function" taking argv and returning the exit code, one-line help)
 COMMANDS = {
-    "run": ("smload.launch:run_main", "run a load test: Locust with the bundled locustfile (all Locust options too)"),
-    "calibrate": ("smload.launch:calibrate_main", "find the endpoint's knee and recommend its autoscaling target"),
-    "autoscaling": ("smload.calibration.autoscaling:main", "simulate autoscaling policies on a traffic profile; verify one"),
-    "compare": ("smload.compare_command:main", "compare two runs' report.json with confidence intervals; gate CI on regressions"),
-    "emulator": ("smload.emulator.cli:main", "run the SageMaker runtime emulator (the offline default target)"),
+    "run": (
+        "smload.launch:run_main",
+        "run a load test: Locust with the bundled locustfile (all Locust options too)",
+    ),
+    "calibrate": (
+        "smload.launch:calibrate_main",
+        "find the endpoint's knee and recommend its autoscaling target",
+    ),
+    "autoscaling": (
+        "smload.calibration.autoscaling:main",
+        "simulate autoscaling policies on a traffic profile; verify one",
+    ),
+    "compare": (
+        "smload.compare_command:main",
+        "compare two runs' report.json with confidence intervals; gate CI on regressions",
+    ),
+    "emulator": (
+        "smload.emulator.cli:main",
+        "run the SageMaker runtime emulator (the offline default target)",
+    ),
     "k8s": ("smload.k8s:main", "status, scale, run and stop a load test deployed with the Helm chart"),
 }
 
@@ -21,7 +36,11 @@ USAGE = "usage: smload {" + ",".join(COMMANDS) + "} [options]\n"
 
 
 def _help() -> str:
-    lines = [USAGE, "Load testing and capacity calibration for Amazon SageMaker real-time endpoints.\n", "commands:"]
+    lines = [
+        USAGE,
+        "Load testing and capacity calibration for Amazon SageMaker real-time endpoints.\n",
+        "commands:",
+    ]
     width = max(map(len, COMMANDS))
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     lines += [
@@ -41,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"smload {VERSION}\n")
         return 0
     if argv[0] not in COMMANDS:
-        sys.stderr.write(f"{USAGE}smload: error: unknown command {argv[0]!r}: choose one of {', '.join(COMMANDS)}\n")
+        sys.stderr.write(
+            f"{USAGE}smload: error: unknown command {argv[0]!r}: choose one of {', '.join(COMMANDS)}\n"
+        )
         return EXIT_USAGE
     module, function = COMMANDS[argv[0]][0].split(":")
     return getattr(importlib.import_module(module), function)(argv[1:])

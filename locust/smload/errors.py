@@ -39,21 +39,42 @@ def base_type(error: str) -> str:
     """``ModelError(500)`` -> ``ModelError``: the label value used by metrics."""
     return error.split("(", 1)[0]
 
+
 # An exception no client of ours raises (e.g. a custom locustfile's own failure): kept out of the
 # set above so that a dashboard never mistakes it for an endpoint's answer.
 OTHER = "Other"
 
 # AWS error codes (x-amzn-ErrorType, or the JSON body's code/__type) -> our error type.
 _AUTH_CODES = (
-    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-    "SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException", "MissingAuthenticationToken",
-    "MissingAuthenticationTokenException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-    "RequestExpired", "InvalidAccessKeyId", "AuthFailure", "UnauthorizedOperation", "NotAuthorized",
-    "InvalidToken", "AuthorizationError",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "IncompleteSignatureException",
+    "MissingAuthenticationToken",
+    "MissingAuthenticationTokenException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "NotAuthorized",
+    "InvalidToken",
+    "AuthorizationError",
 )
 _THROTTLING_CODES = (
-    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-    "RequestThrottled", "RequestThrottledException", "RequestLimitExceeded", "SlowDown",
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "SlowDown",
 )
 _CODE_TO_TYPE = {
     **{code: ACCESS_DENIED for code in _AUTH_CODES},
@@ -127,9 +148,21 @@ def classify(exc: BaseException | str | None) -> str:
 # Class names (anywhere in an exception's MRO) of transport failures: builtins (OSError covers
 # sockets and ssl), botocore's HTTPClientError/ConnectionError family, geventhttpclient's parse errors.
 _CONNECTION_CLASSES = frozenset(
-    ("OSError", "ConnectionError", "HTTPClientError", "EndpointConnectionError", "ConnectionClosedError",
-     "HTTPParseError", "HTTPConnectionClosed", "SSLError", "ProtocolError", "ResponseStreamingError",
-     "IncompleteRead", "RemoteDisconnected", "EOFError")
+    (
+        "OSError",
+        "ConnectionError",
+        "HTTPClientError",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "HTTPParseError",
+        "HTTPConnectionClosed",
+        "SSLError",
+        "ProtocolError",
+        "ResponseStreamingError",
+        "IncompleteRead",
+        "RemoteDisconnected",
+        "EOFError",
+    )
 )
 
 

@@ -93,14 +93,20 @@ def _calibrate_help() -> str:
 
     parser = locust_args.get_parser()
     formatter = parser._get_formatter()
-    formatter.add_usage("smload calibrate --endpoint-name NAME --payload PATH [--slo EXPR] [--output DIR] [options]",
-                        [], [], prefix="usage: ")
+    formatter.add_usage(
+        "smload calibrate --endpoint-name NAME --payload PATH [--slo EXPR] [--output DIR] [options]",
+        [],
+        [],
+        prefix="usage: ",
+    )
     formatter.add_text(__doc__.split("\n\n")[4].strip())
     for group in parser._action_groups:
         if group.title in CALIBRATE_HELP_GROUPS:
             formatter.start_section(group.title)
             formatter.add_arguments([a for a in group._group_actions if a.dest != "calibrate"])
             formatter.end_section()
-    formatter.add_text("Also any Locust option, e.g. --processes N (default: one worker per CPU), --loglevel, "
-                       "--csv; see `locust --help`.")
+    formatter.add_text(
+        "Also any Locust option, e.g. --processes N (default: one worker per CPU), --loglevel, "
+        "--csv; see `locust --help`."
+    )
     return formatter.format_help()

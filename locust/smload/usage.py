@@ -22,7 +22,6 @@ class MissingOption(UsageError):
     """A required option that was not given (which, unlike a wrong value, a web UI form can still supply)."""
 
 
-
 def exit_usage(error: UsageError, prog: str = "smload") -> NoReturn:
     sys.stderr.write(f"{prog}: error: {error}\n")
     sys.stderr.flush()

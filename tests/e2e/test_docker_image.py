@@ -106,8 +106,9 @@ def test_bundled_locustfile_is_the_default_and_a_mounted_one_overrides_it(contai
     code, by_flag = containers.run("by-flag", "-f", "/mnt/locust/locustfile.py", "--list", volumes=(mount,))
     assert code == 0 and "CustomMountedUser" in by_flag, by_flag
 
-    code, by_env = containers.run("by-env", "--list", volumes=(mount,),
-                                  env={"LOCUST_LOCUSTFILE": "/mnt/locust/locustfile.py"})
+    code, by_env = containers.run(
+        "by-env", "--list", volumes=(mount,), env={"LOCUST_LOCUSTFILE": "/mnt/locust/locustfile.py"}
+    )
     assert code == 0 and "CustomMountedUser" in by_env, by_env
 
 
@@ -115,15 +116,42 @@ def test_sigterm_stops_every_role_cleanly(containers):
     """``docker stop`` sends SIGTERM to PID 1 (dumb-init), which forwards it: each process stops
     by itself with exit code 0 long before docker's SIGKILL (exit code 137)."""
     web_port, master_port, metrics_port, emulator_port = free_port(), free_port(), free_port(), free_port()
-    emulator = containers.start("emulator", "emulator", "--host", "127.0.0.1", "--port", emulator_port,
-                                "--config", "/opt/smload/emulator/ab-test.yaml")
-    master = containers.start("master", "--master", "--web-host", "127.0.0.1", "--web-port", web_port,
-                              "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
-                              "--metrics-host", "127.0.0.1", "--metrics-port", metrics_port,
-                              "--endpoint-name", "ab-test", "--endpoint-url", f"http://127.0.0.1:{emulator_port}",
-                              "--payload", "/opt/smload/payloads/small.json", env=TEST_AWS_ENV)
-    worker = containers.start("worker", "--worker", "--master-host", "127.0.0.1", "--master-port", master_port,
-                              env=TEST_AWS_ENV)
+    emulator = containers.start(
+        "emulator",
+        "emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        emulator_port,
+        "--config",
+        "/opt/smload/emulator/ab-test.yaml",
+    )
+    master = containers.start(
+        "master",
+        "--master",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        web_port,
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        master_port,
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        metrics_port,
+        "--endpoint-name",
+        "ab-test",
+        "--endpoint-url",
+        f"http://127.0.0.1:{emulator_port}",
+        "--payload",
+        "/opt/smload/payloads/small.json",
+        env=TEST_AWS_ENV,
+    )
+    worker = containers.start(
+        "worker", "--worker", "--master-host", "127.0.0.1", "--master-port", master_port, env=TEST_AWS_ENV
+    )
     wait_until(lambda: answers(f"http://127.0.0.1:{emulator_port}/ping"), 60, "the emulator container")
     wait_until(lambda: answers(f"http://127.0.0.1:{web_port}/"), 60, "the master's web UI")
     wait_until(lambda: locust_stats(web_port)["workers"], 60, "the worker to connect")
@@ -149,7 +177,9 @@ def test_host_aws_config_through_a_private_writable_copy(containers, tmp_path):
     assert code == 0, out
     assert "profile AKIDFROMPROFILE00001 eu-west-1" in out
     assert "cached-sso-token" in out and "sso-cache-writable" in out
-    assert "cached-sso-token" in (aws / "sso" / "cache" / "token.json").read_text()  # the host's copy untouched
+    assert (
+        "cached-sso-token" in (aws / "sso" / "cache" / "token.json").read_text()
+    )  # the host's copy untouched
 
 
 def test_unreadable_aws_config_is_a_clear_error(containers, tmp_path):

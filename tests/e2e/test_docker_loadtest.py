@@ -50,7 +50,9 @@ class Stack:
 
 def start_emulator(containers: Containers) -> tuple[Container, int]:
     port = free_port()
-    emulator = containers.start("emulator", "emulator", "--host", "127.0.0.1", "--port", port, "--config", AB_TEST)
+    emulator = containers.start(
+        "emulator", "emulator", "--host", "127.0.0.1", "--port", port, "--config", AB_TEST
+    )
 
     def ready() -> bool:
         assert emulator.running(), f"the emulator container exited:\n{emulator.logs()}"
@@ -60,24 +62,59 @@ def start_emulator(containers: Containers) -> tuple[Container, int]:
     return emulator, port
 
 
-def start_stack(containers: Containers, *master_args: str, env: dict[str, str] | None = None,
-                volumes: tuple[str, ...] = ()) -> Stack:
+def start_stack(
+    containers: Containers,
+    *master_args: str,
+    env: dict[str, str] | None = None,
+    volumes: tuple[str, ...] = (),
+) -> Stack:
     emulator, emulator_port = start_emulator(containers)
     master_port, web_port, metrics_port = free_port(), free_port(), free_port()
     master = containers.start(
-        "master", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
-        "--web-host", "127.0.0.1", "--web-port", web_port,
-        "--metrics-host", "127.0.0.1", "--metrics-port", metrics_port,
-        "--endpoint-name", "ab-test", "--endpoint-url", f"http://127.0.0.1:{emulator_port}", "--region", "us-east-1",
-        "--payload", PAYLOAD, "--stop-timeout", "10", *master_args,
-        env=env or TEST_AWS_ENV, volumes=volumes,
+        "master",
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        master_port,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        web_port,
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        metrics_port,
+        "--endpoint-name",
+        "ab-test",
+        "--endpoint-url",
+        f"http://127.0.0.1:{emulator_port}",
+        "--region",
+        "us-east-1",
+        "--payload",
+        PAYLOAD,
+        "--stop-timeout",
+        "10",
+        *master_args,
+        env=env or TEST_AWS_ENV,
+        volumes=volumes,
     )
     return Stack(emulator, emulator_port, master, master_port, web_port, metrics_port)
 
 
-def start_worker(containers: Containers, stack: Stack, *args: str, env: dict[str, str] | None = None) -> Container:
-    return containers.start("worker", "--worker", "--master-host", "127.0.0.1", "--master-port", stack.master_port,
-                            *args, env=env or TEST_AWS_ENV)
+def start_worker(
+    containers: Containers, stack: Stack, *args: str, env: dict[str, str] | None = None
+) -> Container:
+    return containers.start(
+        "worker",
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        stack.master_port,
+        *args,
+        env=env or TEST_AWS_ENV,
+    )
 
 
 def metric_samples(text: str, name: str) -> dict[str, float]:
@@ -103,16 +140,35 @@ def test_headless_run_two_workers_counts_match_exactly(containers, docker, image
     and nowhere in the image."""
     secret = "smload-e2e-" + secrets.token_hex(16)
     env = {**TEST_AWS_ENV, "AWS_SECRET_ACCESS_KEY": secret}
-    stack = start_stack(containers, "--headless", "--expect-workers", "2", "-u", "10", "-r", "10", "-t", "30s",
-                        "--json", "--exit-code-on-error", "0", env=env)
-    workers = [start_worker(containers, stack, env=env), start_worker(containers, stack, "--loglevel", "DEBUG", env=env)]
+    stack = start_stack(
+        containers,
+        "--headless",
+        "--expect-workers",
+        "2",
+        "-u",
+        "10",
+        "-r",
+        "10",
+        "-t",
+        "30s",
+        "--json",
+        "--exit-code-on-error",
+        "0",
+        env=env,
+    )
+    workers = [
+        start_worker(containers, stack, env=env),
+        start_worker(containers, stack, "--loglevel", "DEBUG", env=env),
+    ]
 
     def histogram_counts() -> float:
         if not answers(f"http://127.0.0.1:{stack.metrics_port}/metrics"):
             return 0
         return sum(metric_samples(stack.metrics(), "locust_request_duration_seconds_count").values())
 
-    during = wait_until(histogram_counts, 60, "the master's /metrics to show the latency histogram", interval=0.5)
+    during = wait_until(
+        histogram_counts, 60, "the master's /metrics to show the latency histogram", interval=0.5
+    )
     assert "locust_request_duration_seconds_bucket{" in stack.metrics()
     for container in (stack.emulator, stack.master, *workers):
         assert container.top_users() == {"10001"}, f"{container.name} runs a process as another user"
@@ -147,7 +203,7 @@ def assert_not_in_image(docker, image: str, needle: bytes) -> None:
         tail = b""
         while chunk := save.stdout.read(1 << 20):
             assert needle not in tail + chunk, "the secret is in the image's layers"
-            tail = chunk[-len(needle):]
+            tail = chunk[-len(needle) :]
     assert save.returncode == 0
 
 
@@ -155,8 +211,21 @@ def test_third_worker_joins_mid_test_and_gets_users(containers):
     """--enable-rebalancing: a worker container started during a test gets its share of the users.
     When the test has stopped, the web UI's stats, the exporter's counters and histogram and the
     emulator's counts agree exactly."""
-    stack = start_stack(containers, "--autostart", "--enable-rebalancing", "--expect-workers", "2",
-                        "-u", "12", "-r", "12", "-t", "40s", "--autoquit", "120")
+    stack = start_stack(
+        containers,
+        "--autostart",
+        "--enable-rebalancing",
+        "--expect-workers",
+        "2",
+        "-u",
+        "12",
+        "-r",
+        "12",
+        "-t",
+        "40s",
+        "--autoquit",
+        "120",
+    )
     for _ in range(2):
         start_worker(containers, stack)
 
@@ -172,7 +241,9 @@ def test_third_worker_joins_mid_test_and_gets_users(containers):
     wait_until(lambda: users_per_worker() == [4, 4, 4], 60, "the third worker to get its share", interval=0.5)
     assert third.running()
 
-    wait_until(lambda: stack.web_stats()["state"] == "stopped", 120, "the test to stop after 40 s", interval=0.5)
+    wait_until(
+        lambda: stack.web_stats()["state"] == "stopped", 120, "the test to stop after 40 s", interval=0.5
+    )
     web = {s["name"]: s for s in stack.web_stats()["stats"] if s["name"] != "Aggregated"}
     server = stack.emulator_stats()["endpoints"]["ab-test"]["variants"]
     expected = {f"ab-test/{name}": v["requests"] for name, v in server.items()}
@@ -194,12 +265,47 @@ def test_calibrate_in_a_read_only_container(containers, tmp_path):
     out.chmod(0o777)  # written by UID 10001
     master_port = free_port()
     calibrate = containers.start(
-        "calibrate", "calibrate", "--endpoint-name", "ab-test", "--endpoint-url", f"http://127.0.0.1:{emulator_port}",
-        "--region", "us-east-1", "--payload", PAYLOAD, "--slo", "p99<400ms", "--instances", "1",
-        "--start-users", "2", "--max-users", "16", "--step-warmup", "1", "--step-time", "3", "--stop-timeout", "10",
-        "--processes", "1", "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
-        "--master-host", "127.0.0.1", "--master-port", master_port, "--metrics-port", free_port(),
-        "--output", "/var/lib/smload/out", env=TEST_AWS_ENV, volumes=(f"{out}:/var/lib/smload/out",))
+        "calibrate",
+        "calibrate",
+        "--endpoint-name",
+        "ab-test",
+        "--endpoint-url",
+        f"http://127.0.0.1:{emulator_port}",
+        "--region",
+        "us-east-1",
+        "--payload",
+        PAYLOAD,
+        "--slo",
+        "p99<400ms",
+        "--instances",
+        "1",
+        "--start-users",
+        "2",
+        "--max-users",
+        "16",
+        "--step-warmup",
+        "1",
+        "--step-time",
+        "3",
+        "--stop-timeout",
+        "10",
+        "--processes",
+        "1",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        master_port,
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        master_port,
+        "--metrics-port",
+        free_port(),
+        "--output",
+        "/var/lib/smload/out",
+        env=TEST_AWS_ENV,
+        volumes=(f"{out}:/var/lib/smload/out",),
+    )
     code = calibrate.wait(timeout=240)
     assert code in (0, 3), calibrate.logs()  # 0: a recommendation; 3: no step met the SLO (both are results)
     summary = json.loads((out / "calibration.json").read_text())

@@ -29,8 +29,14 @@ from testkit.helmchart import MASTER, WORKER, render, template
 from testkit.support import answers, free_port, http_get, http_post, wait_until
 
 REQUEST = '{"inputs": "hello from a ConfigMap"}'
-LOCAL_ONLY = {"master": {"extraEnv": [{"name": "LOCUST_WEB_HOST", "value": "127.0.0.1"},
-                                      {"name": "LOCUST_MASTER_BIND_HOST", "value": "127.0.0.1"}]}}
+LOCAL_ONLY = {
+    "master": {
+        "extraEnv": [
+            {"name": "LOCUST_WEB_HOST", "value": "127.0.0.1"},
+            {"name": "LOCUST_MASTER_BIND_HOST", "value": "127.0.0.1"},
+        ]
+    }
+}
 
 
 def chart_values(emulator_url: str, ports: dict[str, int], **more) -> dict:
@@ -66,10 +72,17 @@ def kubelet_configmap(directory: Path, data: dict[str, str]) -> Path:
 def docker_options(pod: dict, container: dict, volumes: dict[str, str]) -> dict:
     """``Containers.start`` options for a rendered pod's container. ``volumes``: volume name -> host path."""
     context, pod_context = container["securityContext"], pod["securityContext"]
-    extra = ["--add-host", f"{MASTER}:127.0.0.1",
-             "--user", f"{pod_context['runAsUser']}:{pod_context['runAsGroup']}",
-             "--group-add", str(pod_context["fsGroup"])]
-    assert pod_context["runAsNonRoot"] and pod_context["seccompProfile"] == {"type": "RuntimeDefault"}  # Docker's default profile
+    extra = [
+        "--add-host",
+        f"{MASTER}:127.0.0.1",
+        "--user",
+        f"{pod_context['runAsUser']}:{pod_context['runAsGroup']}",
+        "--group-add",
+        str(pod_context["fsGroup"]),
+    ]
+    assert pod_context["runAsNonRoot"] and pod_context["seccompProfile"] == {
+        "type": "RuntimeDefault"
+    }  # Docker's default profile
     if context["readOnlyRootFilesystem"]:
         extra.append("--read-only")
     if context["allowPrivilegeEscalation"] is False:
@@ -79,7 +92,10 @@ def docker_options(pod: dict, container: dict, volumes: dict[str, str]) -> dict:
     limits = container["resources"]["limits"]
     if "cpu" in limits:
         extra += ["--cpus", str(limits["cpu"])]
-    extra += ["--memory", limits["memory"].replace("Gi", "g").replace("Mi", "m")]  # the kubelet's cgroup limit
+    extra += [
+        "--memory",
+        limits["memory"].replace("Gi", "g").replace("Mi", "m"),
+    ]  # the kubelet's cgroup limit
     pod_volumes = {v["name"]: v for v in pod.get("volumes", [])}
     mounts = []
     for mount in container.get("volumeMounts", []):
@@ -88,9 +104,13 @@ def docker_options(pod: dict, container: dict, volumes: dict[str, str]) -> dict:
             size = volume["emptyDir"].get("sizeLimit", "64Mi").replace("Mi", "m")
             extra += ["--tmpfs", f"/tmp:rw,nosuid,nodev,size={size},uid={pod_context['runAsUser']}"]
         else:
-            mounts.append(f"{volumes[mount['name']]}:{mount['mountPath']}" + (":ro" if mount.get("readOnly") else ""))
+            mounts.append(
+                f"{volumes[mount['name']]}:{mount['mountPath']}" + (":ro" if mount.get("readOnly") else "")
+            )
     env = {e["name"]: e["value"] for e in container.get("env", [])}
-    assert all("value" in e for e in container.get("env", [])), "only plain values: no valueFrom in these pods"
+    assert all("value" in e for e in container.get("env", [])), (
+        "only plain values: no valueFrom in these pods"
+    )
     command = container.get("command", [])
     return {
         "args": [*command[1:], *container.get("args", [])],
@@ -134,22 +154,41 @@ def writable_dir(path: Path) -> str:
 @pytest.fixture
 def emulator(containers):
     port = free_port()
-    containers.start("emulator", "emulator", "--host", "127.0.0.1", "--port", port, "--endpoint", "ab-test",
-                     "--variant", "name=variant-a,weight=0.5,instances=2,concurrency=8,latency_ms=5",
-                     "--variant", "name=variant-b,weight=0.5,instances=2,concurrency=8,latency_ms=5")
+    containers.start(
+        "emulator",
+        "emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--endpoint",
+        "ab-test",
+        "--variant",
+        "name=variant-a,weight=0.5,instances=2,concurrency=8,latency_ms=5",
+        "--variant",
+        "name=variant-b,weight=0.5,instances=2,concurrency=8,latency_ms=5",
+    )
     wait_until(lambda: answers(f"http://127.0.0.1:{port}/ping"), 60, "the emulator container")
     return port
 
 
 def test_deployment_containers_as_rendered(containers, emulator, tmp_path):
     ports = {"web": free_port(), "master": free_port(), "metrics": free_port()}
-    objects = render(chart_values(f"http://127.0.0.1:{emulator}", ports, worker={"replicas": 2}, locust={"users": 8, "spawnRate": 8}))
+    objects = render(
+        chart_values(
+            f"http://127.0.0.1:{emulator}", ports, worker={"replicas": 2}, locust={"users": 8, "spawnRate": 8}
+        )
+    )
     master_pod, worker_pod = workload(objects, "Deployment", MASTER), workload(objects, "Deployment", WORKER)
-    volumes = {"payloads": str(kubelet_configmap(tmp_path / "payloads", {"request.json": REQUEST})),
-               "reports": writable_dir(tmp_path / "reports")}
+    volumes = {
+        "payloads": str(kubelet_configmap(tmp_path / "payloads", {"request.json": REQUEST})),
+        "reports": writable_dir(tmp_path / "reports"),
+    }
 
     master = start(containers, "master", master_pod, volumes)
-    workers = [start(containers, f"worker{i}", worker_pod, volumes) for i in range(2)]  # the Deployment's 2 replicas
+    workers = [
+        start(containers, f"worker{i}", worker_pod, volumes) for i in range(2)
+    ]  # the Deployment's 2 replicas
     web = f"http://127.0.0.1:{ports['web']}"
     wait_until(lambda: answers(f"{web}/") or not master.running(), 90, "the master's web UI")
     assert master.top_users() == {"10001"}
@@ -160,10 +199,17 @@ def test_deployment_containers_as_rendered(containers, emulator, tmp_path):
     assert http_get(f"http://127.0.0.1:{ports[probe['port']]}{probe['path']}")[0] == 200
 
     # A test from the web UI's form: users, rate; the endpoint and payload come from the chart.
-    status, body = http_post(f"{web}/swarm", b"user_count=8&spawn_rate=8", {"Content-Type": "application/x-www-form-urlencoded"})
+    status, body = http_post(
+        f"{web}/swarm", b"user_count=8&spawn_rate=8", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 200 and json.loads(body)["success"], body
-    wait_until(lambda: stats(ports["web"])["user_count"] == 8 and stats(ports["web"])["stats"][-1]["num_requests"] > 50,
-               90, "8 users sending requests")
+    wait_until(
+        lambda: (
+            stats(ports["web"])["user_count"] == 8 and stats(ports["web"])["stats"][-1]["num_requests"] > 50
+        ),
+        90,
+        "8 users sending requests",
+    )
     assert stats(ports["web"])["stats"][-1]["num_failures"] == 0, stats(ports["web"])["errors"]
     requested = emulator_stats(emulator)["endpoints"]["ab-test"]["variants"]
     assert set(requested) == {"variant-a", "variant-b"}  # the traffic split reached both variants
@@ -176,24 +222,39 @@ def test_deployment_containers_as_rendered(containers, emulator, tmp_path):
     # kubectl scale --replicas=4: two more pods of the same spec; rebalancing spreads the 8 users.
     workers += [start(containers, f"worker{i}", worker_pod, volumes) for i in (2, 3)]
     wait_until(lambda: stats(ports["web"])["worker_count"] == 4, 90, "4 workers")
-    wait_until(lambda: sorted(w["user_count"] for w in stats(ports["web"])["workers"]) == [2, 2, 2, 2], 90,
-               "the 8 users spread over the 4 workers (2 each)")
+    wait_until(
+        lambda: sorted(w["user_count"] for w in stats(ports["web"])["workers"]) == [2, 2, 2, 2],
+        90,
+        "the 8 users spread over the 4 workers (2 each)",
+    )
     for worker in workers:
         assert worker.running() and worker.top_users() == {"10001"}
 
     # Stop; nothing lost: after the workers' last reports, Locust counted what the emulator received.
     http_post(f"{web}/stop")
     wait_until(lambda: stats(ports["web"])["state"] == "stopped", 60, "the test to stop")
-    wait_until(lambda: stats(ports["web"])["stats"][-1]["num_requests"] == emulator_stats(emulator)["requests"], 30,
-               "Locust's count to equal the emulator's")
+    wait_until(
+        lambda: stats(ports["web"])["stats"][-1]["num_requests"] == emulator_stats(emulator)["requests"],
+        30,
+        "Locust's count to equal the emulator's",
+    )
     counted = stats(ports["web"])["stats"][-1]["num_requests"]
-    time.sleep(4)  # not a wait for a condition: the counts must *stay* equal for longer than a report interval (3 s)
+    time.sleep(
+        4
+    )  # not a wait for a condition: the counts must *stay* equal for longer than a report interval (3 s)
     assert stats(ports["web"])["stats"][-1]["num_requests"] == counted == emulator_stats(emulator)["requests"]
-    assert sum(s.value for s in samples(ports["metrics"], "locust_requests_total")) == counted  # the exporter too
+    assert (
+        sum(s.value for s in samples(ports["metrics"], "locust_requests_total")) == counted
+    )  # the exporter too
 
     # `helm test`: the chart's test hook pod, run the same way, finds the master through its Service name.
-    hook = yaml.safe_load(template(chart_values(f"http://127.0.0.1:{emulator}", ports), "--show-only",
-                                   "templates/tests/test-master.yaml").stdout)
+    hook = yaml.safe_load(
+        template(
+            chart_values(f"http://127.0.0.1:{emulator}", ports),
+            "--show-only",
+            "templates/tests/test-master.yaml",
+        ).stdout
+    )
     options = docker_options(hook["spec"], hook["spec"]["containers"][0], {})
     code, out = containers.run("helm-test", *options.pop("args"), **options)
     assert code == 0 and "master answers: state=stopped" in out, out
@@ -204,12 +265,22 @@ def test_job_containers_as_rendered(containers, emulator, tmp_path, checks, exit
     """mode=job: the master Job's container runs the test headless and its exit code is the verdict;
     the worker Job's containers exit 0 when the master quits, so that Job completes too."""
     ports = {"web": free_port(), "master": free_port(), "metrics": free_port()}
-    objects = render(chart_values(f"http://127.0.0.1:{emulator}", ports, mode="job", worker={"replicas": 2},
-                                  locust={"users": 4, "spawnRate": 4, "runTime": "5s", "checks": checks}))
+    objects = render(
+        chart_values(
+            f"http://127.0.0.1:{emulator}",
+            ports,
+            mode="job",
+            worker={"replicas": 2},
+            locust={"users": 4, "spawnRate": 4, "runTime": "5s", "checks": checks},
+        )
+    )
     master_pod, worker_pod = workload(objects, "Job", MASTER), workload(objects, "Job", WORKER)
     assert master_pod["restartPolicy"] == "Never" and worker_pod["restartPolicy"] == "OnFailure"
     reports = Path(writable_dir(tmp_path / "reports"))
-    volumes = {"payloads": str(kubelet_configmap(tmp_path / "payloads", {"request.json": REQUEST})), "reports": str(reports)}
+    volumes = {
+        "payloads": str(kubelet_configmap(tmp_path / "payloads", {"request.json": REQUEST})),
+        "reports": str(reports),
+    }
 
     master = start(containers, "job-master", master_pod, volumes)
     workers = [start(containers, f"job-worker{i}", worker_pod, volumes) for i in range(2)]
@@ -220,7 +291,14 @@ def test_job_containers_as_rendered(containers, emulator, tmp_path, checks, exit
         assert worker.wait(60) == 0, worker.logs()  # Locust's "quit" from the master: the worker Job succeeds
 
     written = {p.name for p in reports.iterdir()}
-    assert {"report.html", "report.json", "locust.html", "locust.json", "locust_stats.csv", "locust_failures.csv"} <= written, written
+    assert {
+        "report.html",
+        "report.json",
+        "locust.html",
+        "locust.json",
+        "locust_stats.csv",
+        "locust_failures.csv",
+    } <= written, written
     report = json.loads((reports / "report.json").read_text())
     assert [c["passed"] for c in report["checks"]] == [exit_code == 0] * len(checks)
     locust_total = sum(entry["num_requests"] for entry in json.loads((reports / "locust.json").read_text()))
@@ -230,5 +308,10 @@ def test_job_containers_as_rendered(containers, emulator, tmp_path, checks, exit
 def samples(port: int, family: str) -> list:
     status, body = http_get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200, body
-    return [s for f in text_string_to_metric_families(body.decode()) if f.name == family.removesuffix("_total")
-            for s in f.samples if s.name == family]
+    return [
+        s
+        for f in text_string_to_metric_families(body.decode())
+        if f.name == family.removesuffix("_total")
+        for s in f.samples
+        if s.name == family
+    ]

@@ -31,17 +31,31 @@ VIOLATIONS = {
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lint")
-    subprocess.run([BIN / "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist", REPO], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [BIN / "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", root / "dist", REPO],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (root / "dist").glob("*.whl")
-    subprocess.run([BIN / "pip", "install", "--quiet", "--no-deps", "--target", root / "site", wheel], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [BIN / "pip", "install", "--quiet", "--no-deps", "--target", root / "site", wheel],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return root / "site"
 
 
 def lint(site: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "lint-imports", "--no-cache", REPO / "pyproject.toml"], cwd=site.parent,
-                          env={"PYTHONPATH": str(site), "PATH": str(BIN)}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [BIN / "lint-imports", "--no-cache", REPO / "pyproject.toml"],
+        cwd=site.parent,
+        env={"PYTHONPATH": str(site), "PATH": str(BIN)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def contract_names() -> list[str]:
@@ -52,8 +66,10 @@ def contract_names() -> list[str]:
 def verdicts(output: str) -> dict[str, str]:
     """{contract name: KEPT or BROKEN} from lint-imports' report (which wraps long names)."""
     flat = " ".join(output.split())
-    return {name: ("BROKEN" if f"{name} BROKEN" in flat else "KEPT" if f"{name} KEPT" in flat else "?")
-            for name in contract_names()}
+    return {
+        name: ("BROKEN" if f"{name} BROKEN" in flat else "KEPT" if f"{name} KEPT" in flat else "?")
+        for name in contract_names()
+    }
 
 
 def test_the_house_keeps_every_contract(site):

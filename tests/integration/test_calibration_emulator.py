@@ -35,12 +35,37 @@ def capacity(instances: int, slots: int, median_ms: float, p99_ms: float | None 
 
 def calibrate(emulator, tmp_path, *args, workers=1, env=None, timeout=400):
     out = tmp_path / "out"
-    cmd = [str(BIN / "smload"), "calibrate", "--endpoint-name", "ep", "--endpoint-url", emulator.url,
-           "--region", "us-east-1", "--payload", PAYLOAD, "--output", str(out), "--stop-timeout", "10",
-           "--json", *distributed_args(workers), *args]
-    result = subprocess.run(cmd, env=env or aws_env(), capture_output=True, text=True, timeout=timeout,
-                            cwd=tmp_path, start_new_session=True)
-    summary = json.loads((out / "calibration.json").read_text()) if (out / "calibration.json").exists() else None
+    cmd = [
+        str(BIN / "smload"),
+        "calibrate",
+        "--endpoint-name",
+        "ep",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        PAYLOAD,
+        "--output",
+        str(out),
+        "--stop-timeout",
+        "10",
+        "--json",
+        *distributed_args(workers),
+        *args,
+    ]
+    result = subprocess.run(
+        cmd,
+        env=env or aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    summary = (
+        json.loads((out / "calibration.json").read_text()) if (out / "calibration.json").exists() else None
+    )
     return result, summary
 
 
@@ -51,17 +76,23 @@ def variant(instances, slots, median_ms, p99_ms=None, name="AllTraffic", **fault
     return ["--endpoint", "ep", "--variant", spec + "".join(f",{k}={v}" for k, v in faults.items())]
 
 
-@pytest.mark.parametrize("instances, slots, median_ms, p99_ms, workers", [
-    (2, 4, 25, None, 1),  # 320 req/s, constant latency
-    (1, 8, 40, None, 2),  # 200 req/s, two worker processes
-    (3, 2, 20, 60, 1),  # 268 req/s, lognormal latency (mean 22.4 ms)
-], ids=["2x4x25ms", "1x8x40ms-2workers", "3x2-lognormal"])
-def test_knee_within_10_percent_of_the_known_capacity(procs, tmp_path, request, instances, slots, median_ms, p99_ms,
-                                                     workers):
+@pytest.mark.parametrize(
+    "instances, slots, median_ms, p99_ms, workers",
+    [
+        (2, 4, 25, None, 1),  # 320 req/s, constant latency
+        (1, 8, 40, None, 2),  # 200 req/s, two worker processes
+        (3, 2, 20, 60, 1),  # 268 req/s, lognormal latency (mean 22.4 ms)
+    ],
+    ids=["2x4x25ms", "1x8x40ms-2workers", "3x2-lognormal"],
+)
+def test_knee_within_10_percent_of_the_known_capacity(
+    procs, tmp_path, request, instances, slots, median_ms, p99_ms, workers
+):
     emulator = start_emulator(procs, *variant(instances, slots, median_ms, p99_ms))
     expected = capacity(instances, slots, median_ms, p99_ms)
-    result, summary = calibrate(emulator, tmp_path, "--instances", str(instances), "--slo", "p99<2s",
-                                *FAST_STEPS, workers=workers)
+    result, summary = calibrate(
+        emulator, tmp_path, "--instances", str(instances), "--slo", "p99<2s", *FAST_STEPS, workers=workers
+    )
     assert result.returncode == 0, result.stderr[-4000:]
 
     assert summary["max_sustainable_rps"] == pytest.approx(expected, rel=0.10), summary["steps"]
@@ -70,7 +101,9 @@ def test_knee_within_10_percent_of_the_known_capacity(procs, tmp_path, request, 
     knee = summary["knee"]
     low, high = knee["bracket"]
     assert high - low <= max(1, 0.05 * low)
-    assert slots * instances * 0.75 <= knee["users"] <= slots * instances * 1.5  # the queue starts at the slot count
+    assert (
+        slots * instances * 0.75 <= knee["users"] <= slots * instances * 1.5
+    )  # the queue starts at the slot count
     per_instance = summary["max_sustainable_rps"] / instances
     assert summary["max_rps_per_instance"] == pytest.approx(per_instance, abs=0.01)
     assert summary["recommended_invocations_per_instance"] == math.floor(per_instance * 0.5 * 60)
@@ -87,12 +120,15 @@ def test_knee_within_10_percent_of_the_known_capacity(procs, tmp_path, request, 
     assert sum(step["requests"] for step in summary["steps"]) < total
     for step in summary["steps"]:
         assert step["names"]["ep/AllTraffic"]["requests"] == step["requests"]
-        assert step["rps"] == pytest.approx(step["requests"] / (step["window_s"][1] - step["window_s"][0]), abs=0.01)
+        assert step["rps"] == pytest.approx(
+            step["requests"] / (step["window_s"][1] - step["window_s"][0]), abs=0.01
+        )
     assert "=== Calibration ===" in result.stderr and "max sustainable throughput" in result.stderr
 
     # the report of this run, in a real browser: its charts carry these steps
-    page = render_in_chromium(tmp_path / "out" / "calibration.html",
-                              ARTIFACTS / f"calibration-{request.node.callspec.id}.png")
+    page = render_in_chromium(
+        tmp_path / "out" / "calibration.html", ARTIFACTS / f"calibration-{request.node.callspec.id}.png"
+    )
     assert page["pageErrors"] == [] and [m for m in page["console"] if m["type"] == "error"] == []
     assert page["requests"] == []
     charts = {c["id"]: c for c in page["charts"]}
@@ -111,13 +147,18 @@ def test_an_slo_tighter_than_the_base_latency_stops_at_the_first_step(procs, tmp
     p50 = summary["steps"][0]["p50_ms"]
     assert p50 == pytest.approx(25, abs=5)
     assert f"stopped: the SLO was broken (1 users: p50 {p50:.1f} ms, SLO p50 < 10 ms)" in result.stderr
-    assert "No recommendation: no step met the SLO and the error limit" in (tmp_path / "out" / "calibration.html").read_text()
+    assert (
+        "No recommendation: no step met the SLO and the error limit"
+        in (tmp_path / "out" / "calibration.html").read_text()
+    )
 
 
 def test_an_endpoint_failing_5_percent_fires_the_error_rate_stop(procs, tmp_path):
     emulator = start_emulator(procs, *variant(2, 4, 25, ModelError=0.05))
     # 1 user, 8 s: ~300 requests, ~15 failures expected; 3 or fewer (<= 1%) has a probability of 1e-4
-    result, summary = calibrate(emulator, tmp_path, "--instances", "2", "--step-warmup", "2", "--step-time", "8")
+    result, summary = calibrate(
+        emulator, tmp_path, "--instances", "2", "--step-warmup", "2", "--step-time", "8"
+    )
     assert result.returncode == 3, result.stderr[-3000:]
     assert summary["stop_reason"] == "error_rate" and len(summary["steps"]) == 1
     step = summary["steps"][0]
@@ -144,15 +185,33 @@ def test_instances_from_describe_endpoint(procs, tmp_path):
     assert "calibration: instances from DescribeEndpoint ({'AllTraffic': 2})" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "locust: error: --instances: the runtime API is http://127.0.0.1:"),
-    (["--instances", "2", "--slo", "error_rate<1%"], "locust: error: --slo: 'error_rate<1%': an SLO is a latency bound"),
-    (["--instances", "2", "--slo", "p99<300"], "locust: error: --slo: 'p99<300': p99 is a latency: give its unit"),
-    (["--instances", "2", "--max-error-rate", "0.01"], "locust: error: --max-error-rate: '0.01': give a percentage, e.g. 1%"),
-    (["--instances", "2", "--step-factor", "1"], "locust: error: --step-factor: 1 must be between 1.1 and 10"),
-    (["--instances", "0"], "locust: error: --instances: 0 must be at least 1"),
-    (["--instances", "2", "--reset-stats"], "locust: error: --reset-stats: cannot be used with --calibrate"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "locust: error: --instances: the runtime API is http://127.0.0.1:"),
+        (
+            ["--instances", "2", "--slo", "error_rate<1%"],
+            "locust: error: --slo: 'error_rate<1%': an SLO is a latency bound",
+        ),
+        (
+            ["--instances", "2", "--slo", "p99<300"],
+            "locust: error: --slo: 'p99<300': p99 is a latency: give its unit",
+        ),
+        (
+            ["--instances", "2", "--max-error-rate", "0.01"],
+            "locust: error: --max-error-rate: '0.01': give a percentage, e.g. 1%",
+        ),
+        (
+            ["--instances", "2", "--step-factor", "1"],
+            "locust: error: --step-factor: 1 must be between 1.1 and 10",
+        ),
+        (["--instances", "0"], "locust: error: --instances: 0 must be at least 1"),
+        (
+            ["--instances", "2", "--reset-stats"],
+            "locust: error: --reset-stats: cannot be used with --calibrate",
+        ),
+    ],
+)
 def test_bad_calibration_options_exit_2_before_any_load(procs, tmp_path, args, message):
     emulator = start_emulator(procs, *variant(1, 4, 25))
     result, summary = calibrate(emulator, tmp_path, *args, timeout=60)
@@ -164,10 +223,20 @@ def test_bad_calibration_options_exit_2_before_any_load(procs, tmp_path, args, m
 
 
 def test_calibrate_help_lists_its_options():
-    result = subprocess.run([str(BIN / "smload"), "calibrate", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(BIN / "smload"), "calibrate", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
-    for option in ("--slo", "--max-error-rate", "--safety-factor", "--instances", "--step-warmup", "--output",
-                   "--endpoint-name", "--check"):
+    for option in (
+        "--slo",
+        "--max-error-rate",
+        "--safety-factor",
+        "--instances",
+        "--step-warmup",
+        "--output",
+        "--endpoint-name",
+        "--check",
+    ):
         assert option in result.stdout
 
 
@@ -177,8 +246,19 @@ def test_calibration_by_rate_finds_the_capacity_as_a_rate(procs, tmp_path):
     the policy). The other two configurations and the times are in bench/RESULTS.md."""
     emulator = start_emulator(procs, *variant(3, 2, 20, 60))
     expected = capacity(3, 2, 20, 60)
-    result, summary = calibrate(emulator, tmp_path, "--instances", "3", "--slo", "p99<2s", "--mode", "rate",
-                                "--max-in-flight", "64", *FAST_STEPS)
+    result, summary = calibrate(
+        emulator,
+        tmp_path,
+        "--instances",
+        "3",
+        "--slo",
+        "p99<2s",
+        "--mode",
+        "rate",
+        "--max-in-flight",
+        "64",
+        *FAST_STEPS,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert summary["stop_reason"] == "overloaded" and summary["settings"]["mode"] == "rate"
     assert summary["knee"]["rate"] == pytest.approx(expected, rel=0.05), summary["steps"]

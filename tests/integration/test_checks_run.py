@@ -50,12 +50,34 @@ def emulator(procs, tmp_path):
 
 
 def endpoint_args(emulator) -> list[str]:
-    return ["--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1", "--payload", PAYLOAD]
+    return [
+        "--endpoint-name",
+        "ab",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        PAYLOAD,
+    ]
 
 
 def headless(emulator, *args, users=4, seconds=4, env=None, **kwargs):
-    return run_locust("--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
-                      *endpoint_args(emulator), *args, env=env, **kwargs)
+    return run_locust(
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        *endpoint_args(emulator),
+        *args,
+        env=env,
+        **kwargs,
+    )
 
 
 def check_rows(output: str) -> dict[str, str]:
@@ -70,10 +92,22 @@ def check_rows(output: str) -> dict[str, str]:
 
 
 def test_failing_checks_exit_3_with_a_table_in_a_distributed_run(emulator):
-    result = headless(emulator, *distributed_args(1),
-                      "--check", "p50[ab/variant-a]<30ms", "--check", "p50[ab/variant-b] < 30ms",
-                      "--check", "p99.9 <= 10s", "--check", "rps>=5", "--check", "max[ab/typo]<1s",
-                      "--check", "error_rate<50%")
+    result = headless(
+        emulator,
+        *distributed_args(1),
+        "--check",
+        "p50[ab/variant-a]<30ms",
+        "--check",
+        "p50[ab/variant-b] < 30ms",
+        "--check",
+        "p99.9 <= 10s",
+        "--check",
+        "rps>=5",
+        "--check",
+        "max[ab/typo]<1s",
+        "--check",
+        "error_rate<50%",
+    )
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
     rows = check_rows(result.stderr)
     assert rows["p50[ab/variant-a] < 30 ms"].endswith("PASS")  # 10 ms endpoint
@@ -83,7 +117,9 @@ def test_failing_checks_exit_3_with_a_table_in_a_distributed_run(emulator):
     assert rows["error_rate < 50 %"].endswith("PASS")
     assert "4 of 6 checks passed, 2 failed" in result.stderr
     assert "exit code 3 (a check failed)" in result.stderr
-    assert result.stderr.rindex("=== Checks ===") > result.stderr.rindex("Response time percentiles")  # the last word
+    assert result.stderr.rindex("=== Checks ===") > result.stderr.rindex(
+        "Response time percentiles"
+    )  # the last word
 
 
 def test_passing_checks_exit_0_although_requests_failed_where_locust_alone_exits_1(emulator):
@@ -104,17 +140,22 @@ def test_checks_from_the_environment_and_a_config_file(emulator, tmp_path):
     conf.write_text("check = [p50<1ms, error_rate<=100%]\n")  # Locust's list syntax
     from_file = headless(emulator, "--config", str(conf), seconds=2)
     assert from_file.returncode == 3
-    assert {k: v.split()[-1] for k, v in check_rows(from_file.stderr).items()} == \
-        {"p50 < 1 ms": "FAIL", "error_rate <= 100 %": "PASS"}
+    assert {k: v.split()[-1] for k, v in check_rows(from_file.stderr).items()} == {
+        "p50 < 1 ms": "FAIL",
+        "error_rate <= 100 %": "PASS",
+    }
 
 
-@pytest.mark.parametrize("how, expr, fragment", [
-    ("cli", "p95<300", "p95 is a latency: give its unit, ms or s"),
-    ("cli", "p95=300ms", "expected a comparison <, <=, > or >= after p95, found '='"),
-    ("cli", "latency<1s", "unknown metric 'latency'"),
-    ("env", "rps>=1; error_rate<1", "error_rate is a percentage"),
-    ("cli", "p99[ab/variant-a<1s", "the request name has no closing ']'"),
-])
+@pytest.mark.parametrize(
+    "how, expr, fragment",
+    [
+        ("cli", "p95<300", "p95 is a latency: give its unit, ms or s"),
+        ("cli", "p95=300ms", "expected a comparison <, <=, > or >= after p95, found '='"),
+        ("cli", "latency<1s", "unknown metric 'latency'"),
+        ("env", "rps>=1; error_rate<1", "error_rate is a percentage"),
+        ("cli", "p99[ab/variant-a<1s", "the request name has no closing ']'"),
+    ],
+)
 def test_bad_expressions_exit_2_with_one_line_before_any_load(emulator, how, expr, fragment):
     args, env = (["--check", expr], None) if how == "cli" else ([], aws_env(LOCUST_CHECK=expr))
     result = headless(emulator, *args, env=env, seconds=2, timeout=60)
@@ -128,13 +169,25 @@ def test_bad_expressions_exit_2_with_one_line_before_any_load(emulator, how, exp
 
 def test_run_report_counts_match_the_emulator_exactly(emulator, tmp_path):
     report_dir = tmp_path / "report"
-    result = headless(emulator, *distributed_args(2), "--report", str(report_dir), "--check", "error_rate<50%",
-                      "--check", "p50[ab/variant-b]<5ms", users=8, seconds=5)
+    result = headless(
+        emulator,
+        *distributed_args(2),
+        "--report",
+        str(report_dir),
+        "--check",
+        "error_rate<50%",
+        "--check",
+        "p50[ab/variant-b]<5ms",
+        users=8,
+        seconds=5,
+    )
     assert result.returncode == 3, result.stderr[-3000:]
     report = json.loads((report_dir / "report.json").read_text())
     server = emulator.stats()["endpoints"]["ab"]["variants"]
     names = {n["name"]: n for n in report["names"]}
-    assert {name: n["requests"] for name, n in names.items()} == {f"ab/{v}": s["requests"] for v, s in server.items()}
+    assert {name: n["requests"] for name, n in names.items()} == {
+        f"ab/{v}": s["requests"] for v, s in server.items()
+    }
     assert report["totals"]["requests"] == emulator.stats()["requests"]
     for variant, s in server.items():
         ours = {e["error"]: e["count"] for e in report["errors"] if e["name"] == f"ab/{variant}"}
@@ -158,15 +211,23 @@ def test_checks_set_in_the_web_ui_decide_the_exit_code(procs, emulator):
     """A test started from the web UI's form with a check in its custom parameters; Locust quits on
     SIGTERM (as a container is stopped) and exits with the checks' verdict."""
     web = free_port()
-    master = procs.start("locust", locust_cmd("--web-host", "127.0.0.1", "--web-port", str(web),
-                                              *endpoint_args(emulator), *distributed_args(1)))
+    master = procs.start(
+        "locust",
+        locust_cmd(
+            "--web-host", "127.0.0.1", "--web-port", str(web), *endpoint_args(emulator), *distributed_args(1)
+        ),
+    )
     base = f"http://127.0.0.1:{web}"
     wait_until(lambda: master.alive() and answers(f"{base}/"), 30, "the web UI")
-    wait_until(lambda: json.loads(http_get(f"{base}/stats/requests")[1])["worker_count"] == 1, 30, "the worker")
+    wait_until(
+        lambda: json.loads(http_get(f"{base}/stats/requests")[1])["worker_count"] == 1, 30, "the worker"
+    )
 
     def swarm(check: str) -> dict:
         form = urlencode({"user_count": 2, "spawn_rate": 2, "check": check}).encode()
-        return json.loads(http_post(f"{base}/swarm", form, {"Content-Type": "application/x-www-form-urlencoded"})[1])
+        return json.loads(
+            http_post(f"{base}/swarm", form, {"Content-Type": "application/x-www-form-urlencoded"})[1]
+        )
 
     refused = swarm("p50<1")  # checked before anything starts (the core's web UI validation)
     assert refused["success"] is False and refused["message"].startswith("--check: 'p50<1'")

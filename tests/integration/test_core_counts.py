@@ -29,10 +29,30 @@ def run_against(emulator, tmp_path, *args: str, users: int = 8, seconds: int = 8
     """Locust headless with the bundled locustfile; --stop-timeout lets in-flight requests finish
     (and be counted) when the run time is up, instead of being killed mid-request."""
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "10",
-        "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "payloads"), "--json", "--exit-code-on-error", "0",
-        *distributed_args(), *args,
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        "--endpoint-name",
+        "ab",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(tmp_path / "payloads"),
+        "--json",
+        "--exit-code-on-error",
+        "0",
+        *distributed_args(),
+        *args,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return locust_results(result), result
@@ -72,7 +92,9 @@ def test_counts_match_the_emulator_exactly_per_variant(procs, tmp_path, payloads
     assert abs(share - 0.7) < 5 * math.sqrt(0.7 * 0.3 / total), (share, total)
 
     # the summary table shows the same counts per variant
-    summary = run.stderr[run.stderr.index("SageMaker load test summary"):]  # --json: the summary goes to stderr
+    summary = run.stderr[
+        run.stderr.index("SageMaker load test summary") :
+    ]  # --json: the summary goes to stderr
     for name, n in ours.items():
         line = next(line for line in summary.splitlines() if line.startswith(name))
         assert line.split()[1] == str(n)
@@ -88,7 +110,9 @@ def test_requests_in_flight_at_the_end_are_recorded(procs, tmp_path, payloads):
     """Slow answers (1.5 s) still under way when the run time is up: with --stop-timeout the master
     has its workers drain before it quits (smload.drain), so each one is recorded, not just sent.
     (Locust alone would wait half a second for the workers' last reports.)"""
-    emulator = start_emulator(procs, "--endpoint", "ab", "--variant", "name=slow,latency_ms=1500,concurrency=64")
+    emulator = start_emulator(
+        procs, "--endpoint", "ab", "--variant", "name=slow,latency_ms=1500,concurrency=64"
+    )
     results, _ = run_against(emulator, tmp_path, users=12, seconds=4)
     served = emulator.stats()["endpoints"]["ab"]["variants"]["slow"]
     assert results.requests == {("InvokeEndpoint", "ab/slow"): served["requests"]}
@@ -99,11 +123,30 @@ def test_requests_in_flight_at_the_end_are_recorded(procs, tmp_path, payloads):
 def test_a_saturated_generator_is_flagged_in_the_summary(procs, tmp_path, payloads):
     """One local process sending flat out against a zero-latency emulator is the bottleneck itself:
     the summary must say so (its CPU near 100%, or on a busy machine its event loop's lag)."""
-    emulator = start_emulator(procs, "--endpoint", "ab", "--variant", "name=fast,latency_ms=0,concurrency=1000")
+    emulator = start_emulator(
+        procs, "--endpoint", "ab", "--variant", "name=fast,latency_ms=0,concurrency=1000"
+    )
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "32", "-r", "32", "-t", "6s", "--stop-timeout", "5",
-        "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "payloads"), "--only-summary",
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "32",
+        "-r",
+        "32",
+        "-t",
+        "6s",
+        "--stop-timeout",
+        "5",
+        "--endpoint-name",
+        "ab",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(tmp_path / "payloads"),
+        "--only-summary",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     health = next(line for line in result.stdout.splitlines() if line.startswith("generator health:"))

@@ -16,7 +16,7 @@ endpoints:
       - {name: variant-b, latency: 2, concurrency: 16, stream: {parts: 3, part_delay_ms: 1}}
 """
 
-LOCUSTFILE = textwrap.dedent('''
+LOCUSTFILE = textwrap.dedent("""
     import smload.exporter  # noqa: F401
     from locust import constant, task
     from smload import SageMakerUser
@@ -38,7 +38,7 @@ LOCUSTFILE = textwrap.dedent('''
         @task
         def any_variant(self):
             self.client.invoke()
-''')
+""")
 
 
 def test_custom_locustfile_overrides_and_names(procs, tmp_path):
@@ -49,9 +49,29 @@ def test_custom_locustfile_overrides_and_names(procs, tmp_path):
     locustfile.write_text(LOCUSTFILE)
     (tmp_path / "body.json").write_text('{"from": "payload"}')
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "6", "-r", "6", "-t", "4s", "--stop-timeout", "10", "--json",
-        "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "body.json"), "--report", str(tmp_path / "report"), *distributed_args(),
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "6",
+        "-r",
+        "6",
+        "-t",
+        "4s",
+        "--stop-timeout",
+        "10",
+        "--json",
+        "--endpoint-name",
+        "ab",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(tmp_path / "body.json"),
+        "--report",
+        str(tmp_path / "report"),
+        *distributed_args(),
         locustfile=locustfile,
     )
     assert result.returncode == 0, result.stderr[-5000:]
@@ -63,6 +83,9 @@ def test_custom_locustfile_overrides_and_names(procs, tmp_path):
     assert streamed > 0 and pinned_and_any_b > 0 and ours.requests[("InvokeEndpoint", "ab/variant-a")] > 0
     assert server["variant-b"]["requests"] == pinned_and_any_b + streamed
     assert server["variant-a"]["requests"] == ours.requests[("InvokeEndpoint", "ab/variant-a")]
-    report = {(n["type"], n["name"]): n for n in json.loads((tmp_path / "report" / "report.json").read_text())["names"]}
+    report = {
+        (n["type"], n["name"]): n
+        for n in json.loads((tmp_path / "report" / "report.json").read_text())["names"]
+    }
     assert report[("InvokeEndpointWithResponseStream", "renamed")]["ttfb_ms"]["count"] == streamed
     assert ours.failures == {}

@@ -46,10 +46,33 @@ def test_each_fault_under_its_type_with_the_emulators_count(procs, tmp_path, cli
     emulator = start_emulator(procs, "--config", str(config))
     (tmp_path / "body.json").write_text('{"inputs": "x"}')
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "12", "-r", "12", "-t", "8s", "--stop-timeout", "10", "--exit-code-on-error", "0",
-        "--endpoint-name", "faults", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(tmp_path / "body.json"), "--request-timeout", "2", "--client", client,
-        "--json", *distributed_args(),
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "12",
+        "-r",
+        "12",
+        "-t",
+        "8s",
+        "--stop-timeout",
+        "10",
+        "--exit-code-on-error",
+        "0",
+        "--endpoint-name",
+        "faults",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--payload",
+        str(tmp_path / "body.json"),
+        "--request-timeout",
+        "2",
+        "--client",
+        client,
+        "--json",
+        *distributed_args(),
     )
     assert result.returncode == 0, result.stderr[-5000:]
     ours = locust_results(result)

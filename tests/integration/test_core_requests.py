@@ -22,15 +22,38 @@ from testkit.support import TEST_ACCESS_KEY, TEST_SECRET_KEY, aws_env, locust_re
 from smload.emulator import wire
 
 OPTIONS = [
-    "--accept", "application/json", "--custom-attributes", "trace=abc;  mode=1",
-    "--target-variant", "variant-b", "--target-container-hostname", "container-1",
-    "--inference-component", "component-1", "--session-id", "NEW_SESSION", "--inference-id", "run 42/a",
+    "--accept",
+    "application/json",
+    "--custom-attributes",
+    "trace=abc;  mode=1",
+    "--target-variant",
+    "variant-b",
+    "--target-container-hostname",
+    "container-1",
+    "--inference-component",
+    "component-1",
+    "--session-id",
+    "NEW_SESSION",
+    "--inference-id",
+    "run 42/a",
 ]
 # headers the request is made of (the rest, User-Agent and the SDK's bookkeeping, may differ)
-COMPARED = ("host", "content-type", "content-length", "accept", "x-amzn-sagemaker-accept", "x-amz-security-token",
-            "x-amzn-sagemaker-custom-attributes", "x-amzn-sagemaker-target-variant", "x-amzn-sagemaker-target-model",
-            "x-amzn-sagemaker-target-container-hostname", "x-amzn-sagemaker-inference-component",
-            "x-amzn-sagemaker-session-id", "x-amzn-sagemaker-inference-id", "x-amzn-sagemaker-enable-explanations")
+COMPARED = (
+    "host",
+    "content-type",
+    "content-length",
+    "accept",
+    "x-amzn-sagemaker-accept",
+    "x-amz-security-token",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-target-variant",
+    "x-amzn-sagemaker-target-model",
+    "x-amzn-sagemaker-target-container-hostname",
+    "x-amzn-sagemaker-inference-component",
+    "x-amzn-sagemaker-session-id",
+    "x-amzn-sagemaker-inference-id",
+    "x-amzn-sagemaker-enable-explanations",
+)
 
 
 class Recorder:
@@ -52,7 +75,9 @@ class Recorder:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve_tls if self.tls else self._serve, args=(conn,), daemon=True).start()
+            threading.Thread(
+                target=self._serve_tls if self.tls else self._serve, args=(conn,), daemon=True
+            ).start()
 
     def _serve_tls(self, conn: socket.socket) -> None:
         try:
@@ -84,8 +109,10 @@ class Recorder:
                     kind = b"application/vnd.amazon.eventstream"
                 else:
                     answer, kind = b'{"ok": true}', b"application/json"
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nx-Amzn-Invoked-Production-Variant: variant-b\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (kind, len(answer), answer))
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nx-Amzn-Invoked-Production-Variant: variant-b\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (kind, len(answer), answer)
+                )
 
     def close(self) -> None:
         self.sock.close()
@@ -95,7 +122,9 @@ def valid_signature(request_line: str, headers: dict[str, str], body: bytes, url
     """Re-sign what was received with botocore at the same X-Amz-Date: the same Authorization?"""
     method, path, _ = request_line.split(" ")
     signed = headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
-    request = AWSRequest(method=method, url=url + path, data=body, headers={h: headers[h] for h in signed if h != "host"})
+    request = AWSRequest(
+        method=method, url=url + path, data=body, headers={h: headers[h] for h in signed if h != "host"}
+    )
     when = datetime.datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
     with mock.patch.object(botocore.auth, "get_current_datetime", return_value=when):
         SigV4Auth(Credentials(TEST_ACCESS_KEY, TEST_SECRET_KEY), "sagemaker", "eu-west-1").add_auth(request)
@@ -105,11 +134,35 @@ def valid_signature(request_line: str, headers: dict[str, str], body: bytes, url
 def capture(recorder: Recorder, tmp_path, client: str, stream: bool, *more: str, env=None):
     recorder.requests = []
     (tmp_path / "body.csv").write_text("1.5,2.5,3.5\n")
-    extra = ["--stream"] if stream else ["--target-model", "model-a.tar.gz", "--enable-explanations", "`true`"]
+    extra = (
+        ["--stream"] if stream else ["--target-model", "model-a.tar.gz", "--enable-explanations", "`true`"]
+    )
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5",
-        "--endpoint-name", "same-ep", "--endpoint-url", recorder.url, "--region", "eu-west-1",
-        "--payload", str(tmp_path / "body.csv"), "--client", client, *OPTIONS, *extra, *more, env=env,
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "2s",
+        "--stop-timeout",
+        "5",
+        "--endpoint-name",
+        "same-ep",
+        "--endpoint-url",
+        recorder.url,
+        "--region",
+        "eu-west-1",
+        "--payload",
+        str(tmp_path / "body.csv"),
+        "--client",
+        client,
+        *OPTIONS,
+        *extra,
+        *more,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Traceback" not in result.stderr
@@ -131,9 +184,13 @@ def test_fast_and_boto3_send_the_same_request(tmp_path, stream):
         request_line, headers, body = requests[0]
         authorization = headers["authorization"]
         shapes[client] = (
-            request_line, body, {h: headers[h] for h in COMPARED if h in headers},
+            request_line,
+            body,
+            {h: headers[h] for h in COMPARED if h in headers},
             authorization.split("SignedHeaders=")[1].split(",")[0],  # which headers are signed
-            authorization.split("Credential=")[1].split("/", 2)[2].split(",")[0],  # region/service/aws4_request
+            authorization.split("Credential=")[1]
+            .split("/", 2)[2]
+            .split(",")[0],  # region/service/aws4_request
         )
     assert shapes["fast"] == shapes["boto3"]
     request_line, body, headers, signed, scope = shapes["fast"]
@@ -142,7 +199,10 @@ def test_fast_and_boto3_send_the_same_request(tmp_path, stream):
     assert body == b"1.5,2.5,3.5\n" and headers["content-type"] == "text/csv"
     assert headers["x-amzn-sagemaker-custom-attributes"] == "trace=abc;  mode=1"
     assert headers["x-amzn-sagemaker-accept" if stream else "accept"] == "application/json"
-    assert (headers["x-amzn-sagemaker-session-id"], headers["x-amzn-sagemaker-inference-id"]) == ("NEW_SESSION", "run 42/a")
+    assert (headers["x-amzn-sagemaker-session-id"], headers["x-amzn-sagemaker-inference-id"]) == (
+        "NEW_SESSION",
+        "run 42/a",
+    )
     assert headers.get("x-amzn-sagemaker-enable-explanations") == (None if stream else "`true`")
     assert scope == "eu-west-1/sagemaker/aws4_request"
 
@@ -154,8 +214,15 @@ def test_role_arn_signs_with_the_assumed_role(procs, tmp_path, client):
     recorder = Recorder(stream=False)
     try:
         env = aws_env(AWS_ENDPOINT_URL_STS=moto.url)
-        requests = capture(recorder, tmp_path, client, False, "--role-arn", "arn:aws:iam::123456789012:role/loadtest",
-                           env=env)
+        requests = capture(
+            recorder,
+            tmp_path,
+            client,
+            False,
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/loadtest",
+            env=env,
+        )
     finally:
         recorder.close()
     assert len(requests) > 10
@@ -169,9 +236,28 @@ def test_role_arn_signs_with_the_assumed_role(procs, tmp_path, client):
 def self_signed(directory) -> tuple[ssl.SSLContext, str]:
     """A certificate for 127.0.0.1 that no trust store knows: the server's context and the cert file."""
     key, cert = directory / "key.pem", directory / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context, str(cert)
@@ -185,9 +271,31 @@ def test_tls_is_verified(tmp_path, client):
     recorder = Recorder(stream=False, tls=context)
     try:
         refused = run_locust(
-            "--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "2s", "--stop-timeout", "5", "--json",
-            "--endpoint-name", "tls-ep", "--endpoint-url", recorder.url, "--region", "eu-west-1",
-            "--payload", str(_body(tmp_path)), "--client", client, "--exit-code-on-error", "0")
+            "--headless",
+            "--metrics-port",
+            "0",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "2s",
+            "--stop-timeout",
+            "5",
+            "--json",
+            "--endpoint-name",
+            "tls-ep",
+            "--endpoint-url",
+            recorder.url,
+            "--region",
+            "eu-west-1",
+            "--payload",
+            str(_body(tmp_path)),
+            "--client",
+            client,
+            "--exit-code-on-error",
+            "0",
+        )
         assert refused.returncode == 0, refused.stderr[-3000:]
         assert recorder.requests == []
         results = locust_results(refused)

@@ -13,23 +13,58 @@ import pytest
 from testkit.support import aws_env, distributed_args, locust_results, run_locust, start_emulator
 
 KEY_ID, SECRET = "AKIDSTRICTLONGTERM01", "long/term/secret+key/0123456789abcdefghij"
-TEMP_KEY_ID, TEMP_SECRET, TOKEN = "ASIASTRICTSESSION001", "session/secret/key/abcdefghij0123456789", "FwoGZXIvYXdzEBYaD+session/token=="
+TEMP_KEY_ID, TEMP_SECRET, TOKEN = (
+    "ASIASTRICTSESSION001",
+    "session/secret/key/abcdefghij0123456789",
+    "FwoGZXIvYXdzEBYaD+session/token==",
+)
 
 
 def run(emulator, tmp_path, client: str, env: dict, *extra: str, seconds: int = 4):
     body = tmp_path / "body.json"
     body.write_text('{"inputs": [0.5, 1.5]}')
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "4", "-r", "4", "-t", f"{seconds}s", "--stop-timeout", "10", "--exit-code-on-error", "0",
-        "--endpoint-name", "strict", "--endpoint-url", emulator.url, "--region", "eu-west-1",
-        "--payload", str(body), "--client", client, "--json", *extra, env=env,
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        f"{seconds}s",
+        "--stop-timeout",
+        "10",
+        "--exit-code-on-error",
+        "0",
+        "--endpoint-name",
+        "strict",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "eu-west-1",
+        "--payload",
+        str(body),
+        "--client",
+        client,
+        "--json",
+        *extra,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     return locust_results(result)
 
 
 def strict_emulator(procs, *keys: str):
-    args = ["--endpoint", "strict", "--variant", "name=v1,latency_ms=2", "--region", "eu-west-1", "--strict-sigv4"]
+    args = [
+        "--endpoint",
+        "strict",
+        "--variant",
+        "name=v1,latency_ms=2",
+        "--region",
+        "eu-west-1",
+        "--strict-sigv4",
+    ]
     for key in keys:
         args += ["--access-key", key]
     return start_emulator(procs, *args)
@@ -89,7 +124,10 @@ CREDENTIAL_PROCESS = textwrap.dedent("""
 @pytest.mark.parametrize("client", ["fast", "boto3"])
 def test_credentials_refreshed_before_they_expire(procs, tmp_path, client):
     t0 = time.time()
-    keys = [f"ASIASLOT{k:012d}:slot-secret-{k}:slot-token-{k}:{t0 + (k + 1) * PERIOD_S + GRACE_S:.3f}" for k in range(SLOTS)]
+    keys = [
+        f"ASIASLOT{k:012d}:slot-secret-{k}:slot-token-{k}:{t0 + (k + 1) * PERIOD_S + GRACE_S:.3f}"
+        for k in range(SLOTS)
+    ]
     emulator = strict_emulator(procs, *keys)
     script, calls = tmp_path / "credential_process.py", tmp_path / "calls.log"
     script.write_text(CREDENTIAL_PROCESS)

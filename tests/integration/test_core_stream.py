@@ -29,11 +29,37 @@ def test_stream_counts_errors_and_part_timing(procs, tmp_path, client):
     config = tmp_path / "stream.yaml"
     config.write_text(STREAM_CONFIG)
     emulator = start_emulator(procs, "--config", str(config))
-    (tmp_path / "prompt.json").write_text('{"inputs": "Tell me a story about a load test.", "parameters": {}}')
+    (tmp_path / "prompt.json").write_text(
+        '{"inputs": "Tell me a story about a load test.", "parameters": {}}'
+    )
     result = run_locust(
-        "--headless", "--metrics-port", "0", "-u", "6", "-r", "6", "-t", "5s", "--stop-timeout", "10", "--exit-code-on-error", "0",
-        "--endpoint-name", "gen", "--endpoint-url", emulator.url, "--region", "us-east-1", "--stream",
-        "--payload", str(tmp_path / "prompt.json"), "--client", client, "--json", "--report", str(tmp_path / "report"),
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "6",
+        "-r",
+        "6",
+        "-t",
+        "5s",
+        "--stop-timeout",
+        "10",
+        "--exit-code-on-error",
+        "0",
+        "--endpoint-name",
+        "gen",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+        "--stream",
+        "--payload",
+        str(tmp_path / "prompt.json"),
+        "--client",
+        client,
+        "--json",
+        "--report",
+        str(tmp_path / "report"),
         *distributed_args(),
     )
     assert result.returncode == 0, result.stderr[-5000:]

@@ -48,7 +48,21 @@ def payloads(tmp_path):
 
 
 def common(emulator, payload: str | None) -> list[str]:
-    args = ["--headless", "--metrics-port", "0", "-u", "1", "-r", "1", "-t", "5s", "--endpoint-url", emulator.url, "--region", "us-east-1"]
+    args = [
+        "--headless",
+        "--metrics-port",
+        "0",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "5s",
+        "--endpoint-url",
+        emulator.url,
+        "--region",
+        "us-east-1",
+    ]
     return args + (["--payload", payload] if payload else [])
 
 
@@ -72,22 +86,59 @@ CASES = {
     "no payload": (["--endpoint-name", "ep"], None, ["--payload: is required"]),
     "payload missing": (["--endpoint-name", "ep"], "missing.json", ["--payload:", "does not exist"]),
     "empty directory": (["--endpoint-name", "ep"], "empty", ["--payload:", "has no files"]),
-    "unreadable file": (["--endpoint-name", "ep"], "dangling", ["--payload:", "gone.json", "is a broken symbolic link"]),
-    "invalid json line": (["--endpoint-name", "ep"], "bad.jsonl", ["--payload:", "bad.jsonl:2: invalid JSON"]),
+    "unreadable file": (
+        ["--endpoint-name", "ep"],
+        "dangling",
+        ["--payload:", "gone.json", "is a broken symbolic link"],
+    ),
+    "invalid json line": (
+        ["--endpoint-name", "ep"],
+        "bad.jsonl",
+        ["--payload:", "bad.jsonl:2: invalid JSON"],
+    ),
     "body over 6 MiB": (["--endpoint-name", "ep"], "big.bin", ["--payload:", "6,291,457 bytes", "6 MiB"]),
-    "bad endpoint name": (["--endpoint-name", "my_endpoint!"], "good.json", ["--endpoint-name:", "not a valid endpoint name"]),
+    "bad endpoint name": (
+        ["--endpoint-name", "my_endpoint!"],
+        "good.json",
+        ["--endpoint-name:", "not a valid endpoint name"],
+    ),
     "bad variant": (["--endpoint-name", "ep", "--target-variant", "a b"], "good.json", ["--target-variant:"]),
-    "bad timeout": (["--endpoint-name", "ep", "--request-timeout", "-1"], "good.json",
-                    ["--request-timeout: must be a positive number"]),
-    "zero connect timeout": (["--endpoint-name", "ep", "--connect-timeout", "0"], "good.json", ["--connect-timeout:"]),
-    "bad client": (["--endpoint-name", "ep", "--client", "curl"], "good.json", ["--client", "invalid choice: 'curl'"]),
-    "bad order": (["--endpoint-name", "ep", "--payload-order", "sorted"], "good.json", ["--payload-order", "invalid choice"]),
-    "bad endpoint url": (["--endpoint-name", "ep", "--endpoint-url", "ftp://example.com"], "good.json",
-                         ["--endpoint-url:", "not an http(s) URL"]),
-    "bad region": (["--endpoint-name", "ep", "--region", "mars"], "good.json", ["--region:", "not a valid AWS region"]),
+    "bad timeout": (
+        ["--endpoint-name", "ep", "--request-timeout", "-1"],
+        "good.json",
+        ["--request-timeout: must be a positive number"],
+    ),
+    "zero connect timeout": (
+        ["--endpoint-name", "ep", "--connect-timeout", "0"],
+        "good.json",
+        ["--connect-timeout:"],
+    ),
+    "bad client": (
+        ["--endpoint-name", "ep", "--client", "curl"],
+        "good.json",
+        ["--client", "invalid choice: 'curl'"],
+    ),
+    "bad order": (
+        ["--endpoint-name", "ep", "--payload-order", "sorted"],
+        "good.json",
+        ["--payload-order", "invalid choice"],
+    ),
+    "bad endpoint url": (
+        ["--endpoint-name", "ep", "--endpoint-url", "ftp://example.com"],
+        "good.json",
+        ["--endpoint-url:", "not an http(s) URL"],
+    ),
+    "bad region": (
+        ["--endpoint-name", "ep", "--region", "mars"],
+        "good.json",
+        ["--region:", "not a valid AWS region"],
+    ),
     "bad role arn": (["--endpoint-name", "ep", "--role-arn", "my-role"], "good.json", ["--role-arn:"]),
-    "stream with target model": (["--endpoint-name", "ep", "--stream", "--target-model", "m.tar.gz"], "good.json",
-                                 ["--target-model: cannot be combined with --stream"]),
+    "stream with target model": (
+        ["--endpoint-name", "ep", "--stream", "--target-model", "m.tar.gz"],
+        "good.json",
+        ["--target-model: cannot be combined with --stream"],
+    ),
 }
 
 
@@ -103,7 +154,9 @@ def test_bad_option_or_file(emulator, payloads, case):
 def test_no_credentials_at_all(emulator, payloads):
     env = aws_env()
     del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
-    result = run_locust(*common(emulator, str(payloads / "good.json")), "--endpoint-name", "ep", env=env, timeout=60)
+    result = run_locust(
+        *common(emulator, str(payloads / "good.json")), "--endpoint-name", "ep", env=env, timeout=60
+    )
     assert_refused(result, "credentials: no AWS credentials found")
     assert emulator.stats()["requests"] == 0
 
@@ -123,15 +176,22 @@ def test_environment_variable_and_config_file(emulator, payloads, tmp_path):
     assert_refused(result, "--payload:", "missing-from-env.json", "does not exist")
 
     conf = tmp_path / "smload.conf"
-    conf.write_text(f"endpoint-name = ep\npayload = {payloads / 'missing-from-conf.json'}\nrequest-timeout = 2.5\n")
+    conf.write_text(
+        f"endpoint-name = ep\npayload = {payloads / 'missing-from-conf.json'}\nrequest-timeout = 2.5\n"
+    )
     result = run_locust("--config", str(conf), *common(emulator, None), timeout=60)
     assert_refused(result, "--payload:", "missing-from-conf.json")
     assert emulator.stats()["requests"] == 0
 
 
 def test_processes_one_error_line_exit_2(emulator, payloads):
-    result = run_locust(*common(emulator, str(payloads / "bad.jsonl")), "--endpoint-name", "ep",
-                        *distributed_args(), timeout=60)
+    result = run_locust(
+        *common(emulator, str(payloads / "bad.jsonl")),
+        "--endpoint-name",
+        "ep",
+        *distributed_args(),
+        timeout=60,
+    )
     assert_refused(result, "--payload:", "invalid JSON")
     assert emulator.stats()["requests"] == 0
 
@@ -140,14 +200,32 @@ def test_worker_refuses_options_it_cannot_use(procs, emulator, payloads, tmp_pat
     """The master checks its options, but a worker reads the payload path on its own disk (a pod
     without the volume): it refuses, sends nothing, and quits with exit code 2."""
     port = free_port()
-    master = procs.start("master", locust_cmd(
-        *common(emulator, "payload.json"), "--endpoint-name", "ep", "--master", "--expect-workers", "1",
-        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)), cwd=payloads)
+    master = procs.start(
+        "master",
+        locust_cmd(
+            *common(emulator, "payload.json"),
+            "--endpoint-name",
+            "ep",
+            "--master",
+            "--expect-workers",
+            "1",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+        ),
+        cwd=payloads,
+    )
     (payloads / "payload.json").write_text("{}")  # relative: exists in the master's directory only
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    worker = procs.start("worker", locust_cmd("--worker", "--metrics-port", "0", "--master-host", "127.0.0.1", "--master-port", str(port)),
-                         cwd=elsewhere)
+    worker = procs.start(
+        "worker",
+        locust_cmd(
+            "--worker", "--metrics-port", "0", "--master-host", "127.0.0.1", "--master-port", str(port)
+        ),
+        cwd=elsewhere,
+    )
     assert worker.wait(timeout=60) == 2, worker.log()[-3000:]
     assert "locust: error: --payload: 'payload.json' does not exist" in worker.log()
     assert "Traceback" not in worker.log()
@@ -160,9 +238,23 @@ def test_web_ui_refuses_a_bad_form(procs, payloads):
     the message the UI shows, and nothing is spawned; a good one starts the test."""
     emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v,latency_ms=1")
     port = free_port()
-    proc = procs.start("webui", locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(port), "--metrics-port", "0", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(payloads / "good.json")))
+    proc = procs.start(
+        "webui",
+        locust_cmd(
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+            "--metrics-port",
+            "0",
+            "--endpoint-url",
+            emulator.url,
+            "--region",
+            "us-east-1",
+            "--payload",
+            str(payloads / "good.json"),
+        ),
+    )
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(base), 30, "the web UI")
     assert "--endpoint-name: is required" in proc.log()  # deferred to the form, not an exit
@@ -179,7 +271,10 @@ def test_web_ui_refuses_a_bad_form(procs, payloads):
     answer = swarm(endpoint_name="ep", payload=str(payloads / "nope.json"))
     assert answer["success"] is False and answer["message"].startswith("--payload: "), answer
     answer = swarm(endpoint_name="ep", request_timeout="abc")
-    assert (answer["success"], answer["message"]) == (False, "--request-timeout: 'abc' is not a number of seconds")
+    assert (answer["success"], answer["message"]) == (
+        False,
+        "--request-timeout: 'abc' is not a number of seconds",
+    )
     answer = swarm(endpoint_name="")
     assert answer["success"] is False and "--endpoint-name: is required" in answer["message"]
     assert emulator.stats()["requests"] == 0

@@ -43,8 +43,13 @@ def errors_emulator(procs, tmp_path):
 def test_boto3_invoke_returns_body_variant_and_headers(procs):
     emulator = start_emulator(procs, "--endpoint", "echo", "--variant", "name=only,latency_ms=2")
     client = runtime_client(emulator.url)
-    response = client.invoke_endpoint(EndpointName="echo", Body=b'{"x": 1}', ContentType="application/json",
-                                      Accept="application/json", CustomAttributes="trace=abc")
+    response = client.invoke_endpoint(
+        EndpointName="echo",
+        Body=b'{"x": 1}',
+        ContentType="application/json",
+        Accept="application/json",
+        CustomAttributes="trace=abc",
+    )
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert response["Body"].read() == b'{"x": 1}'
     assert response["InvokedProductionVariant"] == "only"
@@ -62,10 +67,24 @@ def test_aws_cli_invoke_endpoint(procs, tmp_path):
     emulator = start_emulator(procs, "--endpoint", "cli-ep", "--variant", "name=AllTraffic,latency_ms=1")
     out = tmp_path / "out.json"
     result = subprocess.run(
-        [str(BIN / "aws"), "sagemaker-runtime", "invoke-endpoint", "--endpoint-url", emulator.url,
-         "--endpoint-name", "cli-ep", "--content-type", "application/json", "--body", '{"a": 2}',
-         str(out)],
-        env=aws_env(), capture_output=True, text=True, timeout=60,
+        [
+            str(BIN / "aws"),
+            "sagemaker-runtime",
+            "invoke-endpoint",
+            "--endpoint-url",
+            emulator.url,
+            "--endpoint-name",
+            "cli-ep",
+            "--content-type",
+            "application/json",
+            "--body",
+            '{"a": 2}',
+            str(out),
+        ],
+        env=aws_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text()) == {"a": 2}
@@ -99,7 +118,10 @@ def test_every_error_is_the_modelled_exception(errors_emulator, variant, excepti
     if variant == "model":
         assert err.response["OriginalStatusCode"] == 502
         assert "fault injected" in err.response["OriginalMessage"]
-        assert err.response["LogStreamArn"] == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/errors"
+        assert (
+            err.response["LogStreamArn"]
+            == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/errors"
+        )
         assert "Received server error (502) from primary" in err.response["Error"]["Message"]
     assert err.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-invoked-production-variant"] == variant
     counted = errors_emulator.stats()["endpoints"]["errors"]["variants"][variant]
@@ -109,7 +131,9 @@ def test_every_error_is_the_modelled_exception(errors_emulator, variant, excepti
 
 def test_unknown_endpoint_and_variant_are_validation_errors(errors_emulator):
     client = runtime_client(errors_emulator.url)
-    with pytest.raises(client.exceptions.ValidationError, match="Endpoint nope of account 123456789012 not found"):
+    with pytest.raises(
+        client.exceptions.ValidationError, match="Endpoint nope of account 123456789012 not found"
+    ):
         client.invoke_endpoint(EndpointName="nope", Body=b"{}")
     with pytest.raises(client.exceptions.ValidationError, match="Variant ghost not found"):
         client.invoke_endpoint(EndpointName="errors", Body=b"{}", TargetVariant="ghost")
@@ -130,14 +154,17 @@ def test_request_without_signature_is_rejected_403(errors_emulator):
     status, body = http_post(f"{errors_emulator.url}/endpoints/errors/invocations", b"{}")
     assert status == 403
     assert json.loads(body) == {"message": "Missing Authentication Token"}
-    assert errors_emulator.stats()["endpoints"]["errors"]["variants"]["unknown"]["errors"] == {"AccessDenied": 1}
+    assert errors_emulator.stats()["endpoints"]["errors"]["variants"]["unknown"]["errors"] == {
+        "AccessDenied": 1
+    }
 
 
 def test_response_stream_is_read_by_boto3_as_payload_parts(errors_emulator):
     client = runtime_client(errors_emulator.url)
     body = bytes(range(256)) * 4
-    response = client.invoke_endpoint_with_response_stream(EndpointName="errors", Body=body, TargetVariant="streamer",
-                                                           ContentType="application/x-test")
+    response = client.invoke_endpoint_with_response_stream(
+        EndpointName="errors", Body=body, TargetVariant="streamer", ContentType="application/x-test"
+    )
     events = list(response["Body"])
     assert len(events) == 6
     assert all(list(event) == ["PayloadPart"] for event in events)
@@ -149,8 +176,9 @@ def test_response_stream_is_read_by_boto3_as_payload_parts(errors_emulator):
 
 def test_stream_that_breaks_halfway_raises_the_error_event(errors_emulator):
     client = runtime_client(errors_emulator.url)
-    response = client.invoke_endpoint_with_response_stream(EndpointName="errors", Body=b"0123456789ab",
-                                                           TargetVariant="breaks")
+    response = client.invoke_endpoint_with_response_stream(
+        EndpointName="errors", Body=b"0123456789ab", TargetVariant="breaks"
+    )
     parts = []
     with pytest.raises(EventStreamError) as caught:
         for event in response["Body"]:
@@ -179,7 +207,9 @@ def test_container_api_ping_and_invocations(procs):
 
 
 def test_control_api_reset_and_config(procs):
-    emulator = start_emulator(procs, "--endpoint", "ctl", "--variant", "name=v1,weight=2,instances=3,concurrency=5,latency_ms=1")
+    emulator = start_emulator(
+        procs, "--endpoint", "ctl", "--variant", "name=v1,weight=2,instances=3,concurrency=5,latency_ms=1"
+    )
     client = runtime_client(emulator.url)
     for _ in range(3):
         client.invoke_endpoint(EndpointName="ctl", Body=b"{}")
@@ -188,15 +218,27 @@ def test_control_api_reset_and_config(procs):
     stats = emulator.stats()
     assert stats["requests"] == 0 and stats["since_reset_s"] < stats["uptime_s"]
     assert stats["endpoints"]["ctl"]["variants"]["v1"] == {
-        "requests": 0, "status": {}, "errors": {},
+        "requests": 0,
+        "status": {},
+        "errors": {},
         "latency_ms": {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
-        "model_latency_ms": {"count": 0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
+        "model_latency_ms": {
+            "count": 0,
+            "mean": 0.0,
+            "p50": 0.0,
+            "p90": 0.0,
+            "p95": 0.0,
+            "p99": 0.0,
+            "max": 0.0,
+        },
         "arrivals": {"per_second": [], "interarrival_cv": None},
     }
     status, body = http_get(f"{emulator.url}/_emulator/config")
     config = json.loads(body)
     variant = config["endpoints"][0]["variants"][0]
-    assert status == 200 and variant["instances"] == 3 and variant["concurrency"] == 5 and variant["weight"] == 2
+    assert (
+        status == 200 and variant["instances"] == 3 and variant["concurrency"] == 5 and variant["weight"] == 2
+    )
     assert variant["queue"]["max_depth"] == 300  # the default: 100 per instance
 
 
@@ -213,7 +255,13 @@ def _raw_exchange(port: int, data: bytes, expect_responses: int) -> list[bytes]:
             buf += chunk
             while b"\r\n\r\n" in buf:
                 head, rest = buf.split(b"\r\n\r\n", 1)
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
                 if len(rest) < length:
                     break
                 answers.append(head + b"\r\n\r\n" + rest[:length])
@@ -234,7 +282,9 @@ AUTH = b"Authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/us-east
 def test_pipelined_requests_are_answered_in_order(procs):
     emulator = start_emulator(procs, "--endpoint", "p", "--variant", "name=v,latency_ms=1,concurrency=8")
     requests = b"".join(
-        b"POST /endpoints/p/invocations HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"POST /endpoints/p/invocations HTTP/1.1\r\nHost: x\r\n"
+        + AUTH
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         for body in (b"first", b"second-one", b"third")
     )
     answers = _raw_exchange(emulator.port, requests, 3)
@@ -244,7 +294,11 @@ def test_pipelined_requests_are_answered_in_order(procs):
 
 def test_connection_close_is_honoured(procs):
     emulator = start_emulator(procs, "--endpoint", "p", "--variant", "name=v,latency_ms=1")
-    request = b"POST /endpoints/p/invocations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + AUTH + b"Content-Length: 2\r\n\r\nhi"
+    request = (
+        b"POST /endpoints/p/invocations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + AUTH
+        + b"Content-Length: 2\r\n\r\nhi"
+    )
     answers = _raw_exchange(emulator.port, request, 1)
     assert b"Connection: close" in answers[0] and answers[0].endswith(b"\r\n\r\nhi")
     assert answers[1] == b"<closed>"

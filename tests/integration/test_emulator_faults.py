@@ -33,8 +33,15 @@ endpoints:
 """
 
 # A boto3 error code -> the error type names the emulator counts under (DESIGN.md's closed set).
-CLIENT_TYPES = {"ModelError", "ThrottlingException", "ModelNotReadyException", "InternalFailure",
-                "ServiceUnavailable", "InternalDependencyException", "ValidationError"}
+CLIENT_TYPES = {
+    "ModelError",
+    "ThrottlingException",
+    "ModelNotReadyException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalDependencyException",
+    "ValidationError",
+}
 
 
 def test_fault_counts_equal_the_errors_clients_saw(procs, tmp_path):
@@ -85,7 +92,9 @@ def test_fault_counts_equal_the_errors_clients_saw(procs, tmp_path):
     assert variants["a"]["status"].get("dropped", 0) == seen["a", "ConnectionError"] > 0
     assert set(model_statuses) == {500, 503}
     assert variants["a"]["status"]["424"] == sum(model_statuses.values())
-    assert seen["b", "ServiceUnavailable"] > 0 and len(variants["b"]["errors"]) == 1  # the window, nothing else
+    assert (
+        seen["b", "ServiceUnavailable"] > 0 and len(variants["b"]["errors"]) == 1
+    )  # the window, nothing else
     # Every error type injected on variant a was actually seen (the rates are high enough for ~1,000 requests).
     assert set(variants["a"]["errors"]) == CLIENT_TYPES | {"ConnectionError"}
 
@@ -93,5 +102,7 @@ def test_fault_counts_equal_the_errors_clients_saw(procs, tmp_path):
 def _settled(emulator):
     stats = emulator.stats()
     status, body = http_get(f"{emulator.url}/metrics")
-    in_flight = [line for line in body.decode().splitlines() if line.startswith("sagemaker_emulator_in_flight{")]
+    in_flight = [
+        line for line in body.decode().splitlines() if line.startswith("sagemaker_emulator_in_flight{")
+    ]
     return stats if all(line.endswith(" 0") for line in in_flight) else None

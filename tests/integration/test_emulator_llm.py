@@ -212,7 +212,9 @@ def test_inference_components_route_count_and_export(llm):
     components = stats["inference_components"]
     assert components["writer"]["status"] == {"200": 1}
     assert components["classifier"]["status"] == {"200": 1, "404": 1}
-    assert components["(unknown)"]["errors"] == {"ValidationError": 1}  # bounded: an unknown name is not a label
+    assert components["(unknown)"]["errors"] == {
+        "ValidationError": 1
+    }  # bounded: an unknown name is not a label
     assert stats["variants"]["unknown"]["errors"] == {"ValidationError": 1}
     assert stats["requests"] == 5
     text = llm.metrics()

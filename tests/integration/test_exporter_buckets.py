@@ -36,7 +36,9 @@ def distributions() -> dict[str, list[float]]:
         cases[f"jittered-{ms:.4g}ms"] = [ms + rng.uniform(0, 0.4) for _ in range(2000)]
     for median, p99 in ((20, 60), (40, 120), (200, 260), (2000, 6000)):
         sigma = math.log(p99 / median) / 2.3263
-        cases[f"lognormal-{median}-{p99}ms"] = [rng.lognormvariate(math.log(median), sigma) for _ in range(20_000)]
+        cases[f"lognormal-{median}-{p99}ms"] = [
+            rng.lognormvariate(math.log(median), sigma) for _ in range(20_000)
+        ]
     return cases
 
 
@@ -58,20 +60,35 @@ def test_layout_meets_the_bar_where_default_buckets_do_not(procs, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (tmp_path / "spec.json").write_text(json.dumps(cases))
-    render = procs.start("render", [BIN / "python", BIN.parent.parent / "tests" / "tools" / "render_histograms.py",
-                                    tmp_path / "spec.json", site / "fine"])
+    render = procs.start(
+        "render",
+        [
+            BIN / "python",
+            BIN.parent.parent / "tests" / "tools" / "render_histograms.py",
+            tmp_path / "spec.json",
+            site / "fine",
+        ],
+    )
     assert render.wait(60) == 0, render.log()
     (site / "coarse").write_text(coarse_exposition(cases))
     port = free_port()
-    procs.start("http", [BIN / "python", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, str(port)])
+    procs.start(
+        "http", [BIN / "python", "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, str(port)]
+    )
     wait_until(lambda: answers(f"http://127.0.0.1:{port}/fine"), 10, "the static server")
     config = prometheus_config({})
-    config += "".join(f"  - job_name: {job}\n    metrics_path: /{job}\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-                      for job in ("fine", "coarse"))
+    config += "".join(
+        f"  - job_name: {job}\n    metrics_path: /{job}\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        for job in ("fine", "coarse")
+    )
     prometheus = start_prometheus(procs, config)
     series = 'count(locust_request_duration_seconds_count{request_type="LAYOUT"})'
     wait_until(lambda: prometheus.value(series) == len(cases), 30, "Prometheus to scrape every case")
-    wait_until(lambda: prometheus.value("count(coarse_duration_seconds_count)") == len(cases), 30, "the coarse scrape")
+    wait_until(
+        lambda: prometheus.value("count(coarse_duration_seconds_count)") == len(cases),
+        30,
+        "the coarse scrape",
+    )
 
     def quantiles(metric: str) -> dict[tuple[str, float], float]:
         out = {}

@@ -43,7 +43,9 @@ def truth(books: list[dict]) -> dict[str, dict]:
     total: dict[str, dict] = {}
     for book in books:
         for key, fired in book.items():
-            entry = total.setdefault(key, {"requests": 0, "histogram": Histogram(), "bytes": 0, "failures": Counter()})
+            entry = total.setdefault(
+                key, {"requests": 0, "histogram": Histogram(), "bytes": 0, "failures": Counter()}
+            )
             entry["requests"] += fired["requests"]
             for ms in fired["latencies"]:
                 entry["histogram"].record(ms)
@@ -56,7 +58,12 @@ def assert_view_is(view: dict[str, list], expected: dict[str, dict]) -> None:
     assert sorted(view) == sorted(expected)
     for key, wire in view.items():
         series = Series.from_wire(wire)
-        requests, hist, response_bytes, failures = series.requests, series.histogram, series.response_bytes, series.failures
+        requests, hist, response_bytes, failures = (
+            series.requests,
+            series.histogram,
+            series.response_bytes,
+            series.failures,
+        )
         want = expected[key]
         assert requests == want["requests"], key
         assert hist.counts == want["histogram"].counts, key  # bucket for bucket
@@ -70,9 +77,22 @@ def assert_view_is(view: dict[str, list], expected: dict[str, dict]) -> None:
 def run_headless(tmp_path: Path, *args: str) -> tuple[dict, list[dict]]:
     out = tmp_path / "out"
     out.mkdir()
-    result = run_locust("--headless", "-u", "6", "-r", "6", "--run-time", "4s", "--only-summary",
-                        "--exit-code-on-error", "0", *args,
-                        env=env_for(out), locustfile=SYNTHETIC, timeout=90)
+    result = run_locust(
+        "--headless",
+        "-u",
+        "6",
+        "-r",
+        "6",
+        "--run-time",
+        "4s",
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+        *args,
+        env=env_for(out),
+        locustfile=SYNTHETIC,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     (master,) = load(out, "master")
     return master, load(out, "worker")
@@ -106,12 +126,35 @@ def test_two_tests_and_a_stats_reset_in_one_master(procs, tmp_path):
     out.mkdir()
     env = env_for(out)
     master_port, web_port = free_port(), free_port()
-    master = procs.start("master", locust_cmd("--master", "--master-bind-host", "127.0.0.1",
-                                              "--master-bind-port", str(master_port), "--web-host", "127.0.0.1",
-                                              "--web-port", str(web_port), locustfile=SYNTHETIC), env=env)
+    master = procs.start(
+        "master",
+        locust_cmd(
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web_port),
+            locustfile=SYNTHETIC,
+        ),
+        env=env,
+    )
     for _ in range(2):
-        procs.start("worker", locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-                                         locustfile=SYNTHETIC), env=env)
+        procs.start(
+            "worker",
+            locust_cmd(
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                str(master_port),
+                locustfile=SYNTHETIC,
+            ),
+            env=env,
+        )
     web = f"http://127.0.0.1:{web_port}"
 
     def views() -> dict:
@@ -132,8 +175,11 @@ def test_two_tests_and_a_stats_reset_in_one_master(procs, tmp_path):
     wait_until(workers_ready, 30, "two workers connected to the master")
     seen = []
     for test in (1, 2):
-        status, body = http_post(f"{web}/swarm", b"user_count=6&spawn_rate=6",
-                                 {"Content-Type": "application/x-www-form-urlencoded"})
+        status, body = http_post(
+            f"{web}/swarm",
+            b"user_count=6&spawn_rate=6",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert status == 200 and json.loads(body)["success"], body
         wait_until(lambda: total(views()["test"]) > 300, 30, f"test {test} to record 300 requests")
         if test == 1:

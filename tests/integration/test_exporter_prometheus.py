@@ -68,26 +68,30 @@ endpoints:
 """
 # CloudWatch datapoints put into moto, per variant: (namespace, metric, unit, values).
 CLOUDWATCH = {
-    "variant-a": [("AWS/SageMaker", "ModelLatency", "Microseconds", [50_000, 70_000]),
-                  ("AWS/SageMaker", "OverheadLatency", "Microseconds", [1_500, 2_500]),
-                  ("AWS/SageMaker", "Invocations", "None", [3000]),
-                  ("AWS/SageMaker", "InvocationsPerInstance", "None", [1500]),
-                  ("AWS/SageMaker", "Invocation4XXErrors", "None", [0]),
-                  ("AWS/SageMaker", "Invocation5XXErrors", "None", [2]),
-                  ("/aws/sagemaker/Endpoints", "CPUUtilization", "Percent", [140.0]),
-                  ("/aws/sagemaker/Endpoints", "MemoryUtilization", "Percent", [35.5]),
-                  ("/aws/sagemaker/Endpoints", "GPUUtilization", "Percent", [80.0]),
-                  ("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "Percent", [60.0])],
-    "variant-b": [("AWS/SageMaker", "ModelLatency", "Microseconds", [200_000]),
-                  ("AWS/SageMaker", "OverheadLatency", "Microseconds", [3_000]),
-                  ("AWS/SageMaker", "Invocations", "None", [2000]),
-                  ("AWS/SageMaker", "InvocationsPerInstance", "None", [2000]),
-                  ("AWS/SageMaker", "Invocation4XXErrors", "None", [30]),
-                  ("AWS/SageMaker", "Invocation5XXErrors", "None", [60]),
-                  ("/aws/sagemaker/Endpoints", "CPUUtilization", "Percent", [90.0]),
-                  ("/aws/sagemaker/Endpoints", "MemoryUtilization", "Percent", [20.0]),
-                  ("/aws/sagemaker/Endpoints", "GPUUtilization", "Percent", [50.0]),
-                  ("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "Percent", [40.0])],
+    "variant-a": [
+        ("AWS/SageMaker", "ModelLatency", "Microseconds", [50_000, 70_000]),
+        ("AWS/SageMaker", "OverheadLatency", "Microseconds", [1_500, 2_500]),
+        ("AWS/SageMaker", "Invocations", "None", [3000]),
+        ("AWS/SageMaker", "InvocationsPerInstance", "None", [1500]),
+        ("AWS/SageMaker", "Invocation4XXErrors", "None", [0]),
+        ("AWS/SageMaker", "Invocation5XXErrors", "None", [2]),
+        ("/aws/sagemaker/Endpoints", "CPUUtilization", "Percent", [140.0]),
+        ("/aws/sagemaker/Endpoints", "MemoryUtilization", "Percent", [35.5]),
+        ("/aws/sagemaker/Endpoints", "GPUUtilization", "Percent", [80.0]),
+        ("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "Percent", [60.0]),
+    ],
+    "variant-b": [
+        ("AWS/SageMaker", "ModelLatency", "Microseconds", [200_000]),
+        ("AWS/SageMaker", "OverheadLatency", "Microseconds", [3_000]),
+        ("AWS/SageMaker", "Invocations", "None", [2000]),
+        ("AWS/SageMaker", "InvocationsPerInstance", "None", [2000]),
+        ("AWS/SageMaker", "Invocation4XXErrors", "None", [30]),
+        ("AWS/SageMaker", "Invocation5XXErrors", "None", [60]),
+        ("/aws/sagemaker/Endpoints", "CPUUtilization", "Percent", [90.0]),
+        ("/aws/sagemaker/Endpoints", "MemoryUtilization", "Percent", [20.0]),
+        ("/aws/sagemaker/Endpoints", "GPUUtilization", "Percent", [50.0]),
+        ("/aws/sagemaker/Endpoints", "GPUMemoryUtilization", "Percent", [40.0]),
+    ],
 }
 
 
@@ -124,28 +128,90 @@ def run(tmp_path_factory):
         master_port, web_port, metrics_port = free_port(), free_port(), free_port()
         record["metrics_url"] = metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         record["web"] = web = f"http://127.0.0.1:{web_port}"
-        prometheus = start_prometheus(procs, prometheus_config(
-            {"locust": f"127.0.0.1:{metrics_port}", "emulator": f"127.0.0.1:{emulator.port}"}))
+        prometheus = start_prometheus(
+            procs,
+            prometheus_config(
+                {"locust": f"127.0.0.1:{metrics_port}", "emulator": f"127.0.0.1:{emulator.port}"}
+            ),
+        )
         env = aws_env(**moto.env())
-        procs.start("master", locust_cmd(
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-            "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart", "--expect-workers", "2",
-            "-u", str(USERS), "-r", str(USERS), "--run-time", f"{RUN_SECONDS}s", "--autoquit", "600", "--stop-timeout", "10",
-            "--endpoint-name", "ab", "--endpoint-url", emulator.url, "--region", "us-east-1",
-            "--payload", str(tmp / "payloads"), "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
-            "--cloudwatch", "--cloudwatch-interval", "10", locustfile=LOCUSTFILE), env=env)
+        procs.start(
+            "master",
+            locust_cmd(
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(master_port),
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(web_port),
+                "--autostart",
+                "--expect-workers",
+                "2",
+                "-u",
+                str(USERS),
+                "-r",
+                str(USERS),
+                "--run-time",
+                f"{RUN_SECONDS}s",
+                "--autoquit",
+                "600",
+                "--stop-timeout",
+                "10",
+                "--endpoint-name",
+                "ab",
+                "--endpoint-url",
+                emulator.url,
+                "--region",
+                "us-east-1",
+                "--payload",
+                str(tmp / "payloads"),
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(metrics_port),
+                "--cloudwatch",
+                "--cloudwatch-interval",
+                "10",
+                locustfile=LOCUSTFILE,
+            ),
+            env=env,
+        )
         for _ in range(2):
-            procs.start("worker", locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-                                             locustfile=LOCUSTFILE), env=env)
+            procs.start(
+                "worker",
+                locust_cmd(
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(master_port),
+                    locustfile=LOCUSTFILE,
+                ),
+                env=env,
+            )
 
         # --- during the run ---------------------------------------------------------------------
-        started = wait_until(lambda: prometheus.value("max(locust_test_start_time_seconds)"), 60, "the test to start")
-        wait_until(lambda: (prometheus.value("sum(locust_requests_total)") or 0) > 300
-                   and time.time() - started > 15, 60, "15 s of load and 300 requests in Prometheus")
-        wait_until(lambda: prometheus.value("sagemaker_cloudwatch_polls_total") >= 2, 30, "two CloudWatch polls")
+        started = wait_until(
+            lambda: prometheus.value("max(locust_test_start_time_seconds)"), 60, "the test to start"
+        )
+        wait_until(
+            lambda: (
+                (prometheus.value("sum(locust_requests_total)") or 0) > 300 and time.time() - started > 15
+            ),
+            60,
+            "15 s of load and 300 requests in Prometheus",
+        )
+        wait_until(
+            lambda: prometheus.value("sagemaker_cloudwatch_polls_total") >= 2, 30, "two CloudWatch polls"
+        )
         record["cloudwatch_before"] = exposition(metrics_url)
         moto.client("sagemaker").update_endpoint_weights_and_capacities(
-            EndpointName="ab", DesiredWeightsAndCapacities=[{"VariantName": "variant-b", "DesiredInstanceCount": 3}])
+            EndpointName="ab",
+            DesiredWeightsAndCapacities=[{"VariantName": "variant-b", "DesiredInstanceCount": 3}],
+        )
         record["promtool_metrics"] = run_promtool("check", "metrics", stdin=http_get(metrics_url)[1])
         record["dashboard_results"] = {}
         for name, dashboard in load().items():
@@ -160,17 +226,33 @@ def run(tmp_path_factory):
                     result = prometheus.query_range(expr, time.time() - 30, time.time(), 2)
                 record["dashboard_results"][(name, q.panel, q.expr)] = (expr, len(result))
         record["exported"] = {key.split("{")[0] for key in exposition(metrics_url)} | {
-            key.split("{")[0] for key in exposition(f"{emulator.url}/metrics")}
-        wait_until(lambda: exposition(metrics_url).get('sagemaker_instances{endpoint=ab,variant=variant-b}') == 3,
-                   30, "the next poll to see the new instance count")
+            key.split("{")[0] for key in exposition(f"{emulator.url}/metrics")
+        }
+        wait_until(
+            lambda: exposition(metrics_url).get("sagemaker_instances{endpoint=ab,variant=variant-b}") == 3,
+            30,
+            "the next poll to see the new instance count",
+        )
         record["cloudwatch_after"] = exposition(metrics_url)
 
         # --- at the end --------------------------------------------------------------------------
-        wait_until(lambda: prometheus.value('locust_runner_state{state="stopped"}') == 1, RUN_SECONDS + 60, "the test to stop")
+        wait_until(
+            lambda: prometheus.value('locust_runner_state{state="stopped"}') == 1,
+            RUN_SECONDS + 60,
+            "the test to stop",
+        )
 
         def totals():
-            locust_total = next(s["num_requests"] for s in get_json(f"{web}/stats/requests")["stats"] if s["name"] == "Aggregated")
-            return (prometheus.value("sum(locust_requests_total)"), locust_total, emulator.stats()["requests"])
+            locust_total = next(
+                s["num_requests"]
+                for s in get_json(f"{web}/stats/requests")["stats"]
+                if s["name"] == "Aggregated"
+            )
+            return (
+                prometheus.value("sum(locust_requests_total)"),
+                locust_total,
+                emulator.stats()["requests"],
+            )
 
         try:
             wait_until(lambda: len(set(totals())) == 1, 30, "Prometheus, Locust and the emulator to agree")
@@ -203,8 +285,10 @@ def test_totals_equal_locusts_and_the_emulators_exactly(run):
     assert prometheus_total == locust_total == emulator_total, run["totals"]
     assert emulator_total > 800
     server = run["emulator"]["endpoints"]["ab"]["variants"]
-    ours = {row["metric"]["name"]: int(float(row["value"][1]))
-            for row in run["prometheus"].query("sum by (name) (locust_requests_total)")}
+    ours = {
+        row["metric"]["name"]: int(float(row["value"][1]))
+        for row in run["prometheus"].query("sum by (name) (locust_requests_total)")
+    }
     assert ours == {f"ab/{v}": stats["requests"] for v, stats in server.items()}
     locust_rows = {s["name"]: s["num_requests"] for s in run["locust"]["stats"] if s["name"] != "Aggregated"}
     assert ours == locust_rows
@@ -255,18 +339,26 @@ def test_inference_latency_percentiles_agree_with_locusts_own(run):
 def test_every_dashboard_query_returns_data(run):
     results = run["dashboard_results"]
     assert len(results) > 40
-    empty = [f"{dashboard} / {panel}: {expr}" for (dashboard, panel, _), (expr, n) in results.items() if n == 0]
+    empty = [
+        f"{dashboard} / {panel}: {expr}" for (dashboard, panel, _), (expr, n) in results.items() if n == 0
+    ]
     assert not empty, "\n".join(empty)
 
 
 def test_dashboards_use_only_exported_metrics(run):
     exported = run["exported"] | {"scrape_duration_seconds", "scrape_samples_scraped", "up"}
     exported |= {name.removesuffix(suffix) for name in exported for suffix in ("_bucket", "_sum", "_count")}
-    unknown = {(dashboard, panel, name) for (dashboard, panel, expr) in run["dashboard_results"]
-               for name in metric_names(expr) if name not in exported}
+    unknown = {
+        (dashboard, panel, name)
+        for (dashboard, panel, expr) in run["dashboard_results"]
+        for name in metric_names(expr)
+        if name not in exported
+    }
     assert not unknown, sorted(unknown)
     # the check itself catches what it exists for
-    assert metric_names('sum(rate(locust_request_latency_ms_bucket{name=~"$name"}[$__rate_interval]))') == {"locust_request_latency_ms"}
+    assert metric_names('sum(rate(locust_request_latency_ms_bucket{name=~"$name"}[$__rate_interval]))') == {
+        "locust_request_latency_ms"
+    }
 
 
 def test_promtool_accepts_the_metrics_and_the_config(run):
@@ -284,9 +376,15 @@ def test_cloudwatch_gauges_from_moto(run):
         return samples.get(family + "{" + ",".join(f"{k}={v}" for k, v in pairs) + "}")
 
     assert before["sagemaker_cloudwatch_up{}"] == 1
-    assert gauge(before, "sagemaker_model_latency_seconds", "variant-a", statistic="average") == pytest.approx(0.060)
-    assert gauge(before, "sagemaker_model_latency_seconds", "variant-b", statistic="average") == pytest.approx(0.200)
-    assert gauge(before, "sagemaker_overhead_latency_seconds", "variant-a", statistic="average") == pytest.approx(0.002)
+    assert gauge(
+        before, "sagemaker_model_latency_seconds", "variant-a", statistic="average"
+    ) == pytest.approx(0.060)
+    assert gauge(
+        before, "sagemaker_model_latency_seconds", "variant-b", statistic="average"
+    ) == pytest.approx(0.200)
+    assert gauge(
+        before, "sagemaker_overhead_latency_seconds", "variant-a", statistic="average"
+    ) == pytest.approx(0.002)
     assert gauge(before, "sagemaker_invocations_per_instance", "variant-a") == 1500
     assert gauge(before, "sagemaker_invocation_errors", "variant-b", **{"class": "5xx"}) == 60
     assert gauge(before, "sagemaker_invocation_errors", "variant-b", **{"class": "4xx"}) == 30
@@ -315,5 +413,7 @@ def test_promtool_finds_nothing_to_lint_in_the_request_families():
             s.histogram.record(ms)
         s.failures["ThrottlingException"] = 1
     text = RequestMetrics(max_names=2).render(lifetime)
-    result = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stdout and not result.stderr, result

@@ -20,9 +20,14 @@ from testkit.support import (
     wait_until,
 )
 
-COUNTERS = ("locust_requests_total", "locust_request_failures_total", "locust_response_bytes_total",
-            "locust_request_duration_seconds_bucket", "locust_request_duration_seconds_count",
-            "locust_request_duration_seconds_sum")
+COUNTERS = (
+    "locust_requests_total",
+    "locust_request_failures_total",
+    "locust_response_bytes_total",
+    "locust_request_duration_seconds_bucket",
+    "locust_request_duration_seconds_count",
+    "locust_request_duration_seconds_sum",
+)
 
 
 def counters(url: str) -> dict[str, float]:
@@ -37,32 +42,94 @@ def counters(url: str) -> dict[str, float]:
 
 
 def test_a_killed_worker_shows_as_missing_and_no_counter_decreases(procs, tmp_path):
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v1,instances=2,concurrency=8,latency_ms=20")
+    emulator = start_emulator(
+        procs, "--endpoint", "ep", "--variant", "name=v1,instances=2,concurrency=8,latency_ms=20"
+    )
     payload = tmp_path / "body.json"
     payload.write_text('{"inputs": [1]}')
     master_port, web_port, metrics_port = free_port(), free_port(), free_port()
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     prometheus = start_prometheus(procs, prometheus_config({"locust": f"127.0.0.1:{metrics_port}"}))
-    procs.start("master", locust_cmd(
-        "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-        "--web-host", "127.0.0.1", "--web-port", str(web_port), "--autostart", "--expect-workers", "2",
-        "-u", "6", "-r", "6", "--run-time", "60s", "--autoquit", "600",
-        "--endpoint-name", "ep", "--endpoint-url", emulator.url, "--region", "us-east-1", "--payload", str(payload),
-        "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port), locustfile=LOCUSTFILE))
-    workers = [procs.start("worker", locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port",
-                                                str(master_port), locustfile=LOCUSTFILE)) for _ in range(2)]
-    wait_until(lambda: prometheus.value('locust_workers{state="running"}') == 2
-               and (prometheus.value("sum(locust_requests_total)") or 0) > 200, 60, "two running workers and 200 requests")
+    procs.start(
+        "master",
+        locust_cmd(
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web_port),
+            "--autostart",
+            "--expect-workers",
+            "2",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "--run-time",
+            "60s",
+            "--autoquit",
+            "600",
+            "--endpoint-name",
+            "ep",
+            "--endpoint-url",
+            emulator.url,
+            "--region",
+            "us-east-1",
+            "--payload",
+            str(payload),
+            "--metrics-host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(metrics_port),
+            locustfile=LOCUSTFILE,
+        ),
+    )
+    workers = [
+        procs.start(
+            "worker",
+            locust_cmd(
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                str(master_port),
+                locustfile=LOCUSTFILE,
+            ),
+        )
+        for _ in range(2)
+    ]
+    wait_until(
+        lambda: (
+            prometheus.value('locust_workers{state="running"}') == 2
+            and (prometheus.value("sum(locust_requests_total)") or 0) > 200
+        ),
+        60,
+        "two running workers and 200 requests",
+    )
 
     before = counters(metrics_url)
     killed_at = time.time()
     workers[0].signal(signal.SIGKILL)
     workers[0].wait(10)
-    wait_until(lambda: prometheus.value('locust_workers{state="missing"}') == 1, 30, "Prometheus to see a missing worker")
+    wait_until(
+        lambda: prometheus.value('locust_workers{state="missing"}') == 1,
+        30,
+        "Prometheus to see a missing worker",
+    )
     assert prometheus.value('locust_workers{state="running"}') == 1
     # the live worker keeps adding to counts that still hold what the dead one reported
-    total = before["locust_requests_total" + repr(sorted({"request_type": "InvokeEndpoint", "name": "ep/v1"}.items()))]
-    wait_until(lambda: prometheus.value("sum(locust_requests_total)") > total + 100, 30, "more requests after the kill")
+    total = before[
+        "locust_requests_total" + repr(sorted({"request_type": "InvokeEndpoint", "name": "ep/v1"}.items()))
+    ]
+    wait_until(
+        lambda: prometheus.value("sum(locust_requests_total)") > total + 100,
+        30,
+        "more requests after the kill",
+    )
     after = counters(metrics_url)
 
     assert set(before) <= set(after)

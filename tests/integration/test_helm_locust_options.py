@@ -38,9 +38,18 @@ print(json.dumps({"env_vars": known, "results": out}, default=repr))  # typed va
 
 
 def parse(containers: list[dict]) -> tuple[set[str], list[dict]]:
-    cases = [{"args": c.get("args", []), "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}} for c in containers]
-    result = subprocess.run([sys.executable, "-c", PARSE, str(LOCUSTFILE)], input=json.dumps(cases), capture_output=True,
-                            text=True, timeout=120, cwd=REPO)
+    cases = [
+        {"args": c.get("args", []), "env": {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}}
+        for c in containers
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE, str(LOCUSTFILE)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.splitlines()[-1])
     for case, outcome in zip(cases, answer["results"], strict=True):
@@ -73,15 +82,37 @@ def test_values_land_on_their_options(rendered_containers):
     assert (m["master"], m["worker"], m["enable_rebalancing"], m["headless"]) == (True, False, True, False)
     assert (m["num_users"], m["spawn_rate"], m["stop_timeout"]) == (10, 1.0, 5)
     assert m["run_time"] in ("30m", 1800)  # parsed to seconds once the checks' plugin is loaded
-    assert (m["web_port"], m["master_bind_port"], m["metrics_port"], m["metrics_host"]) == (8089, 5557, 9646, "0.0.0.0")
-    assert (m["endpoint_name"], m["region"], m["endpoint_url"]) == ("my-endpoint", "us-east-1", "https://runtime.sagemaker.us-east-1.amazonaws.com")
-    assert (m["target_variant"], m["custom_attributes"], m["accept"]) == ("variant-b", "a=b", "application/json")
-    assert (m["request_timeout"], m["connect_timeout"], m["client"], m["stream"]) == (30.0, 2.5, "boto3", True)
+    assert (m["web_port"], m["master_bind_port"], m["metrics_port"], m["metrics_host"]) == (
+        8089,
+        5557,
+        9646,
+        "0.0.0.0",
+    )
+    assert (m["endpoint_name"], m["region"], m["endpoint_url"]) == (
+        "my-endpoint",
+        "us-east-1",
+        "https://runtime.sagemaker.us-east-1.amazonaws.com",
+    )
+    assert (m["target_variant"], m["custom_attributes"], m["accept"]) == (
+        "variant-b",
+        "a=b",
+        "application/json",
+    )
+    assert (m["request_timeout"], m["connect_timeout"], m["client"], m["stream"]) == (
+        30.0,
+        2.5,
+        "boto3",
+        True,
+    )
     assert m["role_arn"] == "arn:aws:iam::123456789012:role/loadtest"
     assert m["payload"] == "/opt/smload/payloads/small.json"
     assert m["check"] == ["p99 < 1s; error_rate < 1%"]  # one value, which the checks split at ';'
 
-    assert (m["session_id"], m["inference_id"], m["enable_explanations"]) == ("NEW_SESSION", "nightly-42", "`true`")
+    assert (m["session_id"], m["inference_id"], m["enable_explanations"]) == (
+        "NEW_SESSION",
+        "nightly-42",
+        "`true`",
+    )
     assert m["loglevel"] == "DEBUG"
     assert (m["cloudwatch"], m["cloudwatch_interval"]) == (True, 30.0)
 
@@ -90,7 +121,11 @@ def test_values_land_on_their_options(rendered_containers):
 
     assert (jm["headless"], jm["expect_workers"], jm["expect_workers_max_wait"]) == (True, 4, 300)
     assert jm["run_time"] in ("10m", 600)
-    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == ("/var/lib/smload/locust.html", "/var/lib/smload/locust", "/var/lib/smload/locust")
+    assert (jm["html_file"], jm["csv_prefix"], jm["json_file"]) == (
+        "/var/lib/smload/locust.html",
+        "/var/lib/smload/locust",
+        "/var/lib/smload/locust",
+    )
     assert jm["report"] == "/var/lib/smload"
     assert jw["worker"] is True and jw["master_host"] == MASTER
 
@@ -135,8 +170,9 @@ def tokenizer_json() -> str:
 
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator(["the cat sat on the mat", "how now brown cow"] * 20, trainer)
     return tokenizer.to_str()
 
@@ -148,9 +184,20 @@ def test_an_llm_configuration_is_one_the_load_generator_accepts(case, tmp_path):
     from testkit.helmchart import merge
     from testkit.support import aws_env
 
-    sharegpt = "\n".join(json.dumps({"conversations": [{"from": "human", "value": f"say {word}"},
-                                                       {"from": "gpt", "value": f"{word} " * 20}]})
-                         for word in ("yes", "no", "maybe")) + "\n"
+    sharegpt = (
+        "\n".join(
+            json.dumps(
+                {
+                    "conversations": [
+                        {"from": "human", "value": f"say {word}"},
+                        {"from": "gpt", "value": f"{word} " * 20},
+                    ]
+                }
+            )
+            for word in ("yes", "no", "maybe")
+        )
+        + "\n"
+    )
     files = {"tokenizer.json": tokenizer_json(), "sharegpt.jsonl": sharegpt}
     values = MATRIX[case]
     if values["llm"].get("files"):
@@ -161,15 +208,26 @@ def test_an_llm_configuration_is_one_the_load_generator_accepts(case, tmp_path):
     configmaps = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-llm")]
     for name, text in (configmaps[0]["data"] if configmaps else files).items():
         (tmp_path / name).write_text(text)
-    variables = {e["name"]: e["value"].replace("/mnt/llm/", f"{tmp_path}/") for e in master["env"] if "value" in e}
-    result = subprocess.run([sys.executable, "-c", CHECK, str(LOCUSTFILE)], input=json.dumps({"env": variables}),
-                            capture_output=True, text=True, timeout=120, cwd=REPO, env=aws_env())
+    variables = {
+        e["name"]: e["value"].replace("/mnt/llm/", f"{tmp_path}/") for e in master["env"] if "value" in e
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, str(LOCUSTFILE)],
+        input=json.dumps({"env": variables}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=aws_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     checked = json.loads(result.stdout.splitlines()[-1])
     assert checked["tokenizer"] is True
     if case == "llm":
         assert (checked["api"], checked["stream"], checked["goodput"]) == ("openai", False, True)
-        assert checked["prompts"].startswith("synthetic: 1000 prompts of normal:mean=256,sd=64 tokens, max_tokens 128")
+        assert checked["prompts"].startswith(
+            "synthetic: 1000 prompts of normal:mean=256,sd=64 tokens, max_tokens 128"
+        )
         assert checked["bodies"] == 1000
     else:
         assert (checked["api"], checked["stream"], checked["goodput"]) == ("stream", True, False)

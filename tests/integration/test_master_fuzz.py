@@ -25,22 +25,65 @@ FLOOD = 200_000
 PROBE_LIMIT_S = 0.1
 
 
-
-PATHS = [b"/metrics", b"/", b"/smload/checks", b"/smload/checks?check=p95<1s", b"/smload/checks?check=%ff",
-         b"/smload/checks?check=" + b"p" * 5000, b"/smload/checks?check=p95[" + b"a" * 300, b"/stats/requests",
-         b"*", b"", b"/%00", b"/../../etc/passwd", b"http://x/metrics"]
+PATHS = [
+    b"/metrics",
+    b"/",
+    b"/smload/checks",
+    b"/smload/checks?check=p95<1s",
+    b"/smload/checks?check=%ff",
+    b"/smload/checks?check=" + b"p" * 5000,
+    b"/smload/checks?check=p95[" + b"a" * 300,
+    b"/stats/requests",
+    b"*",
+    b"",
+    b"/%00",
+    b"/../../etc/passwd",
+    b"http://x/metrics",
+]
 METHODS = [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"get", b""]
 VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/0.9", b"HTTP/2.0", b"HTTP/1.1x", b""]
-HEADERS = [b"Host", b"Content-Length", b"Transfer-Encoding", b"Expect", b"Connection", b"Upgrade", b"Authorization",
-           b"Cookie", b"Accept-Encoding"]
-VALUES = [b"chunked", b"100-continue", b"close", b"keep-alive", b"websocket", b"-1", b"0", b"5", b"9" * 30, b"",
-          b"gzip", b"Basic YTpi"]
+HEADERS = [
+    b"Host",
+    b"Content-Length",
+    b"Transfer-Encoding",
+    b"Expect",
+    b"Connection",
+    b"Upgrade",
+    b"Authorization",
+    b"Cookie",
+    b"Accept-Encoding",
+]
+VALUES = [
+    b"chunked",
+    b"100-continue",
+    b"close",
+    b"keep-alive",
+    b"websocket",
+    b"-1",
+    b"0",
+    b"5",
+    b"9" * 30,
+    b"",
+    b"gzip",
+    b"Basic YTpi",
+]
 
 value = st.sampled_from(VALUES) | st.binary(max_size=24) | st.integers(0, 70_000).map(lambda n: b"a" * n)
-header = st.tuples(st.sampled_from(HEADERS) | st.binary(min_size=1, max_size=10), value, st.sampled_from([1, 1, 2, 150]))
+header = st.tuples(
+    st.sampled_from(HEADERS) | st.binary(min_size=1, max_size=10), value, st.sampled_from([1, 1, 2, 150])
+)
 request = st.builds(
-    lambda method, path, version, headers, body: method + b" " + path + b" " + version + b"\r\n"
-    + b"".join(b"%s: %s\r\n" % (n, v) * times for n, v, times in headers) + b"\r\n" + body,
+    lambda method, path, version, headers, body: (
+        method
+        + b" "
+        + path
+        + b" "
+        + version
+        + b"\r\n"
+        + b"".join(b"%s: %s\r\n" % (n, v) * times for n, v, times in headers)
+        + b"\r\n"
+        + body
+    ),
     st.sampled_from(METHODS) | st.binary(max_size=6),
     st.sampled_from(PATHS) | st.binary(max_size=20),
     st.sampled_from(VERSIONS),
@@ -70,8 +113,10 @@ def flood(port: int, paths: list[bytes], count: int) -> int:
     answered = 0
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         for start in range(0, count, 100):
-            batch = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[i % len(paths)]
-                             for i in range(start, min(start + 100, count)))
+            batch = b"".join(
+                b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % paths[i % len(paths)]
+                for i in range(start, min(start + 100, count))
+            )
             sock.sendall(batch)
             seen, buf = 0, b""
             while seen < min(100, count - start):
@@ -88,12 +133,39 @@ def test_malformed_and_abusive_http_leaves_the_master_serving(procs, tmp_path):
     payload_file = tmp_path / "body.json"
     payload_file.write_text('{"inputs": [1]}')
     web, metrics = free_port(), free_port()
-    master = procs.start("locust", locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(web), "--metrics-port", str(metrics), "--autostart", "-u", "1",
-        "-r", "1", "--endpoint-name", "ep", "--endpoint-url", emulator.url, "--region", "us-east-1",
-        "--payload", str(payload_file)))
-    wait_until(lambda: master.alive() and answers(f"http://127.0.0.1:{web}/")
-               and answers(f"http://127.0.0.1:{metrics}/metrics"), 30, "the master's servers")
+    master = procs.start(
+        "locust",
+        locust_cmd(
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web),
+            "--metrics-port",
+            str(metrics),
+            "--autostart",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "--endpoint-name",
+            "ep",
+            "--endpoint-url",
+            emulator.url,
+            "--region",
+            "us-east-1",
+            "--payload",
+            str(payload_file),
+        ),
+    )
+    wait_until(
+        lambda: (
+            master.alive()
+            and answers(f"http://127.0.0.1:{web}/")
+            and answers(f"http://127.0.0.1:{metrics}/metrics")
+        ),
+        30,
+        "the master's servers",
+    )
     wait_until(lambda: emulator.stats()["requests"] > 20, 30, "some load")
     checks_path = "/smload/checks?" + urllib.parse.urlencode({"check": "p95<1s"})
 
@@ -102,18 +174,35 @@ def test_malformed_and_abusive_http_leaves_the_master_serving(procs, tmp_path):
         flood(web, [b"/smload/checks?check=x", b"/smload/checks?check=p50<1ms"], 1_000)
         baseline = rss(master.pid)
 
-        @settings(max_examples=400, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @settings(
+            max_examples=400,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
         @given(data=payload, to_web=st.booleans())
         def abuse(data: bytes, to_web: bool) -> None:
             send(web if to_web else metrics, data)
 
         abuse()
         results = [0, 0]
-        threads = [threading.Thread(target=lambda: results.__setitem__(0, flood(metrics, [b"/", b"/x", b"/metricsx"],
-                                                                                    FLOOD * 3 // 4))),
-                   threading.Thread(target=lambda: results.__setitem__(1, flood(
-                       web, [b"/smload/checks?check=p95[" + str(i).encode() + b"]<1s" for i in range(50)], FLOOD // 4)))]
+        threads = [
+            threading.Thread(
+                target=lambda: results.__setitem__(
+                    0, flood(metrics, [b"/", b"/x", b"/metricsx"], FLOOD * 3 // 4)
+                )
+            ),
+            threading.Thread(
+                target=lambda: results.__setitem__(
+                    1,
+                    flood(
+                        web,
+                        [b"/smload/checks?check=p95[" + str(i).encode() + b"]<1s" for i in range(50)],
+                        FLOOD // 4,
+                    ),
+                )
+            ),
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -45,8 +45,17 @@ class Listener:
 
 
 def test_the_form_cannot_send_a_file_elsewhere_and_a_refused_form_changes_nothing(procs, tmp_path):
-    emulator = start_emulator(procs, "--endpoint", "ep", "--variant", "name=v,latency_ms=5",
-                              "--endpoint", "other-ep", "--variant", "name=v,latency_ms=5")
+    emulator = start_emulator(
+        procs,
+        "--endpoint",
+        "ep",
+        "--variant",
+        "name=v,latency_ms=5",
+        "--endpoint",
+        "other-ep",
+        "--variant",
+        "name=v,latency_ms=5",
+    )
     payloads = tmp_path / "payloads"
     payloads.mkdir()
     (payloads / "body.json").write_text('{"inputs": [1]}')
@@ -54,21 +63,42 @@ def test_the_form_cannot_send_a_file_elsewhere_and_a_refused_form_changes_nothin
     secret.write_text("[default]\naws_secret_access_key = not-for-anyone\n")
     listener = Listener()
     web = free_port()
-    master = procs.start("locust", locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(web), "--endpoint-name", "ep", "--endpoint-url", emulator.url,
-        "--region", "us-east-1", "--payload", str(payloads), *distributed_args(1)))
+    master = procs.start(
+        "locust",
+        locust_cmd(
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web),
+            "--endpoint-name",
+            "ep",
+            "--endpoint-url",
+            emulator.url,
+            "--region",
+            "us-east-1",
+            "--payload",
+            str(payloads),
+            *distributed_args(1),
+        ),
+    )
     base = f"http://127.0.0.1:{web}"
     wait_until(lambda: master.alive() and answers(f"{base}/"), 30, "the web UI")
-    wait_until(lambda: json.loads(http_get(f"{base}/stats/requests")[1])["worker_count"] == 1, 30, "the worker")
+    wait_until(
+        lambda: json.loads(http_get(f"{base}/stats/requests")[1])["worker_count"] == 1, 30, "the worker"
+    )
 
     def swarm(**fields) -> dict:
         form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2, **fields}).encode()
         return json.loads(http_post(f"{base}/swarm", form, FORM)[1])
 
     exfiltrate = swarm(payload=str(secret), endpoint_url=listener.url)
-    assert exfiltrate["success"] is False and exfiltrate["message"].startswith("--payload: the web UI can only choose")
+    assert exfiltrate["success"] is False and exfiltrate["message"].startswith(
+        "--payload: the web UI can only choose"
+    )
     elsewhere = swarm(endpoint_url=listener.url)
-    assert elsewhere["success"] is False and elsewhere["message"].startswith("--endpoint-url: the web UI keeps")
+    assert elsewhere["success"] is False and elsewhere["message"].startswith(
+        "--endpoint-url: the web UI keeps"
+    )
     half = swarm(endpoint_name="other-ep", user_count="abc")  # Locust would apply the name, then fail
     assert half["success"] is False and half["message"].startswith("user_count:")
     assert json.loads(http_get(f"{base}/stats/requests")[1])["state"] == "ready"  # nothing started

@@ -18,13 +18,48 @@ from testkit.support import REPO
 DASHBOARDS = REPO / "helm" / "sagemaker-loadtest" / "dashboards"  # the one source (compose mounts it)
 LLM = "llm.json"  # its panels have data during an LLM run only: tests/integration/test_llm_dashboard.py
 
-BUILTINS = {"__rate_interval": "10s", "__interval": "2s", "__range": "5m", "__range_s": "300", "__interval_ms": "2000"}
+BUILTINS = {
+    "__rate_interval": "10s",
+    "__interval": "2s",
+    "__range": "5m",
+    "__range_s": "300",
+    "__interval_ms": "2000",
+}
 _VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _NOT_METRICS = {
-    "sum", "rate", "irate", "increase", "histogram_quantile", "by", "without", "on", "ignoring", "group_left",
-    "group_right", "and", "or", "unless", "max", "min", "avg", "count", "time", "vector", "floor", "ceil",
-    "offset", "bool", "le", "topk", "bottomk", "clamp_min", "clamp_max", "abs", "label_values", "query_result",
+    "sum",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "time",
+    "vector",
+    "floor",
+    "ceil",
+    "offset",
+    "bool",
+    "le",
+    "topk",
+    "bottomk",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "label_values",
+    "query_result",
 }
 
 
@@ -55,9 +90,14 @@ def panels(dashboard: dict, rows: Callable[[str | None], bool] = lambda _title: 
             yield panel
 
 
-def queries(name: str, dashboard: dict, rows: Callable[[str | None], bool] = lambda _title: True) -> list[Query]:
-    return [Query(name, panel["title"], target["expr"], bool(target.get("instant")))
-            for panel in panels(dashboard, rows) for target in panel.get("targets", [])]
+def queries(
+    name: str, dashboard: dict, rows: Callable[[str | None], bool] = lambda _title: True
+) -> list[Query]:
+    return [
+        Query(name, panel["title"], target["expr"], bool(target.get("instant")))
+        for panel in panels(dashboard, rows)
+        for target in panel.get("targets", [])
+    ]
 
 
 def substitute(text: str, values: dict[str, str]) -> str:
@@ -76,14 +116,25 @@ def metric_names(expr: str) -> set[str]:
     bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # no string contents
     bare = re.sub(r"\{[^}]*\}", "{}", bare)  # no label matchers
     bare = re.sub(r"\[[^\]]*\]", "[]", bare)  # no ranges
-    bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)  # no label lists
+    bare = re.sub(
+        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare
+    )  # no label lists
     names = set()
     for match in _IDENT.finditer(bare):
         word = match.group(0)
-        follows = bare[match.end():].lstrip()[:1]
-        if word in _NOT_METRICS or follows == "(" or bare[match.start() - 1:match.start()] == "$" or word.isdigit():
+        follows = bare[match.end() :].lstrip()[:1]
+        if (
+            word in _NOT_METRICS
+            or follows == "("
+            or bare[match.start() - 1 : match.start()] == "$"
+            or word.isdigit()
+        ):
             continue
-        names.add(re.sub(r"_(bucket|sum|count)$", "", word) if word.endswith(("_bucket", "_sum", "_count")) else word)
+        names.add(
+            re.sub(r"_(bucket|sum|count)$", "", word)
+            if word.endswith(("_bucket", "_sum", "_count"))
+            else word
+        )
     return names
 
 
@@ -110,7 +161,10 @@ def resolve_variables(dashboard: dict, prometheus) -> dict[str, str]:
         query = substitute(query, values)
         if match := re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query):
             selector, label = match.groups()
-            texts = sorted({row["metric"].get(label) for row in prometheus.query(f"group by ({label}) ({selector})")} - {None})
+            texts = sorted(
+                {row["metric"].get(label) for row in prometheus.query(f"group by ({label}) ({selector})")}
+                - {None}
+            )
         elif match := re.fullmatch(r"query_result\((.*)\)", query):
             texts = [grafana_text(row) for row in prometheus.query(match.group(1))]
         else:

@@ -36,7 +36,10 @@ TEST_AWS_ENV = {
 def engine_name() -> str:
     """One engine per checkout (its own data-root keeps the base image between sessions), so that
     two worktrees' suites never share, stop or retag each other's engine."""
-    return os.environ.get("SMLOAD_DOCKER_NAME") or "smload-e2e-" + hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+    return (
+        os.environ.get("SMLOAD_DOCKER_NAME")
+        or "smload-e2e-" + hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+    )
 
 
 class CommandFailed(AssertionError):
@@ -54,17 +57,29 @@ class Docker:
         """The caller's environment for the docker CLI and compose, without what a test must set itself:
         compose passes AWS_*, LOCUST_* and SAGEMAKER_* through to the containers (the shell of every
         AWS user has AWS_ACCESS_KEY_ID set)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "AWS_", "LOCUST_", "SAGEMAKER_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DOCKER_", "AWS_", "LOCUST_", "SAGEMAKER_"))
+        }
         env.update(DOCKER_HOST=self.host, **extra)
         return env
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 120.0,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(["docker", *map(str, args)], env=env or self.env(), capture_output=True,
-                                text=True, timeout=timeout)
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 120.0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["docker", *map(str, args)],
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and result.returncode != 0:
-            raise CommandFailed(f"docker {' '.join(map(str, args))} exited {result.returncode}:\n"
-                                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise CommandFailed(
+                f"docker {' '.join(map(str, args))} exited {result.returncode}:\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def inspect(self, ref: str) -> dict:
@@ -76,9 +91,13 @@ def start_engine() -> tuple[Docker, bool]:
     env = {**os.environ, "SMLOAD_DOCKER_NAME": engine_name()}
     running = subprocess.run([ENGINE_SCRIPT, "status"], env=env, capture_output=True).returncode == 0
     if not running:
-        started = subprocess.run([ENGINE_SCRIPT, "start"], env=env, capture_output=True, text=True, timeout=600)
+        started = subprocess.run(
+            [ENGINE_SCRIPT, "start"], env=env, capture_output=True, text=True, timeout=600
+        )
         if started.returncode != 0:
-            raise RuntimeError(f"could not start a Docker engine ({ENGINE_SCRIPT} start):\n{started.stdout}{started.stderr}")
+            raise RuntimeError(
+                f"could not start a Docker engine ({ENGINE_SCRIPT} start):\n{started.stdout}{started.stderr}"
+            )
     host = subprocess.run([ENGINE_SCRIPT, "env"], env=env, capture_output=True, text=True, check=True).stdout
     return Docker(host.strip().removeprefix("export DOCKER_HOST="), engine_name()), not running
 
@@ -90,8 +109,13 @@ def stop_engine(docker: Docker) -> None:
 
 def build_image(docker: Docker, tag: str = IMAGE) -> str:
     """The base image (cached in the engine), then the product image from this checkout."""
-    base = subprocess.run([BASE_SCRIPT], env=docker.env(SMLOAD_BASE_IMAGE=BASE_IMAGE), capture_output=True,
-                          text=True, timeout=900)
+    base = subprocess.run(
+        [BASE_SCRIPT],
+        env=docker.env(SMLOAD_BASE_IMAGE=BASE_IMAGE),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if base.returncode != 0:
         raise RuntimeError(f"{BASE_SCRIPT} failed:\n{base.stdout}{base.stderr}")
     common = ["--network", "host", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
@@ -135,7 +159,9 @@ class Container:
 
     def top_users(self) -> set[str]:
         """The numeric UIDs of every process in the container."""
-        rows = self.docker("top", self.id, "-o", "pid,uid").stdout.splitlines()[1:]  # docker top needs the pid
+        rows = self.docker("top", self.id, "-o", "pid,uid").stdout.splitlines()[
+            1:
+        ]  # docker top needs the pid
         return {row.split()[1] for row in rows}
 
 
@@ -150,9 +176,18 @@ class Containers:
     def _name(self, role: str) -> str:
         return f"smload-e2e-{os.getpid()}-{len(self.started)}-{role}"
 
-    def run_args(self, role: str, *args: str, env: dict[str, str] | None = None, read_only: bool = True,
-                 user: str | None = None, volumes: tuple[str, ...] = (), entrypoint: str | None = None,
-                 image: str | None = None, extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str], str]:
+    def run_args(
+        self,
+        role: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        read_only: bool = True,
+        user: str | None = None,
+        volumes: tuple[str, ...] = (),
+        entrypoint: str | None = None,
+        image: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> tuple[list[str], dict[str, str], str]:
         """The ``docker run`` arguments (less ``run``/``-d``) and the CLI's environment. Values of ``env``
         pass through the CLI's environment (``-e NAME``), never its command line. ``extra``: more
         ``docker run`` options (``--add-host``, ``--cap-drop``, ...)."""
@@ -193,7 +228,9 @@ class Containers:
             self.docker("rm", "--force", "--volumes", container.id, check=False)
 
     def dump_logs(self) -> str:
-        return "\n".join(f"----- container {c.name} ({c.id[:12]}) -----\n{c.logs()[-6000:]}" for c in self.started)
+        return "\n".join(
+            f"----- container {c.name} ({c.id[:12]}) -----\n{c.logs()[-6000:]}" for c in self.started
+        )
 
 
 def compose_plugin_config(directory: Path) -> Path:
@@ -216,7 +253,8 @@ def private_aws_dir(tmp_path, owner: int) -> Path:
     (aws / "sso" / "cache").mkdir(parents=True)
     (aws / "config").write_text("[profile load]\nregion = eu-west-1\n")
     (aws / "credentials").write_text(
-        "[load]\naws_access_key_id = AKIDFROMPROFILE00001\naws_secret_access_key = profile-secret-value\n")
+        "[load]\naws_access_key_id = AKIDFROMPROFILE00001\naws_secret_access_key = profile-secret-value\n"
+    )
     (aws / "sso" / "cache" / "token.json").write_text('{"accessToken": "cached-sso-token"}')
     for path in [aws, *aws.rglob("*")]:
         os.chown(path, owner, owner)

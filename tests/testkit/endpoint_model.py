@@ -13,9 +13,19 @@ class ClosedLoopEndpoint:
     overhead: throughput = min(users / (service + overhead), slots / service); Little's law gives the
     latency. Optionally a throughput that keeps growing past the knee (GPU batching)."""
 
-    def __init__(self, slots=8, service_ms=25.0, overhead_ms=0.0, overhead_per_user_ms=0.0, error_rate=0.0,
-                 batching_gain=0.0, endpoint="ep", variants=(("AllTraffic", 1.0),), cpu=lambda users: 10.0,
-                 lag=lambda users: 0.7):
+    def __init__(
+        self,
+        slots=8,
+        service_ms=25.0,
+        overhead_ms=0.0,
+        overhead_per_user_ms=0.0,
+        error_rate=0.0,
+        batching_gain=0.0,
+        endpoint="ep",
+        variants=(("AllTraffic", 1.0),),
+        cpu=lambda users: 10.0,
+        lag=lambda users: 0.7,
+    ):
         self.slots, self.service_ms, self.overhead_ms = slots, service_ms, overhead_ms
         self.overhead_per_user_ms = overhead_per_user_ms  # a client whose own cost grows with concurrency
         self.error_rate, self.batching_gain = error_rate, batching_gain
@@ -34,12 +44,23 @@ class ClosedLoopEndpoint:
         names = {}
         for variant, share in self.variants:
             requests = round(rps * share * seconds)
-            names[Identity.of("InvokeEndpoint", self.endpoint, variant)] = traffic(requests, round(requests * self.error_rate), rps * share, latency_ms)
+            names[Identity.of("InvokeEndpoint", self.endpoint, variant)] = traffic(
+                requests, round(requests * self.error_rate), rps * share, latency_ms
+            )
         total = Traffic()
         for t in names.values():
             total.add(t)
-        return Window(users, started, started + 5, started + 5 + seconds, total, names,
-                      {"ModelError(500)": total.failures} if total.failures else {}, self.cpu(users), self.lag(users))
+        return Window(
+            users,
+            started,
+            started + 5,
+            started + 5 + seconds,
+            total,
+            names,
+            {"ModelError(500)": total.failures} if total.failures else {},
+            self.cpu(users),
+            self.lag(users),
+        )
 
 
 def traffic(requests, failures, rps, latency_ms):
@@ -53,5 +74,3 @@ def run(search, endpoint):
     while (users := search.next_users()) is not None:
         search.record(endpoint.measure(users))
     return search
-
-

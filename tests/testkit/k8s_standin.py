@@ -32,7 +32,11 @@ LISTS = {  # path prefix after /namespaces/NS/ -> (kind of the list, apiVersion,
     ("apis/apps/v1", "deployments"): ("DeploymentList", "apps/v1", "Deployment"),
     ("apis/batch/v1", "jobs"): ("JobList", "batch/v1", "Job"),
     ("api/v1", "services"): ("ServiceList", "v1", "Service"),
-    ("apis/autoscaling/v2", "horizontalpodautoscalers"): ("HorizontalPodAutoscalerList", "autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("apis/autoscaling/v2", "horizontalpodautoscalers"): (
+        "HorizontalPodAutoscalerList",
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+    ),
 }
 
 
@@ -56,7 +60,15 @@ class Seen:
 
 
 def status(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def matches(labels: dict[str, str], selector: str) -> bool:
@@ -72,12 +84,20 @@ def matches(labels: dict[str, str], selector: str) -> bool:
 
 
 class StandIn:
-    def __init__(self, objects: list[dict], token: str, namespace: str,
-                 backends: dict[tuple[str, str], str] | None = None,
-                 on_scale: Callable[[str, int], None] | None = None,
-                 ready: Callable[[str], int] | None = None, statuses: dict[str, dict] | None = None,
-                 forbidden: tuple[str, ...] = ()):
-        self.objects = copy.deepcopy([o for o in objects if "helm.sh/hook" not in o["metadata"].get("annotations", {})])
+    def __init__(
+        self,
+        objects: list[dict],
+        token: str,
+        namespace: str,
+        backends: dict[tuple[str, str], str] | None = None,
+        on_scale: Callable[[str, int], None] | None = None,
+        ready: Callable[[str], int] | None = None,
+        statuses: dict[str, dict] | None = None,
+        forbidden: tuple[str, ...] = (),
+    ):
+        self.objects = copy.deepcopy(
+            [o for o in objects if "helm.sh/hook" not in o["metadata"].get("annotations", {})]
+        )
         self.token = token
         self.namespace = namespace
         self.backends = backends or {}  # (service, port name) -> "127.0.0.1:PORT"
@@ -114,13 +134,23 @@ class StandIn:
 
     def kubeconfig(self, path, namespace: str | None = None, context: str = "standin") -> str:
         """A kubeconfig that points at this stand-in with its token."""
-        context_entry = {"cluster": "standin", "user": "tester", **({"namespace": namespace} if namespace else {})}
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": context,
-            "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
-            "users": [{"name": "tester", "user": {"token": self.token}}],
-            "contexts": [{"name": context, "context": context_entry}],
-        }))
+        context_entry = {
+            "cluster": "standin",
+            "user": "tester",
+            **({"namespace": namespace} if namespace else {}),
+        }
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": context,
+                    "clusters": [{"name": "standin", "cluster": {"server": self.url}}],
+                    "users": [{"name": "tester", "user": {"token": self.token}}],
+                    "contexts": [{"name": context, "context": context_entry}],
+                }
+            )
+        )
         return str(path)
 
     # ---- the API ------------------------------------------------------------------------------
@@ -147,7 +177,10 @@ class StandIn:
         for rule in self.forbidden:
             verb, pattern = rule.split(" ", 1)
             if verb == method and re.fullmatch(pattern, path):
-                return self._json(403, status(403, "Forbidden", f'{method} {path} is forbidden: User "tester" cannot do that'))
+                return self._json(
+                    403,
+                    status(403, "Forbidden", f'{method} {path} is forbidden: User "tester" cannot do that'),
+                )
 
         proxy = re.fullmatch(r"/api/v1/namespaces/([^/]+)/services/([^/:]+):([^/]+)/proxy/(.*)", path)
         if proxy:
@@ -159,17 +192,33 @@ class StandIn:
         if listing and method == "GET" and (listing.group(1), listing.group(3)) in LISTS:
             return self._list(listing.group(1), listing.group(2), listing.group(3), query)
         self.unexpected.append(f"{method} {raw_path}")
-        return self._json(404, status(404, "NotFound", f"the server could not find the requested resource ({method} {path})"))
+        return self._json(
+            404,
+            status(404, "NotFound", f"the server could not find the requested resource ({method} {path})"),
+        )
 
     def _list(self, group: str, namespace: str, resource: str, query: dict) -> tuple[int, dict, bytes]:
         list_kind, api_version, kind = LISTS[(group, resource)]
         selector = query.get("labelSelector", [""])[0]
         try:
-            items = [self._with_status(o) for o in self.objects
-                     if o["kind"] == kind and o["metadata"].get("namespace") == namespace and matches(o["metadata"].get("labels", {}), selector)]
+            items = [
+                self._with_status(o)
+                for o in self.objects
+                if o["kind"] == kind
+                and o["metadata"].get("namespace") == namespace
+                and matches(o["metadata"].get("labels", {}), selector)
+            ]
         except ValueError as error:
             return self._json(400, status(400, "BadRequest", str(error)))
-        return self._json(200, {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}, "items": items})
+        return self._json(
+            200,
+            {
+                "kind": list_kind,
+                "apiVersion": api_version,
+                "metadata": {"resourceVersion": "1"},
+                "items": items,
+            },
+        )
 
     def _scale(self, namespace: str, name: str, headers, body: bytes) -> tuple[int, dict, bytes]:
         deployment = self._find("Deployment", name)
@@ -177,7 +226,14 @@ class StandIn:
             return self._json(404, status(404, "NotFound", f'deployments.apps "{name}" not found'))
         content_type = (headers.get("Content-Type") or "").split(";")[0]
         if content_type not in PATCH_TYPES:
-            return self._json(415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}"))
+            return self._json(
+                415,
+                status(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
+                ),
+            )
         try:
             patch = json.loads(body)
             replicas = patch["spec"]["replicas"]
@@ -187,9 +243,16 @@ class StandIn:
         deployment["spec"]["replicas"] = replicas
         self.on_scale(name, replicas)
         selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
-        return self._json(200, {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                                "metadata": {"name": name, "namespace": namespace},
-                                "spec": {"replicas": replicas}, "status": {"replicas": replicas, "selector": selector}})
+        return self._json(
+            200,
+            {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"replicas": replicas},
+                "status": {"replicas": replicas, "selector": selector},
+            },
+        )
 
     def _proxy(self, method: str, match, query: str, headers, body: bytes) -> tuple[int, dict, bytes]:
         namespace, name, port, rest = match.groups()
@@ -197,21 +260,33 @@ class StandIn:
         if service is None or service["metadata"]["namespace"] != namespace:
             return self._json(404, status(404, "NotFound", f'services "{name}" not found'))
         if port not in {p["name"] for p in service["spec"]["ports"]}:
-            return self._json(503, status(503, "ServiceUnavailable", f'no endpoints available for service "{name}:{port}"'))
+            return self._json(
+                503, status(503, "ServiceUnavailable", f'no endpoints available for service "{name}:{port}"')
+            )
         backend = self.backends.get((name, port))
         if backend is None:
-            return self._json(503, status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"'))
+            return self._json(
+                503, status(503, "ServiceUnavailable", f'no endpoints available for service "{name}"')
+            )
         forwarded = {k: v for k, v in headers.items() if k.lower() in ("content-type", "accept")}
         target = f"http://{backend}/{unquote(rest)}" + (f"?{query}" if query else "")
-        request = urllib.request.Request(target, data=body if method != "GET" else None, headers=forwarded, method=method)
+        request = urllib.request.Request(
+            target, data=body if method != "GET" else None, headers=forwarded, method=method
+        )
         try:
             with _NO_REDIRECTS.open(request, timeout=30) as response:
-                return response.status, {"Content-Type": response.headers.get("Content-Type", "")}, response.read()
+                return (
+                    response.status,
+                    {"Content-Type": response.headers.get("Content-Type", "")},
+                    response.read(),
+                )
         except urllib.error.HTTPError as error:
             passed = {k: v for k, v in error.headers.items() if k.lower() in ("content-type", "location")}
             return error.code, passed, error.read()
         except OSError as error:
-            return self._json(503, status(503, "ServiceUnavailable", f"error trying to reach service: {error}"))
+            return self._json(
+                503, status(503, "ServiceUnavailable", f"error trying to reach service: {error}")
+            )
 
     @staticmethod
     def _json(code: int, obj: dict) -> tuple[int, dict, bytes]:

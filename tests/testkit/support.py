@@ -89,7 +89,9 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def http_post(url: str, body: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_post(
+    url: str, body: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -204,7 +206,9 @@ class Emulator:
 def start_emulator(procs: Procs, *args: str, port: int | None = None, timeout: float = 20.0) -> Emulator:
     """``smload emulator ARGS`` on a free port; returns once ``GET /ping`` answers 200."""
     port = port or free_port()
-    proc = procs.start("emulator", [BIN / "smload", "emulator", "--host", "127.0.0.1", "--port", str(port), *args])
+    proc = procs.start(
+        "emulator", [BIN / "smload", "emulator", "--host", "127.0.0.1", "--port", str(port), *args]
+    )
     emulator = Emulator(proc, port)
 
     def ready() -> bool:
@@ -220,8 +224,13 @@ def locust_cmd(*args: str, locustfile: Path = LOCUSTFILE) -> list[str]:
     return [str(BIN / "locust"), "-f", str(locustfile), *args]
 
 
-def run_locust(*args: str, env: dict[str, str] | None = None, timeout: float = 180.0,
-               locustfile: Path = LOCUSTFILE, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_locust(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180.0,
+    locustfile: Path = LOCUSTFILE,
+    cwd: Path = REPO,
+) -> subprocess.CompletedProcess:
     """Run Locust to completion (headless runs stop by themselves: always pass ``--run-time``)."""
     return subprocess.run(
         locust_cmd(*args, locustfile=locustfile),
@@ -272,8 +281,18 @@ def distributed_args(workers: int = 2) -> list[str]:
     ``--master-bind-port`` and ``--master-port``: the forked workers connect to ``--master-port``,
     and the default 5557 would reach another test's master."""
     port = str(free_port())
-    return ["--processes", str(workers), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-            "--master-host", "127.0.0.1", "--master-port", port]
+    return [
+        "--processes",
+        str(workers),
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        port,
+    ]
 
 
 @dataclass
@@ -306,7 +325,7 @@ def locust_results(result: subprocess.CompletedProcess) -> LocustResults:
     failures: dict[tuple[str, str], dict[str, int]] = {}
     lines = result.stderr.splitlines()
     if "Error report" in lines:
-        for line in lines[lines.index("Error report") + 3:]:
+        for line in lines[lines.index("Error report") + 3 :]:
             if line.startswith("---") or not line.strip():
                 break
             count, _, rest = line.strip().partition(" ")
@@ -358,8 +377,12 @@ class Prometheus:
 
 def prometheus_config(jobs: dict[str, str], scrape_interval: str = "1s") -> str:
     """A prometheus.yml scraping each ``job: host:port`` at ``scrape_interval``."""
-    lines = ["global:", f"  scrape_interval: {scrape_interval}", f"  evaluation_interval: {scrape_interval}",
-             "scrape_configs:"]
+    lines = [
+        "global:",
+        f"  scrape_interval: {scrape_interval}",
+        f"  evaluation_interval: {scrape_interval}",
+        "scrape_configs:",
+    ]
     for job, target in jobs.items():
         lines += [f"  - job_name: {job}", f"    static_configs: [{{targets: ['{target}']}}]"]
     return "\n".join(lines) + "\n"
@@ -373,9 +396,16 @@ def start_prometheus(procs: Procs, config: str, timeout: float = 30.0) -> Promet
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=procs.log_dir))
     (workdir / "prometheus.yml").write_text(config)
-    proc = procs.start("prometheus", [binary, f"--config.file={workdir / 'prometheus.yml'}",
-                                      f"--storage.tsdb.path={workdir / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"])
+    proc = procs.start(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+    )
     prometheus = Prometheus(proc, port)
 
     def ready() -> bool:
@@ -406,16 +436,34 @@ class Moto:
     def client(self, service: str, key: str = TEST_ACCESS_KEY, secret: str = TEST_SECRET_KEY):
         import boto3
 
-        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id=key, aws_secret_access_key=secret)
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )
 
     def create_endpoint(self, name: str, instances: dict[str, int]) -> None:
         sagemaker = self.client("sagemaker")
-        sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
-                               PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"})
-        sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[
-            {"VariantName": variant, "ModelName": f"{name}-model", "InitialInstanceCount": count,
-             "InstanceType": "ml.g4dn.xlarge", "InitialVariantWeight": 1.0} for variant, count in instances.items()])
+        sagemaker.create_model(
+            ModelName=f"{name}-model",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/model",
+            PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"},
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"{name}-config",
+            ProductionVariants=[
+                {
+                    "VariantName": variant,
+                    "ModelName": f"{name}-model",
+                    "InitialInstanceCount": count,
+                    "InstanceType": "ml.g4dn.xlarge",
+                    "InitialVariantWeight": 1.0,
+                }
+                for variant, count in instances.items()
+            ],
+        )
         sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
 
     def put_metrics(self, endpoint: str, data: dict[str, list[tuple[str, str, str, list[float]]]]) -> None:
@@ -425,18 +473,34 @@ class Moto:
         cloudwatch = self.client("cloudwatch")
         at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2)
         for variant, metrics in data.items():
-            dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+            dimensions = [
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": variant},
+            ]
             for namespace, metric, unit, values in metrics:
-                cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
-                    {"MetricName": metric, "Dimensions": dimensions, "Value": v, "Unit": unit, "Timestamp": at}
-                    for v in values])
+                cloudwatch.put_metric_data(
+                    Namespace=namespace,
+                    MetricData=[
+                        {
+                            "MetricName": metric,
+                            "Dimensions": dimensions,
+                            "Value": v,
+                            "Unit": unit,
+                            "Timestamp": at,
+                        }
+                        for v in values
+                    ],
+                )
 
     def user_allowed(self, *actions: str) -> tuple[str, str]:
         """An IAM user allowed ``actions`` only; its access key and secret."""
         iam = self.client("iam")
         name = f"user{len(iam.list_users()['Users'])}"
         iam.create_user(UserName=name)
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}],
+        }
         iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return key["AccessKeyId"], key["SecretAccessKey"]
@@ -475,7 +539,9 @@ def render_in_chromium(html: Path, screenshot: Path | None = None, timeout: floa
     done = subprocess.run(
         [node, str(_RENDER_JS), Path(html).resolve().as_uri(), str(screenshot or "")],
         env={**os.environ, "NODE_PATH": str(_NODE_MODULES), "CHROMIUM": chromium},
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if done.returncode != 0:
         raise RuntimeError(f"rendering {html} failed ({done.returncode}): {done.stderr[-3000:]}")

@@ -29,7 +29,9 @@ def main(port: int, endpoint: str, path: str | None = None) -> None:
     while not stop.is_set() and time.monotonic() < deadline:
         started, monotonic = time.perf_counter(), time.monotonic()
         if path is None:
-            conn.request("POST", f"/endpoints/{endpoint}/invocations", b"probe", {"Authorization": AUTHORIZATION})
+            conn.request(
+                "POST", f"/endpoints/{endpoint}/invocations", b"probe", {"Authorization": AUTHORIZATION}
+            )
         else:
             conn.request("GET", path)
         response = conn.getresponse()

@@ -51,7 +51,9 @@ def test_slo_tighter_than_the_base_latency_stops_at_the_first_step_and_says_why(
     search = run(Search(SearchRules(slos=tuple(parse_all("p99<10ms")))), ClosedLoopEndpoint(service_ms=25))
     assert users_tried(search) == [1]
     assert search.stop_reason == SLO
-    assert search.steps[0].reasons == [f"p99 {search.steps[0].window.total.histogram.quantile(0.99):.1f} ms, SLO p99 < 10 ms"]
+    assert search.steps[0].reasons == [
+        f"p99 {search.steps[0].window.total.histogram.quantile(0.99):.1f} ms, SLO p99 < 10 ms"
+    ]
     assert "1 users: p99" in search.stop_detail
     assert search.best_step is None and search.knee is None
     assert any("no step met the SLO" in w for w in search.warnings())
@@ -68,7 +70,9 @@ def test_error_rate_stop_fires_on_a_failing_endpoint():
 
 def test_slo_bound_knee_is_bisected_to_the_last_good_concurrency():
     # Past 8 users, latency = users / 320 req/s: 12 users -> 37.5 ms, 14 -> 43.75 ms, 15 -> 46.9 ms, 16 -> 50 ms.
-    search = run(Search(SearchRules(slos=tuple(parse_all("p50<45ms")))), ClosedLoopEndpoint(slots=8, service_ms=25))
+    search = run(
+        Search(SearchRules(slos=tuple(parse_all("p50<45ms")))), ClosedLoopEndpoint(slots=8, service_ms=25)
+    )
     assert search.stop_reason == SLO  # judged before the plateau: 16 users break the SLO
     assert users_tried(search) == [1, 2, 4, 8, 16, 12, 14, 15]
     assert search.knee.users == 14 and search.knee.bracket == (14, 15)
@@ -76,7 +80,9 @@ def test_slo_bound_knee_is_bisected_to_the_last_good_concurrency():
 
 
 def test_a_throughput_that_keeps_growing_is_stopped_by_the_slo_not_a_plateau():
-    batching = ClosedLoopEndpoint(slots=8, service_ms=25, batching_gain=0.5)  # GPU batching: more users, more req/s
+    batching = ClosedLoopEndpoint(
+        slots=8, service_ms=25, batching_gain=0.5
+    )  # GPU batching: more users, more req/s
     search = run(Search(SearchRules(slos=tuple(parse_all("p50<60ms")), max_users=64)), batching)
     assert search.stop_reason == SLO
     lo, hi = search.knee.bracket
@@ -101,7 +107,9 @@ def test_max_steps_bounds_the_run():
 
 
 def test_start_users_above_the_knee_bisects_downwards():
-    search = run(Search(SearchRules(start_users=16, slos=tuple(parse_all("p50<40ms")))), ClosedLoopEndpoint(slots=8))
+    search = run(
+        Search(SearchRules(start_users=16, slos=tuple(parse_all("p50<40ms")))), ClosedLoopEndpoint(slots=8)
+    )
     assert search.steps[0].verdict == SLO
     # 16 users: 50 ms; 8: 25 ms; 12: 37.5 ms; 14: 43.75 ms; 13: 40.6 ms.
     assert users_tried(search) == [16, 8, 12, 14, 13]
@@ -115,17 +123,24 @@ def test_generator_saturation_warning():
 
 
 def test_generator_loop_lag_warning():
-    lagging = run(Search(SearchRules()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 6.0 if users >= 8 else 0.7))
+    lagging = run(
+        Search(SearchRules()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 6.0 if users >= 8 else 0.7)
+    )
     warning = next(w for w in lagging.warnings() if "load generator was saturated" in w)
     assert "step 4 (8 users: event loop 6.0 ms late on average (median latency 24.8 ms))" in warning
-    noisy = run(Search(SearchRules()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 1.5))  # below the 2 ms floor
+    noisy = run(
+        Search(SearchRules()), ClosedLoopEndpoint(service_ms=25, lag=lambda users: 1.5)
+    )  # below the 2 ms floor
     assert not any("load generator" in w for w in noisy.warnings())
 
 
 def test_a_client_overhead_growing_with_concurrency_does_not_drag_the_knee_down():
     # 64 slots x 5 ms = 12,800 req/s; the client adds 0.02 ms per concurrent user (32 users: 11% slower
     # per user), and the endpoint saturates at ~86 users.
-    search = run(Search(SearchRules(max_users=512)), ClosedLoopEndpoint(slots=64, service_ms=5, overhead_per_user_ms=0.02))
+    search = run(
+        Search(SearchRules(max_users=512)),
+        ClosedLoopEndpoint(slots=64, service_ms=5, overhead_per_user_ms=0.02),
+    )
     assert search.stop_reason == PLATEAU and search.best_step.rps == pytest.approx(12800)
     assert 64 <= search.knee.users <= 96
     low, high = search.knee.bracket
@@ -137,14 +152,18 @@ def test_steps_serialize_with_their_percentiles_and_verdicts():
     step = search.steps[0].as_dict()
     assert step["users"] == 1 and step["phase"] == "explore" and step["verdict"] == "ok"
     assert step["rps"] == pytest.approx(40) and step["requests"] == 400
-    assert step["p50_ms"] == pytest.approx(25, rel=0.02) and step["p99_ms"] >= step["p90_ms"] >= step["p50_ms"]
+    assert (
+        step["p50_ms"] == pytest.approx(25, rel=0.02) and step["p99_ms"] >= step["p90_ms"] >= step["p50_ms"]
+    )
     assert set(step["names"]) == {"ep/a", "ep/b"} and step["names"]["ep/a"]["requests"] == 280
 
 
 def test_summary_and_recommendation_maths():
     endpoint = ClosedLoopEndpoint(slots=8, service_ms=25, endpoint="ab", variants=(("a", 0.5), ("b", 0.5)))
     search = run(Search(SearchRules()), endpoint)
-    result = summarize(search, Instances("--instances", each=2), safety_factor=0.5, endpoint="ab", region="eu-west-1")
+    result = summarize(
+        search, Instances("--instances", each=2), safety_factor=0.5, endpoint="ab", region="eu-west-1"
+    )
     assert result["stop_reason"] == PLATEAU
     assert result["max_sustainable_rps"] == pytest.approx(320)
     assert result["instances"] == 4 and result["instances_source"] == "--instances"
@@ -162,11 +181,15 @@ def test_summary_and_recommendation_maths():
     concurrency = variant["concurrency_high_resolution"]
     assert concurrency["knee_concurrency_per_instance"] == pytest.approx(2.0, rel=0.02)
     assert concurrency["target"] == pytest.approx(1.0, abs=0.1)
-    assert concurrency["policy"]["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
-        "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+    assert (
+        concurrency["policy"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+    )
     register, put = variant["invocations_per_instance"]["commands"]
-    assert register.startswith("aws application-autoscaling register-scalable-target --service-namespace sagemaker "
-                               "--resource-id endpoint/ab/variant/a --scalable-dimension sagemaker:variant:DesiredInstanceCount")
+    assert register.startswith(
+        "aws application-autoscaling register-scalable-target --service-namespace sagemaker "
+        "--resource-id endpoint/ab/variant/a --scalable-dimension sagemaker:variant:DesiredInstanceCount"
+    )
     assert "--region eu-west-1" in register and "--min-capacity 2" in register
     assert put.endswith("file://scaling-policy-a-invocations.json")
     assert result["knee"]["users"] == 8 and result["knee"]["concurrency_per_instance"] == 2.0
@@ -188,7 +211,9 @@ def test_summary_without_a_good_step_has_no_recommendation():
     assert result["stop_reason"] == SLO and result["steps"][0]["verdict"] == SLO
 
 
-@pytest.mark.parametrize("rps, safety, expected", [(160.0, 0.5, 4800.0), (0.01, 0.5, 1.0), (33.3, 0.3, 599.0)])
+@pytest.mark.parametrize(
+    "rps, safety, expected", [(160.0, 0.5, 4800.0), (0.01, 0.5, 1.0), (33.3, 0.3, 599.0)]
+)
 def test_invocations_target(rps, safety, expected):
     assert policies.invocations_target(rps, safety) == expected
 
@@ -203,7 +228,9 @@ class OpenLoopEndpoint:
 
     def measure(self, rate, seconds=4.0):
         done = min(rate, self.capacity)
-        latency = self.service_ms if rate <= self.capacity else self.service_ms + 1000 * (rate - done) * 3 / done
+        latency = (
+            self.service_ms if rate <= self.capacity else self.service_ms + 1000 * (rate - done) * 3 / done
+        )
         total = traffic(int(done * seconds), 0, done, latency)
         return Window(rate, 0, 2, 2 + seconds, total, {}, {}, 5.0, 0.5, offered=float(rate))
 
@@ -222,5 +249,8 @@ def test_by_rate_an_overloaded_step_gives_the_capacity_and_two_steps_close_the_b
 def test_by_rate_a_capacity_between_integers_is_bracketed_within_its_precision():
     settings = SearchRules(start_users=10, max_users=100_000, mode=RATE)
     search = run(Search(settings), OpenLoopEndpoint(capacity=268.3))
-    assert search.knee.users <= 268.3 and (search.knee.bracket[1] - search.knee.bracket[0]) <= 0.025 * search.knee.users
+    assert (
+        search.knee.users <= 268.3
+        and (search.knee.bracket[1] - search.knee.bracket[0]) <= 0.025 * search.knee.users
+    )
     assert len(search.steps) <= 9

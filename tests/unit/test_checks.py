@@ -39,7 +39,13 @@ def hist(*values_ms):
         ("rps>=100", "rps", None, ">=", 100.0),
         ("rps > 12.5/s", "rps", None, ">", 12.5),
         ("p99[ab-test/variant-a]<200ms", "p99", "ab-test/variant-a", "<", 200.0),
-        ("p95 [My request / with spaces, and commas] < 1s", "p95", "My request / with spaces, and commas", "<", 1000.0),
+        (
+            "p95 [My request / with spaces, and commas] < 1s",
+            "p95",
+            "My request / with spaces, and commas",
+            "<",
+            1000.0,
+        ),
         ("error_rate[ab-test/variant-b]<5%", "error_rate", "ab-test/variant-b", "<", 0.05),
         ("rps[x]>=1", "rps", "x", ">=", 1.0),
     ],
@@ -97,7 +103,12 @@ def test_split_values_separators_and_brackets():
     assert split_values("") == []
     assert split_values("p95<300ms") == ["p95<300ms"]
     assert split_values("p95<300ms; error_rate<1%,rps>=10") == ["p95<300ms", "error_rate<1%", "rps>=10"]
-    assert split_values(["a<1ms;", " b<2ms ", "p9[x;y,z]<1s;rps>1"]) == ["a<1ms", "b<2ms", "p9[x;y,z]<1s", "rps>1"]
+    assert split_values(["a<1ms;", " b<2ms ", "p9[x;y,z]<1s;rps>1"]) == [
+        "a<1ms",
+        "b<2ms",
+        "p9[x;y,z]<1s",
+        "rps>1",
+    ]
     assert [c.name for c in parse_all(["p99[a, b]<1s; rps>1"])] == ["a, b", None]
 
 
@@ -133,16 +144,24 @@ def test_evaluation_of_each_metric_and_comparison():
 
 
 def test_named_checks_select_their_requests_and_unknown_names_fail():
-    by_name = {None: observed([5.0, 500.0]), "ab-test/variant-a": observed([5.0]), "empty": observed([], requests=0)}
-    results = evaluate(parse_all("max[ab-test/variant-a]<10ms; max<10ms; p50[typo]<1s; error_rate[empty]<1%"),
-                       by_name.get)
+    by_name = {
+        None: observed([5.0, 500.0]),
+        "ab-test/variant-a": observed([5.0]),
+        "empty": observed([], requests=0),
+    }
+    results = evaluate(
+        parse_all("max[ab-test/variant-a]<10ms; max<10ms; p50[typo]<1s; error_rate[empty]<1%"), by_name.get
+    )
     assert [r.passed for r in results] == [True, False, False, False]
     assert results[2].note == "no request named 'typo'" and results[2].value is None
     assert results[3].note == "no requests to measure"
 
 
 def test_table_shows_values_verdicts_and_a_summary():
-    results = evaluate(parse_all("p95<300ms; error_rate<1%; rps>=100"), lambda name: observed([212.44], failures=0, rps=153.21))
+    results = evaluate(
+        parse_all("p95<300ms; error_rate<1%; rps>=100"),
+        lambda name: observed([212.44], failures=0, rps=153.21),
+    )
     lines = table(results)
     assert lines[0].split() == ["Check", "Value", "Result"]
     assert "p95 < 300 ms" in lines[2] and "212" in lines[2] and lines[2].endswith("PASS")

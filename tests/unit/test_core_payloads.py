@@ -25,7 +25,10 @@ def test_directory_each_file_one_body_sorted(tmp_path):
     (tmp_path / ".hidden").write_text("ignored")
     (tmp_path / "sub").mkdir()
     payloads = load(str(tmp_path))
-    assert [(p.body, p.content_type) for p in payloads] == [(b"hello", "text/plain"), (b'{"b": 1}', "application/json")]
+    assert [(p.body, p.content_type) for p in payloads] == [
+        (b"hello", "text/plain"),
+        (b'{"b": 1}', "application/json"),
+    ]
 
 
 def test_content_type_option_overrides_extension(tmp_path):
@@ -57,15 +60,18 @@ def _empty_dir(directory):
     return str(directory / "empty")
 
 
-@pytest.mark.parametrize("setup,expected", [
-    (lambda d: None, "is required"),
-    (lambda d: str(d / "missing.json"), "does not exist"),
-    (_empty_dir, "has no files"),
-    (_file("e.json", b""), "is empty"),
-    (_file("bad.jsonl", b'{"ok": 1}\n{oops\n'), "bad.jsonl:2: invalid JSON"),
-    (_file("blank.jsonl", b"\n\n"), "has no lines"),
-    (_file("big.bin", b"x" * (MAX_BODY_BYTES + 1)), "over InvokeEndpoint's limit"),
-])
+@pytest.mark.parametrize(
+    "setup,expected",
+    [
+        (lambda d: None, "is required"),
+        (lambda d: str(d / "missing.json"), "does not exist"),
+        (_empty_dir, "has no files"),
+        (_file("e.json", b""), "is empty"),
+        (_file("bad.jsonl", b'{"ok": 1}\n{oops\n'), "bad.jsonl:2: invalid JSON"),
+        (_file("blank.jsonl", b"\n\n"), "has no lines"),
+        (_file("big.bin", b"x" * (MAX_BODY_BYTES + 1)), "over InvokeEndpoint's limit"),
+    ],
+)
 def test_bad_payloads_are_usage_errors(tmp_path, setup, expected):
     with pytest.raises(UsageError) as err:
         load(setup(tmp_path))
@@ -133,13 +139,16 @@ def _loop(directory):
     return str(directory / "a.json")
 
 
-@pytest.mark.parametrize("setup,expected", [
-    (_sparse("huge.bin", 1 << 30), "is 1,073,741,824 bytes, over InvokeEndpoint's limit"),
-    (_sparse("huge.jsonl", (256 << 20) + 1), "over the limit of a JSON Lines file"),
-    (lambda d: "/dev/zero", "is not a regular file"),
-    (_fifo, "is not a regular file"),
-    (_loop, "is a loop of symbolic links"),
-])
+@pytest.mark.parametrize(
+    "setup,expected",
+    [
+        (_sparse("huge.bin", 1 << 30), "is 1,073,741,824 bytes, over InvokeEndpoint's limit"),
+        (_sparse("huge.jsonl", (256 << 20) + 1), "over the limit of a JSON Lines file"),
+        (lambda d: "/dev/zero", "is not a regular file"),
+        (_fifo, "is not a regular file"),
+        (_loop, "is a loop of symbolic links"),
+    ],
+)
 def test_file_type_and_size_are_checked_before_reading(tmp_path, setup, expected):
     """Hardening item 12: a 1 GiB file took 1.1 GB of memory, /dev/zero a MemoryError, a FIFO hung, a
     symlink loop said 'does not exist'. Each is now one line, and nothing is read."""

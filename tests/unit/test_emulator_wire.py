@@ -17,10 +17,13 @@ def test_event_stream_messages_decode_with_botocore():
     data = b"".join(wire.payload_part(p) for p in parts) + wire.stream_error("ModelStreamError", "boom", "E1")
     # fed in awkward slices: framing must not depend on read boundaries
     for i in range(0, len(data), 7):
-        buffer.add_data(data[i:i + 7])
+        buffer.add_data(data[i : i + 7])
     messages = list(buffer)
     assert [m.payload for m in messages[:5]] == parts
-    assert all(m.headers[":event-type"] == "PayloadPart" and m.headers[":message-type"] == "event" for m in messages[:5])
+    assert all(
+        m.headers[":event-type"] == "PayloadPart" and m.headers[":message-type"] == "event"
+        for m in messages[:5]
+    )
     assert messages[5].headers[":exception-type"] == "ModelStreamError"
     assert json.loads(messages[5].payload) == {"Message": "boom", "ErrorCode": "E1"}
 

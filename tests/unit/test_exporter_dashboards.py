@@ -14,8 +14,15 @@ BOARDS = load()
 
 
 def test_the_seven_dashboards_are_there():
-    assert sorted(BOARDS) == ["autoscaling.json", "endpoint.json", "errors.json", "generator.json", "llm.json",
-                              "overview.json", "variants.json"]
+    assert sorted(BOARDS) == [
+        "autoscaling.json",
+        "endpoint.json",
+        "errors.json",
+        "generator.json",
+        "llm.json",
+        "overview.json",
+        "variants.json",
+    ]
     uids = [board["uid"] for board in BOARDS.values()]
     assert len(set(uids)) == len(uids) and all(uid.startswith("smload-") for uid in uids)
 
@@ -26,7 +33,9 @@ def test_importable_with_a_datasource_input(name):
     assert [i["name"] for i in board["__inputs"]] == ["DS_PROMETHEUS"]
     assert board["__inputs"][0]["pluginId"] == "prometheus"
     variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert (
+        variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    )
     assert variables["datasource"]["current"]["value"] == "${DS_PROMETHEUS}"
     assert "sagemaker-loadtest" in board["tags"] and board["title"].startswith("sagemaker-loadtest: ")
     ids = [p["id"] for p in panels(board)]
@@ -52,9 +61,15 @@ def test_every_variable_a_query_uses_is_defined(name):
 
 def test_provisioning_matches_the_compose_stack():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
-    datasource = yaml.safe_load((DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text())["datasources"][0]
-    assert datasource["url"] == "http://prometheus:9090" and datasource["isDefault"] and "prometheus" in compose
-    provider = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/sagemaker-loadtest.yaml").read_text())["providers"][0]
+    datasource = yaml.safe_load((DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text())[
+        "datasources"
+    ][0]
+    assert (
+        datasource["url"] == "http://prometheus:9090" and datasource["isDefault"] and "prometheus" in compose
+    )
+    provider = yaml.safe_load(
+        (DOCKER / "grafana/provisioning/dashboards/sagemaker-loadtest.yaml").read_text()
+    )["providers"][0]
     mounts = compose["grafana"]["volumes"]
     assert f"../helm/sagemaker-loadtest/dashboards:{provider['options']['path']}:ro" in mounts
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts

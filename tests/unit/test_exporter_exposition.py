@@ -24,8 +24,11 @@ def series(samples, failures=None, response_bytes=0):
 
 
 def parse(text):
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_layout_is_fixed_increasing_and_within_the_tolerance_everywhere():
@@ -51,23 +54,36 @@ def test_cumulative_counts_are_exact_at_every_bound():
 
 
 def test_rendered_families_parse_back_with_the_right_values():
-    lifetime = {Identity("InvokeEndpoint", "ep/a"): series([10.0, 20.0, 20.0, 3000.0], {"ModelError(500)": 2, "Timeout": 1}, 900),
-                Identity("InvokeEndpoint", 'odd "name"\\ with\nnewline'): series([1.0])}
+    lifetime = {
+        Identity("InvokeEndpoint", "ep/a"): series(
+            [10.0, 20.0, 20.0, 3000.0], {"ModelError(500)": 2, "Timeout": 1}, 900
+        ),
+        Identity("InvokeEndpoint", 'odd "name"\\ with\nnewline'): series([1.0]),
+    }
     samples = parse(RequestMetrics().render(lifetime))
     a = (("name", "ep/a"), ("request_type", "InvokeEndpoint"))
     assert samples[("locust_requests_total", a)] == 4
     assert samples[("locust_response_bytes_total", a)] == 900
     assert samples[("locust_request_failures_total", tuple(sorted(a + (("error_type", "ModelError"),))))] == 2
     assert samples[("locust_request_failures_total", tuple(sorted(a + (("error_type", "Timeout"),))))] == 1
-    assert samples[("locust_request_failures_total", tuple(sorted(a + (("error_type", "AccessDenied"),))))] == 0
+    assert (
+        samples[("locust_request_failures_total", tuple(sorted(a + (("error_type", "AccessDenied"),))))] == 0
+    )
     assert samples[("locust_request_duration_seconds_count", a)] == 4
     assert samples[("locust_request_duration_seconds_sum", a)] == pytest.approx(3.05)
     assert samples[("locust_request_duration_seconds_bucket", tuple(sorted(a + (("le", "+Inf"),))))] == 4
-    buckets = {dict(labels)["le"]: v for (name, labels), v in samples.items()
-               if name == "locust_request_duration_seconds_bucket" and dict(labels)["name"] == "ep/a"}
+    buckets = {
+        dict(labels)["le"]: v
+        for (name, labels), v in samples.items()
+        if name == "locust_request_duration_seconds_bucket" and dict(labels)["name"] == "ep/a"
+    }
     assert len(buckets) == len(LE_LABELS)
     assert buckets["0.0200875"] == 3 and buckets["2.98175"] == 3 and buckets["3.04199"] == 4
-    odd = [labels for (name, labels) in samples if name == "locust_requests_total" and dict(labels)["name"] != "ep/a"]
+    odd = [
+        labels
+        for (name, labels) in samples
+        if name == "locust_requests_total" and dict(labels)["name"] != "ep/a"
+    ]
     assert dict(odd[0])["name"] == 'odd "name"\\ with\nnewline'
 
 
@@ -95,4 +111,9 @@ def test_names_beyond_the_cap_are_summed_and_counts_still_only_grow():
         assert second[key] >= value
     # a name that once had its own series keeps it
     lifetime[Identity("InvokeEndpoint", "ep/v0")].merge(series([1.0]))
-    assert parse(metrics.render(lifetime))[("locust_requests_total", (("name", "ep/v0"), ("request_type", "InvokeEndpoint")))] == 2
+    assert (
+        parse(metrics.render(lifetime))[
+            ("locust_requests_total", (("name", "ep/v0"), ("request_type", "InvokeEndpoint")))
+        ]
+        == 2
+    )

@@ -23,7 +23,10 @@ def test_header_rows_match_the_service_model(option):
     assert set(option.extra["headers"]) == taking, f"{option.flag}: APIs"
     for api in taking:
         shape = OPERATIONS[api].input_shape.members[member]
-        assert shape.serialization == {"location": "header", "name": option.extra["headers"][api]}, (option.flag, api)
+        assert shape.serialization == {"location": "header", "name": option.extra["headers"][api]}, (
+            option.flag,
+            api,
+        )
 
 
 @pytest.mark.parametrize("option", options.HEADERS, ids=lambda o: o.flag)
@@ -34,7 +37,11 @@ def test_accepted_values_follow_the_models_rules(option):
     assert option.parse(longest) == longest
     with pytest.raises(ValueError):
         option.parse(longest + "a")
-    pattern = shape.metadata["pattern"].replace(r"[\p{Print}]", r"[\x20-\x7e]").replace(r"\p{ASCII}", r"[\x00-\x7f]")
+    pattern = (
+        shape.metadata["pattern"]
+        .replace(r"[\p{Print}]", r"[\x20-\x7e]")
+        .replace(r"\p{ASCII}", r"[\x00-\x7f]")
+    )
     pattern = pattern.replace(r"\A", "^").replace(r"\z", "$")
     for value in ("variant-b", "NEW_SESSION", "a b", "x" * 10, "-leading", "ü"):
         ours = _accepts(option, value)

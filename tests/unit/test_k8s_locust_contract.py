@@ -10,9 +10,15 @@ from smload.k8s.master import RUNNING_STATES
 
 
 def locust_constants() -> dict:
-    code = ("import json, locust.runners as r; print(json.dumps({'interval': r.WORKER_REPORT_INTERVAL, "
-            "'running': [r.STATE_SPAWNING, r.STATE_RUNNING]}))")
-    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout)
+    code = (
+        "import json, locust.runners as r; print(json.dumps({'interval': r.WORKER_REPORT_INTERVAL, "
+        "'running': [r.STATE_SPAWNING, r.STATE_RUNNING]}))"
+    )
+    return json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+    )
 
 
 def test_what_smload_k8s_assumes_about_locust():

@@ -16,4 +16,6 @@ def test_every_package_directory_is_listed():
         for init in root.rglob("__init__.py"):
             relative = init.parent.relative_to(root).parts
             found.add(".".join((package, *relative)) if relative else package)
-    assert found <= listed, f"packages missing from pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+    assert found <= listed, (
+        f"packages missing from pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+    )

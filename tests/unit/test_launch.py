@@ -12,8 +12,21 @@ def test_calibrate_adds_the_bundled_locustfile_headless_calibrate_and_one_worker
     cmd = launch.calibrate_command(["--endpoint-name", "ep", "--slo", "p99<300ms"])
     locustfile = launch.bundled_locustfile()
     assert locustfile.is_file() and locustfile.name == "locustfile.py" and locustfile.parent.name == "smload"
-    assert cmd == [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--calibrate",
-                   "--processes", "-1", "--endpoint-name", "ep", "--slo", "p99<300ms"]
+    assert cmd == [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--calibrate",
+        "--processes",
+        "-1",
+        "--endpoint-name",
+        "ep",
+        "--slo",
+        "p99<300ms",
+    ]
 
 
 def test_calibrate_keeps_the_users_locustfile_and_process_layout(monkeypatch):
@@ -29,7 +42,14 @@ def test_run_keeps_the_web_ui_on_loopback_unless_told(monkeypatch):
     monkeypatch.delenv("LOCUST_LOCUSTFILE", raising=False)
     monkeypatch.delenv("LOCUST_WEB_HOST", raising=False)
     cmd = launch.run_command(["--endpoint-name", "ep"])
-    assert cmd[3:] == ["-f", str(launch.bundled_locustfile()), "--web-host", "127.0.0.1", "--endpoint-name", "ep"]
+    assert cmd[3:] == [
+        "-f",
+        str(launch.bundled_locustfile()),
+        "--web-host",
+        "127.0.0.1",
+        "--endpoint-name",
+        "ep",
+    ]
     assert "127.0.0.1" not in launch.run_command(["--web-host", "0.0.0.0"])[:-1]
     monkeypatch.setenv("LOCUST_WEB_HOST", "0.0.0.0")
     assert "--web-host" not in launch.run_command([])

@@ -213,7 +213,9 @@ def test_open_loop_checks_parse_and_evaluate():
     lag = Histogram()
     for ms in [0.1] * 98 + [1.5, 30]:
         lag.record(ms)
-    observed = checks.Observed(Histogram(), 100, 0, 99.0, {"schedule_lag": lag}, open_loop=checks.OpenLoop(498.0, 1000, 3))
+    observed = checks.Observed(
+        Histogram(), 100, 0, 99.0, {"schedule_lag": lag}, open_loop=checks.OpenLoop(498.0, 1000, 3)
+    )
     results = checks.evaluate(parsed[:4], lambda _name: observed)
     assert [r.passed for r in results] == [True, False, True, True]
     assert results[1].value == pytest.approx(0.003)

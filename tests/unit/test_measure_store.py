@@ -16,8 +16,14 @@ A = Identity("InvokeEndpoint", "ep/a", "ep", "a")
 
 def fire(m: Measurements, name="ep/a", ms=10.0, length=100, error=None, record=True):
     context = {RECORD: Record(A)} if record and name == "ep/a" else {}
-    m.on_request(request_type="InvokeEndpoint", name=name, response_time=ms, response_length=length,
-                 exception=RequestFailure(error) if error else None, context=context)
+    m.on_request(
+        request_type="InvokeEndpoint",
+        name=name,
+        response_time=ms,
+        response_length=length,
+        exception=RequestFailure(error) if error else None,
+        context=context,
+    )
 
 
 def travel(payload):
@@ -46,10 +52,20 @@ def test_series_survive_the_wire():
 
 def test_records_carry_identity_and_extra_kinds():
     m = Measurements(sends=True, aggregates=True)
-    m.on_request(request_type="InvokeEndpointWithResponseStream", name="renamed", response_time=50.0,
-                 response_length=64, exception=None,
-                 context={RECORD: Record(Identity("InvokeEndpointWithResponseStream", "renamed", "ep", "b"),
-                                         ((TTFB, 20.0),), ((PARTS, 4),))})
+    m.on_request(
+        request_type="InvokeEndpointWithResponseStream",
+        name="renamed",
+        response_time=50.0,
+        response_length=64,
+        exception=None,
+        context={
+            RECORD: Record(
+                Identity("InvokeEndpointWithResponseStream", "renamed", "ep", "b"),
+                ((TTFB, 20.0),),
+                ((PARTS, 4),),
+            )
+        },
+    )
     fire(m, name="custom", record=False)  # a custom locustfile's own request: identity from Locust's fields
     series = m.test()
     stream = series[Identity("InvokeEndpointWithResponseStream", "renamed", "ep", "b")]
@@ -66,7 +82,10 @@ def test_local_views_and_test_boundaries():
     life = m.lifetime()
     assert life[A].requests == 6
     assert life[Identity("InvokeEndpoint", "ep/b")].requests == 1
-    assert Identity("InvokeEndpoint", "ep/b") in life and "latency" not in life[Identity("InvokeEndpoint", "ep/b")].timings
+    assert (
+        Identity("InvokeEndpoint", "ep/b") in life
+        and "latency" not in life[Identity("InvokeEndpoint", "ep/b")].timings
+    )
     assert life[A].failures == {"ThrottlingException": 1}
 
     fire(m)  # pending when the next test starts: it belongs to the test before

@@ -68,23 +68,54 @@ def policy_file(variant: str, kind: str) -> str:
     return f"scaling-policy-{safe}-{kind}.json"
 
 
-def commands(endpoint: str, variant: str, instances: int, kind: str, region: str | None,
-             component: bool = False) -> list[str]:
+def commands(
+    endpoint: str, variant: str, instances: int, kind: str, region: str | None, component: bool = False
+) -> list[str]:
     """The AWS CLI commands that register the variant (or component) and apply one policy file."""
-    common = ["--service-namespace", "sagemaker", "--resource-id", resource_id(endpoint, variant, component),
-              "--scalable-dimension", COMPONENT_DIMENSION if component else SCALABLE_DIMENSION]
+    common = [
+        "--service-namespace",
+        "sagemaker",
+        "--resource-id",
+        resource_id(endpoint, variant, component),
+        "--scalable-dimension",
+        COMPONENT_DIMENSION if component else SCALABLE_DIMENSION,
+    ]
     if region:
         common += ["--region", region]
-    register = ["aws", "application-autoscaling", "register-scalable-target", *common,
-                "--min-capacity", str(instances), "--max-capacity", str(max(2 * instances, instances + 1))]
-    put = ["aws", "application-autoscaling", "put-scaling-policy", *common,
-           "--policy-name", f"{endpoint}-{variant}-{kind}", "--policy-type", "TargetTrackingScaling",
-           "--target-tracking-scaling-policy-configuration", f"file://{policy_file(variant, kind)}"]
+    register = [
+        "aws",
+        "application-autoscaling",
+        "register-scalable-target",
+        *common,
+        "--min-capacity",
+        str(instances),
+        "--max-capacity",
+        str(max(2 * instances, instances + 1)),
+    ]
+    put = [
+        "aws",
+        "application-autoscaling",
+        "put-scaling-policy",
+        *common,
+        "--policy-name",
+        f"{endpoint}-{variant}-{kind}",
+        "--policy-type",
+        "TargetTrackingScaling",
+        "--target-tracking-scaling-policy-configuration",
+        f"file://{policy_file(variant, kind)}",
+    ]
     return [shlex.join(register), shlex.join(put)]
 
 
-def recommend(endpoint: str, total_rps: float, instances: int, loads: list[VariantLoad], safety_factor: float,
-              region: str | None = None, component: bool = False) -> dict:
+def recommend(
+    endpoint: str,
+    total_rps: float,
+    instances: int,
+    loads: list[VariantLoad],
+    safety_factor: float,
+    region: str | None = None,
+    component: bool = False,
+) -> dict:
     """The recommendation block of calibration.json: totals, and per variant both policies. For
     inference components (``component``) the per-copy metrics and ``DesiredCopyCount``."""
     invocations_metric = COMPONENT_INVOCATIONS_METRIC if component else INVOCATIONS_METRIC
@@ -103,7 +134,9 @@ def recommend(endpoint: str, total_rps: float, instances: int, loads: list[Varia
                 "target": invocations_target(rps_per_instance, safety_factor),
                 "policy": policy(invocations_target(rps_per_instance, safety_factor), invocations_metric),
                 "policy_file": policy_file(load.variant, "invocations"),
-                "commands": commands(endpoint, load.variant, load.instances, "invocations", region, component),
+                "commands": commands(
+                    endpoint, load.variant, load.instances, "invocations", region, component
+                ),
             },
         }
         if load.knee_concurrency:
@@ -115,7 +148,9 @@ def recommend(endpoint: str, total_rps: float, instances: int, loads: list[Varia
                 "target": target,
                 "policy": policy(target, concurrency_metric),
                 "policy_file": policy_file(load.variant, "concurrency"),
-                "commands": commands(endpoint, load.variant, load.instances, "concurrency", region, component),
+                "commands": commands(
+                    endpoint, load.variant, load.instances, "concurrency", region, component
+                ),
             }
         variants[load.variant] = entry
     return {

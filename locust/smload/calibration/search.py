@@ -71,7 +71,6 @@ STOP_TEXT = {
 GOOD = "ok"
 
 
-
 @dataclass(frozen=True)
 class SearchRules:
     """What a step must meet (SLOs, error limit) and how the steps go (start, factor, bounds, times)."""
@@ -143,13 +142,24 @@ class Traffic:
         return self
 
     def observed(self) -> Observed:
-        return Observed(self.histogram, self.requests, self.failures, self.rps, self.timings, self.output_tokens,
-                        self.good)
+        return Observed(
+            self.histogram,
+            self.requests,
+            self.failures,
+            self.rps,
+            self.timings,
+            self.output_tokens,
+            self.good,
+        )
 
     def as_dict(self) -> dict:
         h = self.histogram
-        out = {"requests": self.requests, "failures": self.failures, "rps": round(self.rps, 3),
-               "error_rate": round(self.error_rate, 6)}
+        out = {
+            "requests": self.requests,
+            "failures": self.failures,
+            "rps": round(self.rps, 3),
+            "error_rate": round(self.error_rate, 6),
+        }
         for p in STEP_PERCENTILES:
             out[f"p{p}_ms"] = round(h.quantile(p / 100), 3) if h.count else None
         out["avg_ms"] = round(h.mean, 3) if h.count else None
@@ -173,7 +183,9 @@ class Window:
     start: float  # the measured window
     end: float
     total: Traffic
-    names: dict[Identity, Traffic] = field(default_factory=dict)  # per request identity (name: "<endpoint>/<variant>")
+    names: dict[Identity, Traffic] = field(
+        default_factory=dict
+    )  # per request identity (name: "<endpoint>/<variant>")
     errors: dict[str, int] = field(default_factory=dict)  # failures per error text, in the window
     cpu_percent: float | None = None  # the busiest load generator process (smload.generator_health)
     loop_lag_ms: float | None = None  # the worst mean event-loop lag of a load generator process
@@ -209,20 +221,27 @@ class Step:
 
     def as_dict(self) -> dict:
         w = self.window
-        out = {"index": self.index, "phase": self.phase, "users": w.users, "started_s": round(w.started, 3),
-               "window_s": [round(w.start, 3), round(w.end, 3)]}
+        out = {
+            "index": self.index,
+            "phase": self.phase,
+            "users": w.users,
+            "started_s": round(w.started, 3),
+            "window_s": [round(w.start, 3), round(w.end, 3)],
+        }
         if w.offered is not None:  # by rate: "users" is the rate offered
             out.update(offered_rps=w.offered, dropped=w.dropped)
         out.update(w.total.as_dict())
         out["max_ms"] = round(w.total.histogram.max, 3) if w.total.histogram.count else None
-        out.update({
-            "errors": dict(sorted(w.errors.items(), key=lambda kv: -kv[1])),
-            "cpu_percent": None if w.cpu_percent is None else round(w.cpu_percent, 1),
-            "loop_lag_ms": None if w.loop_lag_ms is None else round(w.loop_lag_ms, 3),
-            "verdict": self.verdict,
-            "reasons": self.reasons,
-            "names": {identity.name: traffic.as_dict() for identity, traffic in sorted(w.names.items())},
-        })
+        out.update(
+            {
+                "errors": dict(sorted(w.errors.items(), key=lambda kv: -kv[1])),
+                "cpu_percent": None if w.cpu_percent is None else round(w.cpu_percent, 1),
+                "loop_lag_ms": None if w.loop_lag_ms is None else round(w.loop_lag_ms, 3),
+                "verdict": self.verdict,
+                "reasons": self.reasons,
+                "names": {identity.name: traffic.as_dict() for identity, traffic in sorted(w.names.items())},
+            }
+        )
         return out
 
 
@@ -230,21 +249,31 @@ def judge(window: Window, settings: SearchRules) -> tuple[str, list[str]]:
     """A step's verdict from its own measurements: errors first, then the SLO."""
     total = window.total
     if total.requests == 0:
-        return NO_RESPONSES, [f"no request completed in {window.end - window.start:.0f} s with {window.users} users"]
+        return NO_RESPONSES, [
+            f"no request completed in {window.end - window.start:.0f} s with {window.users} users"
+        ]
     if total.error_rate > settings.max_error_rate:
-        return ERROR_RATE, [f"error rate {format_value('error_rate', total.error_rate)} > "
-                            f"{format_value('error_rate', settings.max_error_rate)}"]
+        return ERROR_RATE, [
+            f"error rate {format_value('error_rate', total.error_rate)} > "
+            f"{format_value('error_rate', settings.max_error_rate)}"
+        ]
     if window.offered:
         if total.rps < (1 - KEEP_UP) * window.offered:
             return OVERLOADED, [f"{total.rps:.1f} of the {window.offered:g} req/s offered completed"]
         if window.dropped:
             return OVERLOADED, [f"{window.dropped} arrivals dropped (--max-in-flight reached)"]
-    observe = {None: total.observed(), **{identity.name: t.observed() for identity, t in window.names.items()}}
+    observe = {
+        None: total.observed(),
+        **{identity.name: t.observed() for identity, t in window.names.items()},
+    }
     broken = [r for r in evaluate(settings.slos, observe.get) if not r.passed]
     if broken:
-        return SLO, [f"{r.check.metric}{f'[{r.check.name}]' if r.check.name else ''} "
-                     f"{format_value(r.check.metric, r.value)}, SLO {r.check.describe()}"
-                     + (f" ({r.note})" if r.note else "") for r in broken]
+        return SLO, [
+            f"{r.check.metric}{f'[{r.check.name}]' if r.check.name else ''} "
+            f"{format_value(r.check.metric, r.value)}, SLO {r.check.describe()}"
+            + (f" ({r.note})" if r.note else "")
+            for r in broken
+        ]
     return GOOD, []
 
 
@@ -276,8 +305,10 @@ class Search:
         if self.done:
             return None
         if len(self.steps) >= self.settings.max_steps:
-            self._finish(MAX_STEPS if self.stop_reason is None else self.stop_reason,
-                         extra=f"stopped after {self.settings.max_steps} steps (--max-steps)")
+            self._finish(
+                MAX_STEPS if self.stop_reason is None else self.stop_reason,
+                extra=f"stopped after {self.settings.max_steps} steps (--max-steps)",
+            )
             return None
         if self.refining:
             if self._bracket_closed():
@@ -332,16 +363,20 @@ class Search:
             added = step.users / best.users - 1
             if gain < self.settings.plateau_efficiency * added:
                 self.stop_reason = PLATEAU
-                self.stop_detail = (f"{step.users} users gave {step.rps:.1f} req/s, {gain:+.1%} over "
-                                    f"{best.users} users ({best.rps:.1f} req/s) for {added:+.0%} users")
+                self.stop_detail = (
+                    f"{step.users} users gave {step.rps:.1f} req/s, {gain:+.1%} over "
+                    f"{best.users} users ({best.rps:.1f} req/s) for {added:+.0%} users"
+                )
                 self._plateau_floor = PLATEAU_SHARE * max(best.rps, step.rps)
                 hi = min(s.users for s in self.steps if s.good and s.rps >= self._plateau_floor)
                 self._start_refinement(max((s.users for s in self.steps if s.users < hi), default=0), hi)
                 return
         if step.users >= self.settings.max_users:
             self.stop_reason = MAX_USERS
-            self.stop_detail = (f"reached --max-users {self.settings.max_users} without breaking the SLO, the error "
-                                "limit or a throughput plateau: the endpoint was not saturated")
+            self.stop_detail = (
+                f"reached --max-users {self.settings.max_users} without breaking the SLO, the error "
+                "limit or a throughput plateau: the endpoint was not saturated"
+            )
             self._finish(MAX_USERS)
 
     def _start_refinement(self, lo: int, hi: int) -> None:
@@ -397,14 +432,20 @@ class Search:
         busy = [(s, why) for s in self.steps if (why := s.generator_busy())]
         if busy:
             first, why = busy[0]
-            out.append(f"the load generator was saturated at step {first.index} ({first.users} users: {why}), so the "
-                       "knee may be the generator's, not the endpoint's; add workers (--processes, or more worker "
-                       "pods) and calibrate again")
+            out.append(
+                f"the load generator was saturated at step {first.index} ({first.users} users: {why}), so the "
+                "knee may be the generator's, not the endpoint's; add workers (--processes, or more worker "
+                "pods) and calibrate again"
+            )
         if self.stop_reason == MAX_USERS:
-            out.append(f"the endpoint was not saturated at --max-users {self.settings.max_users}: the maximum is a "
-                       "lower bound; raise --max-users")
+            out.append(
+                f"the endpoint was not saturated at --max-users {self.settings.max_users}: the maximum is a "
+                "lower bound; raise --max-users"
+            )
         if self.steps and self.best_step is None:
-            out.append("no step met the SLO and the error limit: there is no sustainable throughput to recommend")
+            out.append(
+                "no step met the SLO and the error limit: there is no sustainable throughput to recommend"
+            )
         return out
 
 
@@ -423,9 +464,17 @@ class Instances:
         return self.each
 
 
-def summarize(search: Search, instances: Instances, safety_factor: float, endpoint: str | None,
-              region: str | None = None, settings: dict | None = None, started_at: str | None = None,
-              duration_s: float | None = None, component: bool = False) -> dict:
+def summarize(
+    search: Search,
+    instances: Instances,
+    safety_factor: float,
+    endpoint: str | None,
+    region: str | None = None,
+    settings: dict | None = None,
+    started_at: str | None = None,
+    duration_s: float | None = None,
+    component: bool = False,
+) -> dict:
     """Everything calibration.json holds: the result, the recommendation, the steps, the settings."""
     best, knee, knee_step = search.best_step, search.knee, search.knee_step
     warnings = search.warnings()
@@ -447,8 +496,12 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
         "recommendation": None,
     }
     if knee is not None:
-        result["knee"] = {"users": knee.users, "rps": round(knee.rps, 3), "bracket": list(knee.bracket),
-                          "step": knee_step.index}
+        result["knee"] = {
+            "users": knee.users,
+            "rps": round(knee.rps, 3),
+            "bracket": list(knee.bracket),
+            "step": knee_step.index,
+        }
         if search.settings.by_rate:  # the bracket is of rates; "users" is the rate offered at the knee
             result["knee"]["rate"] = knee.users
     if best is not None:
@@ -462,16 +515,24 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
                 missing.append(variant)
                 continue
             at_knee = knee_step.window.names.get(identity) if knee_step else None
-            concurrency = at_knee.rps * at_knee.histogram.mean / 1000 if at_knee and at_knee.histogram.count else None
+            concurrency = (
+                at_knee.rps * at_knee.histogram.mean / 1000 if at_knee and at_knee.histogram.count else None
+            )
             loads.append(policies.VariantLoad(variant, count, traffic.rps, concurrency))
         if missing:
-            warnings.append(f"no instance count for variant(s) {', '.join(missing)} ({instances.source}): "
-                            "they are left out of the per-variant recommendation")
-        total_instances = sum(load.instances for load in loads) or instances.each or (
-            sum(instances.per_variant.values()) if instances.per_variant else 0)
+            warnings.append(
+                f"no instance count for variant(s) {', '.join(missing)} ({instances.source}): "
+                "they are left out of the per-variant recommendation"
+            )
+        total_instances = (
+            sum(load.instances for load in loads)
+            or instances.each
+            or (sum(instances.per_variant.values()) if instances.per_variant else 0)
+        )
         if total_instances and endpoint:
-            recommendation = policies.recommend(endpoint, best.rps, total_instances, loads, safety_factor, region,
-                                                component)
+            recommendation = policies.recommend(
+                endpoint, best.rps, total_instances, loads, safety_factor, region, component
+            )
             result.update(
                 instances=total_instances,
                 max_rps_per_instance=recommendation["max_rps_per_instance"],
@@ -481,10 +542,22 @@ def summarize(search: Search, instances: Instances, safety_factor: float, endpoi
             if knee is not None and not search.settings.by_rate:
                 result["knee"]["concurrency_per_instance"] = round(knee.users / total_instances, 2)
     result["warnings"] = warnings
-    result["slo"] = [{"text": c.text, "metric": c.metric, "name": c.name, "op": c.op,
-                      "threshold_ms": c.threshold if c.is_latency else None} for c in search.settings.slos]
-    result["settings"] = {**search.settings.as_dict(), "safety_factor": safety_factor,
-                          "instances": instances.per_variant or instances.each, **(settings or {})}
+    result["slo"] = [
+        {
+            "text": c.text,
+            "metric": c.metric,
+            "name": c.name,
+            "op": c.op,
+            "threshold_ms": c.threshold if c.is_latency else None,
+        }
+        for c in search.settings.slos
+    ]
+    result["settings"] = {
+        **search.settings.as_dict(),
+        "safety_factor": safety_factor,
+        "instances": instances.per_variant or instances.each,
+        **(settings or {}),
+    }
     result["steps"] = [step.as_dict() for step in search.steps]
     result["llm"] = _llm_summary(search, knee, total_instances if best is not None else 0, component)
     return result
@@ -496,11 +569,25 @@ def _llm_summary(search: Search, knee: Knee | None, instances: int, component: b
     steps = [s for s in search.steps if s.window.total.output_tokens]
     if not steps:
         return None
-    curve = sorted(({"users": s.users, "output_tokens_per_s": round(s.window.total.output_tps, 1),
-                     "per_user_tokens_per_s": round(s.window.total.output_tps / s.users, 2), "good": s.good}
-                    for s in steps), key=lambda point: point["users"])
-    out: dict = {"curve": curve, "metric": policies.COMPONENT_CONCURRENCY_METRIC if component
-                 else policies.CONCURRENCY_METRIC, "knee_users": knee.users if knee else None}
+    curve = sorted(
+        (
+            {
+                "users": s.users,
+                "output_tokens_per_s": round(s.window.total.output_tps, 1),
+                "per_user_tokens_per_s": round(s.window.total.output_tps / s.users, 2),
+                "good": s.good,
+            }
+            for s in steps
+        ),
+        key=lambda point: point["users"],
+    )
+    out: dict = {
+        "curve": curve,
+        "metric": policies.COMPONENT_CONCURRENCY_METRIC if component else policies.CONCURRENCY_METRIC,
+        "knee_users": knee.users if knee else None,
+    }
     if knee is not None and instances:
-        out["knee_concurrency_per_copy" if component else "knee_concurrency_per_instance"] = round(knee.users / instances, 2)
+        out["knee_concurrency_per_copy" if component else "knee_concurrency_per_instance"] = round(
+            knee.users / instances, 2
+        )
     return out

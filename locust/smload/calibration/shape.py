@@ -64,7 +64,9 @@ class _Mark:
 
     histograms: dict[Identity, Histogram]
     errors: dict[tuple[Identity, str], int]  # (identity, error type) -> failures so far
-    timings: dict[tuple[Identity, str], Histogram] = field(default_factory=dict)  # LLM kinds (ttft, tpot, ...)
+    timings: dict[tuple[Identity, str], Histogram] = field(
+        default_factory=dict
+    )  # LLM kinds (ttft, tpot, ...)
     counts: dict[tuple[Identity, str], int] = field(default_factory=dict)  # output tokens, goodput
     dropped: int = 0  # by rate: arrivals dropped so far
 
@@ -86,8 +88,14 @@ class CalibrationShape(LoadTestShape):
     executors = 0  # by rate: the open-loop pool (set by the TestRun)
     on_rate: Any = None  # by rate: the TestRun's offer (split over the workers and sent)
 
-    def __init__(self, calibration: Calibration, endpoint: EndpointSettings, instances: Instances,
-                 measurements: Measurements, runner: Any):
+    def __init__(
+        self,
+        calibration: Calibration,
+        endpoint: EndpointSettings,
+        instances: Instances,
+        measurements: Measurements,
+        runner: Any,
+    ):
         super().__init__()
         self.calibration = calibration
         self.settings = calibration.search
@@ -172,8 +180,11 @@ class CalibrationShape(LoadTestShape):
         last = self.measurements.last_report
         late = [w.id for w in self._workers() if last.get(w.id, 0) < boundary + REPORT_SLACK_S]
         if late and now - boundary > REPORT_WAIT_MAX_S:
-            logger.warning("no report from worker(s) %s for %.0f s: measuring without waiting for them", late,
-                           now - boundary)
+            logger.warning(
+                "no report from worker(s) %s for %.0f s: measuring without waiting for them",
+                late,
+                now - boundary,
+            )
             return True
         return not late
 
@@ -181,13 +192,23 @@ class CalibrationShape(LoadTestShape):
 
     def _mark(self) -> _Mark:
         series = self.measurements.test()
-        return _Mark({key: s.histogram.copy() for key, s in series.items()},
-                     {(key, error): n for key, s in series.items() for error, n in s.failures.items()},
-                     {(key, kind): s.timings[kind].copy() for key, s in series.items() for kind in _LLM_KINDS
-                      if kind in s.timings},
-                     {(key, counter): s.counts[counter] for key, s in series.items() for counter in _LLM_COUNTS
-                      if counter in s.counts},
-                     self.measurements.test_arrivals().get(DROPPED, 0))
+        return _Mark(
+            {key: s.histogram.copy() for key, s in series.items()},
+            {(key, error): n for key, s in series.items() for error, n in s.failures.items()},
+            {
+                (key, kind): s.timings[kind].copy()
+                for key, s in series.items()
+                for kind in _LLM_KINDS
+                if kind in s.timings
+            },
+            {
+                (key, counter): s.counts[counter]
+                for key, s in series.items()
+                for counter in _LLM_COUNTS
+                if counter in s.counts
+            },
+            self.measurements.test_arrivals().get(DROPPED, 0),
+        )
 
     def _window(self, step: _Step, last: _Mark) -> Window:
         stats = self.runner.stats
@@ -211,7 +232,9 @@ class CalibrationShape(LoadTestShape):
                 if (identity, OUTPUT_TOKENS) in last.counts:
                     # tokens of the requests completed between the two marks, scaled to the counted seconds
                     done = window.count or 1
-                    tokens = last.counts[(identity, OUTPUT_TOKENS)] - first.counts.get((identity, OUTPUT_TOKENS), 0)
+                    tokens = last.counts[(identity, OUTPUT_TOKENS)] - first.counts.get(
+                        (identity, OUTPUT_TOKENS), 0
+                    )
                     traffic.output_tokens = round(tokens * requests / done) if window.count else 0
                     if (identity, GOODPUT) in last.counts:
                         good = last.counts[(identity, GOODPUT)] - first.counts.get((identity, GOODPUT), 0)
@@ -226,8 +249,17 @@ class CalibrationShape(LoadTestShape):
                 errors[error] = errors.get(error, 0) + delta
         origin = self.started_wall
         cpu, lag = self.health.window(step.a, time.time())
-        window = Window(step.users, step.started - origin, step.a - origin, step.b - origin, total, names, errors, cpu,
-                        lag)
+        window = Window(
+            step.users,
+            step.started - origin,
+            step.a - origin,
+            step.b - origin,
+            total,
+            names,
+            errors,
+            cpu,
+            lag,
+        )
         if self.settings.by_rate:
             window.offered, window.dropped = float(step.users), last.dropped - first.dropped
         return window
@@ -243,13 +275,17 @@ class CalibrationShape(LoadTestShape):
         if w.total.output_tokens:
             tpot = w.total.timings.get(TPOT)
             ttft = w.total.timings.get(TTFT)
-            tokens = (f"{w.total.output_tps:,.0f} tokens/s ({w.total.output_tps / step.users:,.1f} per user), "
-                      + (f"TTFT p99 {ttft.quantile(0.99):.1f} ms, " if ttft and ttft.count else "")
-                      + (f"TPOT p99 {tpot.quantile(0.99):.2f} ms, " if tpot and tpot.count else ""))
+            tokens = (
+                f"{w.total.output_tps:,.0f} tokens/s ({w.total.output_tps / step.users:,.1f} per user), "
+                + (f"TTFT p99 {ttft.quantile(0.99):.1f} ms, " if ttft and ttft.count else "")
+                + (f"TPOT p99 {tpot.quantile(0.99):.2f} ms, " if tpot and tpot.count else "")
+            )
         load = f"{step.users} req/s offered" if w.offered is not None else f"{step.users} users"
-        console.info(f"calibration step {step.index} ({step.phase}): {load}, {w.total.rps:.1f} req/s, "
-                     f"{tokens}p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
-                     f"generator CPU {cpu}, loop lag {lag} -> {verdict}")
+        console.info(
+            f"calibration step {step.index} ({step.phase}): {load}, {w.total.rps:.1f} req/s, "
+            f"{tokens}p50 {p[50]} ms, p99 {p[99]} ms, errors {w.total.error_rate:.2%}, "
+            f"generator CPU {cpu}, loop lag {lag} -> {verdict}"
+        )
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -260,9 +296,15 @@ class CalibrationShape(LoadTestShape):
         if detail:
             self.search.stop(detail)
         self.summary = calibration.summarize(
-            self.search, self.instances, self.calibration.safety_factor, self.endpoint.endpoint_name,
-            region=self.endpoint.region, settings=self._run_settings(), started_at=reports.iso_utc(self.started_wall),
-            duration_s=time.time() - self.started_wall, component=bool(self.endpoint.inference_component),
+            self.search,
+            self.instances,
+            self.calibration.safety_factor,
+            self.endpoint.endpoint_name,
+            region=self.endpoint.region,
+            settings=self._run_settings(),
+            started_at=reports.iso_utc(self.started_wall),
+            duration_s=time.time() - self.started_wall,
+            component=bool(self.endpoint.inference_component),
         )
         for line in summary_lines(self.summary):
             console.info(line)
@@ -275,7 +317,6 @@ class CalibrationShape(LoadTestShape):
                 logger.error("--output: cannot write %s: %s", output, err)
         return self.summary
 
-
     def finish_at_quit(self) -> None:
         """The test ends (its end, Ctrl-C, the web UI's stop): keep what was measured."""
         if self.summary is None and self.search.steps:
@@ -283,8 +324,14 @@ class CalibrationShape(LoadTestShape):
 
     def _run_settings(self) -> dict:
         e = self.endpoint
-        settings = {"endpoint_name": e.endpoint_name, "endpoint_url": e.endpoint_url, "region": e.region,
-                    "target_variant": e.target_variant, "client": e.client, "stream": e.stream}
+        settings = {
+            "endpoint_name": e.endpoint_name,
+            "endpoint_url": e.endpoint_url,
+            "region": e.region,
+            "target_variant": e.target_variant,
+            "client": e.client,
+            "stream": e.stream,
+        }
         settings = {key: value for key, value in settings.items() if value not in (None, "", False)}
         settings["workers"] = self.runner.worker_count if isinstance(self.runner, MasterRunner) else 0
         return settings
@@ -292,55 +339,85 @@ class CalibrationShape(LoadTestShape):
 
 def summary_lines(summary: dict) -> list[str]:
     stop = summary["stop_text"]
-    lines = ["", "=== Calibration ===", f"stopped: {stop}" + (f" ({summary['stop_detail']})" if summary["stop_detail"] else "")]
+    lines = [
+        "",
+        "=== Calibration ===",
+        f"stopped: {stop}" + (f" ({summary['stop_detail']})" if summary["stop_detail"] else ""),
+    ]
     if summary["max_sustainable_rps"] is None:
         lines.append("no sustainable throughput: no step met the SLO and the error limit")
     else:
         lines.append(f"max sustainable throughput: {summary['max_sustainable_rps']:.1f} req/s")
         if summary["instances"]:
-            lines.append(f"instances: {summary['instances']} ({summary['instances_source']}); "
-                         f"per instance: {summary['max_rps_per_instance']:.1f} req/s")
-            lines.append(f"recommended SageMakerVariantInvocationsPerInstance: "
-                         f"{summary['recommended_invocations_per_instance']:.0f} per minute "
-                         f"(x safety factor {summary['settings']['safety_factor']} x 60)")
+            lines.append(
+                f"instances: {summary['instances']} ({summary['instances_source']}); "
+                f"per instance: {summary['max_rps_per_instance']:.1f} req/s"
+            )
+            lines.append(
+                f"recommended SageMakerVariantInvocationsPerInstance: "
+                f"{summary['recommended_invocations_per_instance']:.0f} per minute "
+                f"(x safety factor {summary['settings']['safety_factor']} x 60)"
+            )
     knee = summary["knee"]
     if knee and "rate" in knee:
-        lines.append(f"knee: {knee['rate']} req/s offered ({knee['rps']:.1f} req/s completed), bracketed by "
-                     f"{knee['bracket'][0]} and {knee['bracket'][1]} req/s")
+        lines.append(
+            f"knee: {knee['rate']} req/s offered ({knee['rps']:.1f} req/s completed), bracketed by "
+            f"{knee['bracket'][0]} and {knee['bracket'][1]} req/s"
+        )
     elif knee:
-        lines.append(f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
-                     f"{knee['bracket'][1]} users")
+        lines.append(
+            f"knee: {knee['users']} users ({knee['rps']:.1f} req/s), bracketed by {knee['bracket'][0]} and "
+            f"{knee['bracket'][1]} users"
+        )
     llm = summary.get("llm")
     if llm and llm.get("knee_users"):
         per = llm.get("knee_concurrency_per_copy", llm.get("knee_concurrency_per_instance"))
         unit = "copy" if "knee_concurrency_per_copy" in llm else "instance"
         if per is not None:
-            lines.append(f"LLM: {llm['knee_users']} concurrent requests at the knee, {per:g} per {unit}: "
-                         f"target tracking on {llm['metric']} (policy in the recommendation)")
+            lines.append(
+                f"LLM: {llm['knee_users']} concurrent requests at the knee, {per:g} per {unit}: "
+                f"target tracking on {llm['metric']} (policy in the recommendation)"
+            )
     lines += [f"warning: {w}" for w in summary["warnings"]]
     return lines
 
 
-def install(environment: Any, runner: Any, calibration: Calibration, endpoint: EndpointSettings,
-            measurements: Measurements, session: Any) -> CalibrationShape:
+def install(
+    environment: Any,
+    runner: Any,
+    calibration: Calibration,
+    endpoint: EndpointSettings,
+    measurements: Measurements,
+    session: Any,
+) -> CalibrationShape:
     """Make ``--calibrate`` the environment's load shape; raises UsageError (before any load)."""
     options = environment.parsed_options
     if getattr(options, "reset_stats", False):
-        raise UsageError("--reset-stats", "cannot be used with --calibrate: each step is measured from the running totals")
+        raise UsageError(
+            "--reset-stats", "cannot be used with --calibrate: each step is measured from the running totals"
+        )
     if environment.shape_class is not None:
-        raise UsageError("--calibrate", f"the locustfile already has a load shape "
-                                        f"({type(environment.shape_class).__name__}): remove it to calibrate")
+        raise UsageError(
+            "--calibrate",
+            f"the locustfile already has a load shape "
+            f"({type(environment.shape_class).__name__}): remove it to calibrate",
+        )
     if calibration.instances:
         instances = Instances("--instances", each=calibration.instances)
     else:
-        counts = control_plane.describe_instances(session, endpoint.region, endpoint.endpoint_name,
-                                                  endpoint.endpoint_url)
+        counts = control_plane.describe_instances(
+            session, endpoint.region, endpoint.endpoint_name, endpoint.endpoint_url
+        )
         instances = Instances("DescribeEndpoint", per_variant=counts)
     if endpoint.llm is not None and calibration.search.slos:
-        calibration = dataclasses.replace(calibration, search=dataclasses.replace(calibration.search,
-                                                                                  plateau_efficiency=0.0))
+        calibration = dataclasses.replace(
+            calibration, search=dataclasses.replace(calibration.search, plateau_efficiency=0.0)
+        )
     shape = CalibrationShape(calibration, endpoint, instances, measurements, runner)
     environment.shape_class = shape
-    logger.info("calibration: instances from %s%s", instances.source,
-                f" ({instances.per_variant})" if instances.per_variant else f" ({instances.each} per variant)")
+    logger.info(
+        "calibration: instances from %s%s",
+        instances.source,
+        f" ({instances.per_variant})" if instances.per_variant else f" ({instances.each} per variant)",
+    )
     return shape

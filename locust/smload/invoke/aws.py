@@ -32,7 +32,9 @@ def default_endpoint_url(sess: botocore.session.Session, region: str) -> str:
     """The URL botocore would call: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME / AWS_ENDPOINT_URL / the
     profile's ``endpoint_url``, else the partition's runtime endpoint for ``region``."""
     # dummy keys: resolving the endpoint must not go looking for credentials (IMDS timeouts)
-    client = sess.create_client(SERVICE, region_name=region, aws_access_key_id="unused", aws_secret_access_key="unused")
+    client = sess.create_client(
+        SERVICE, region_name=region, aws_access_key_id="unused", aws_secret_access_key="unused"
+    )
     return client.meta.endpoint_url
 
 

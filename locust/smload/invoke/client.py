@@ -42,21 +42,32 @@ class Runtime:
     """What the users of one process share during one test. ``gate`` counts the requests in flight
     and says when no new one may start (a test that is ending: ``smload.measure.drain``)."""
 
-    def __init__(self, settings: Settings, credentials: Any, session: Any, gate: Any, worker_index: int = 0,
-                 max_users: int = 1, pacer: Any = None):
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Any,
+        session: Any,
+        gate: Any,
+        worker_index: int = 0,
+        max_users: int = 1,
+        pacer: Any = None,
+    ):
         self.settings = settings
         self.pacer = pacer  # open loop: what the users wait on for their arrivals (None: closed loop)
         self.credentials = credentials
         self.gate = gate
-        self.picker = PayloadPicker(list(settings.payloads), settings.payload_order, settings.payload_seed,
-                                    stream=worker_index)
+        self.picker = PayloadPicker(
+            list(settings.payloads), settings.payload_order, settings.payload_seed, stream=worker_index
+        )
         self.ca_bundle = session.get_config_variable("ca_bundle")
         self._shared = None
         llm = settings.llm
         self.bearer = TokenSource(credentials, settings.region) if llm and llm.api == OPENAI_API else None
         if settings.client == "boto3":
             client = Boto3Transport.create_client(session, settings, max_users)
-            self._shared = LLMBoto3Transport(client, llm.counter is not None) if llm else Boto3Transport(client)
+            self._shared = (
+                LLMBoto3Transport(client, llm.counter is not None) if llm else Boto3Transport(client)
+            )
 
     def transport(self) -> FastTransport | Boto3Transport:
         if self._shared:
@@ -92,8 +103,14 @@ class SageMakerClient:
     def close(self) -> None:
         self._transport.close()
 
-    def invoke(self, body: bytes | str | None = None, *, content_type: str | None = None, name: str | None = None,
-               **overrides: Any) -> Outcome:
+    def invoke(
+        self,
+        body: bytes | str | None = None,
+        *,
+        content_type: str | None = None,
+        name: str | None = None,
+        **overrides: Any,
+    ) -> Outcome:
         """Send one invocation and report it; returns its :class:`~smload.invoke.transport.Outcome`.
 
         ``body`` defaults to the next ``--payload`` body; ``content_type`` to ``--content-type``,
@@ -127,7 +144,9 @@ class SageMakerClient:
         if gate.generation != generation:
             return outcome
         if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
-            gate.abandoned += 1  # this process stood still: the timeout is the generator's, not the endpoint's
+            gate.abandoned += (
+                1  # this process stood still: the timeout is the generator's, not the endpoint's
+            )
             return outcome
         self._report(settings, outcome, start_time, name, payload, intended)
         return outcome
@@ -150,11 +169,20 @@ class SageMakerClient:
             if len(self._records) >= _RECORDS_MAX:  # a custom locustfile that names every request anew
                 self._records.clear()
             target = settings.inference_component or variant or settings.target_variant
-            record = self._records[key] = Record(Identity.of(settings.api, settings.endpoint_name, target, name))
+            record = self._records[key] = Record(
+                Identity.of(settings.api, settings.endpoint_name, target, name)
+            )
         return record
 
-    def _report(self, settings: Settings, outcome: Outcome, start_time: float, name: str | None,
-                payload: Payload, intended: float | None) -> None:
+    def _report(
+        self,
+        settings: Settings,
+        outcome: Outcome,
+        start_time: float,
+        name: str | None,
+        payload: Payload,
+        intended: float | None,
+    ) -> None:
         record = self._record(settings, outcome.variant, name)
         identity = record.identity
         timings: tuple[tuple[str, float], ...] = ()
@@ -169,12 +197,22 @@ class SageMakerClient:
         if outcome.first_part_ms is not None:
             timings += ((TTFB, outcome.first_part_ms + lag_ms),)
             if outcome.parts > 1:
-                timings += ((PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),)
+                timings += (
+                    (PER_PART, (outcome.response_time - outcome.first_part_ms) / (outcome.parts - 1)),
+                )
             counts = ((PARTS, outcome.parts),)
         if outcome.tokens is not None and settings.llm is not None:
-            more_timings, more_counts = llm_requests.measured(settings.llm, outcome.tokens, payload, outcome.start,
-                                                              outcome.response_time, outcome.error is None)
-            if lag_ms:  # the time to the first token runs from the intended start too (goodput: from the send)
+            more_timings, more_counts = llm_requests.measured(
+                settings.llm,
+                outcome.tokens,
+                payload,
+                outcome.start,
+                outcome.response_time,
+                outcome.error is None,
+            )
+            if (
+                lag_ms
+            ):  # the time to the first token runs from the intended start too (goodput: from the send)
                 more_timings = tuple((kind, ms + lag_ms if kind == TTFT else ms) for kind, ms in more_timings)
             timings += more_timings
             counts += more_counts

@@ -26,34 +26,56 @@ def _custom_runtime_without_control_plane(url: str | None) -> str | None:
     if not url:
         return None
     host = urlsplit(str(url)).hostname or ""
-    if host.endswith(_AWS_DOMAINS) or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER") or os.environ.get("AWS_ENDPOINT_URL"):
+    if (
+        host.endswith(_AWS_DOMAINS)
+        or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    ):
         return None
     return str(url)
 
 
-def describe_instances(session: Any, region: str, endpoint_name: str, runtime_url: str | None) -> dict[str, int]:
+def describe_instances(
+    session: Any, region: str, endpoint_name: str, runtime_url: str | None
+) -> dict[str, int]:
     """Per-variant ``CurrentInstanceCount``; raises UsageError (exit 2 before any load) when unknown."""
     custom = _custom_runtime_without_control_plane(runtime_url)
     if custom:
-        raise UsageError("--instances", f"the runtime API is {custom}, whose control plane is unknown: give --instances N "
-                                        "(or set AWS_ENDPOINT_URL_SAGEMAKER for DescribeEndpoint)")
+        raise UsageError(
+            "--instances",
+            f"the runtime API is {custom}, whose control plane is unknown: give --instances N "
+            "(or set AWS_ENDPOINT_URL_SAGEMAKER for DescribeEndpoint)",
+        )
     try:
         described = _describe(session, region, endpoint_name)
-    except Exception as err:  # ClientError, connection errors, expired credentials: all say the same to the user
-        raise UsageError("--instances", f"DescribeEndpoint {endpoint_name!r} failed ({err}): give --instances N") from None
-    counts = {v["VariantName"]: int(v["CurrentInstanceCount"])
-              for v in described.get("ProductionVariants", []) if v.get("CurrentInstanceCount")}
+    except (
+        Exception
+    ) as err:  # ClientError, connection errors, expired credentials: all say the same to the user
+        raise UsageError(
+            "--instances", f"DescribeEndpoint {endpoint_name!r} failed ({err}): give --instances N"
+        ) from None
+    counts = {
+        v["VariantName"]: int(v["CurrentInstanceCount"])
+        for v in described.get("ProductionVariants", [])
+        if v.get("CurrentInstanceCount")
+    }
     if not counts:
-        raise UsageError("--instances", f"DescribeEndpoint {endpoint_name!r} shows no instance counts (a serverless "
-                                        "endpoint?): give --instances N")
+        raise UsageError(
+            "--instances",
+            f"DescribeEndpoint {endpoint_name!r} shows no instance counts (a serverless "
+            "endpoint?): give --instances N",
+        )
     return counts
 
 
 def _describe(session: Any, region: str, endpoint_name: str) -> dict:
     from botocore.config import Config
 
-    client = session.create_client("sagemaker", region_name=region, config=Config(
-        connect_timeout=5, read_timeout=15, retries={"total_max_attempts": 2}))
+    client = session.create_client(
+        "sagemaker",
+        region_name=region,
+        config=Config(connect_timeout=5, read_timeout=15, retries={"total_max_attempts": 2}),
+    )
     return client.describe_endpoint(EndpointName=endpoint_name)
 
 
@@ -67,8 +89,11 @@ def variant_weights(session: Any, settings: Any) -> tuple[dict[str, float], str]
         described = _describe(session, settings.region, settings.endpoint_name)
     except Exception as err:  # ClientError (no sagemaker:DescribeEndpoint permission), connection errors
         raise LookupError(f"DescribeEndpoint {settings.endpoint_name!r} failed ({err})") from None
-    weights = {v["VariantName"]: float(v["CurrentWeight"]) for v in described.get("ProductionVariants", [])
-               if v.get("CurrentWeight") is not None}
+    weights = {
+        v["VariantName"]: float(v["CurrentWeight"])
+        for v in described.get("ProductionVariants", [])
+        if v.get("CurrentWeight") is not None
+    }
     if not weights:
         raise LookupError(f"DescribeEndpoint {settings.endpoint_name!r} shows no variant weights")
     return weights, "DescribeEndpoint (CurrentWeight)"
@@ -83,8 +108,12 @@ def _emulator_weights(settings: Any) -> dict[str, float]:
             config = json.loads(response.read())
         endpoints = {e["name"]: e for e in config["endpoints"]}
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise LookupError(f"{settings.endpoint_url} is not an smload emulator (GET /_emulator/config: {err})") from None
+        raise LookupError(
+            f"{settings.endpoint_url} is not an smload emulator (GET /_emulator/config: {err})"
+        ) from None
     endpoint = endpoints.get(settings.endpoint_name)
     if endpoint is None:
-        raise LookupError(f"the emulator at {settings.endpoint_url} has no endpoint {settings.endpoint_name!r}")
+        raise LookupError(
+            f"the emulator at {settings.endpoint_url} has no endpoint {settings.endpoint_name!r}"
+        )
     return {v["name"]: float(v.get("weight", 1.0)) for v in endpoint.get("variants", [])}

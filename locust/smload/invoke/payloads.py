@@ -55,7 +55,9 @@ class Payload:
     prompt_tokens: int | None = field(default=None, compare=False)  # LLM prompts: counted by --tokenizer
 
     @classmethod
-    def of(cls, body: bytes | str, content_type: str, source: str = "", prompt_tokens: int | None = None) -> Payload:
+    def of(
+        cls, body: bytes | str, content_type: str, source: str = "", prompt_tokens: int | None = None
+    ) -> Payload:
         if isinstance(body, str):
             body = body.encode()
         return cls(body, content_type, hashlib.sha256(body).hexdigest(), source, prompt_tokens)
@@ -75,8 +77,11 @@ def _stat(path: Path) -> os.stat_result:
         return path.stat()
     except FileNotFoundError:
         what = "a broken symbolic link" if path.is_symlink() else "does not exist"
-        raise UsageError(OPTION, f"{str(path)!r} {'is ' if path.is_symlink() else ''}{what}: give a file, a "
-                                 "directory of files or a .jsonl file") from None
+        raise UsageError(
+            OPTION,
+            f"{str(path)!r} {'is ' if path.is_symlink() else ''}{what}: give a file, a "
+            "directory of files or a .jsonl file",
+        ) from None
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise UsageError(OPTION, f"{str(path)!r} is a loop of symbolic links: give a file") from None
@@ -87,7 +92,9 @@ def _read(path: Path, limit: int, what: str) -> bytes:
     """The whole file, its type and size checked before a byte is read (a FIFO would block, /dev/zero never end)."""
     status = _stat(path)
     if not stat.S_ISREG(status.st_mode):
-        raise UsageError(OPTION, f"{str(path)!r} is not a regular file (a pipe, device or socket): give a file")
+        raise UsageError(
+            OPTION, f"{str(path)!r} is not a regular file (a pipe, device or socket): give a file"
+        )
     if status.st_size > limit:
         _too_big(repr(str(path)), status.st_size, limit, what)
     try:
@@ -112,7 +119,9 @@ def _check_size(body: bytes, source: str) -> None:
 
 
 def _json_lines(path: Path, content_type: str | None) -> list[Payload]:
-    data = _read(path, MAX_JSON_LINES_BYTES, "the limit of a JSON Lines file (256 MiB, held in memory by every worker)")
+    data = _read(
+        path, MAX_JSON_LINES_BYTES, "the limit of a JSON Lines file (256 MiB, held in memory by every worker)"
+    )
     payloads = []
     for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
@@ -121,11 +130,15 @@ def _json_lines(path: Path, content_type: str | None) -> list[Payload]:
         try:
             json.loads(line)
         except ValueError as err:
-            raise UsageError(OPTION, f"{source}: invalid JSON ({err}): each line of a JSON Lines file is one request body") from None
+            raise UsageError(
+                OPTION, f"{source}: invalid JSON ({err}): each line of a JSON Lines file is one request body"
+            ) from None
         _check_size(line, source)
         payloads.append(Payload.of(line.strip(), content_type or "application/json", source))
     if not payloads:
-        raise UsageError(OPTION, f"{str(path)!r} has no lines: a JSON Lines file needs one JSON request body per line")
+        raise UsageError(
+            OPTION, f"{str(path)!r} has no lines: a JSON Lines file needs one JSON request body per line"
+        )
     return payloads
 
 
@@ -139,12 +152,16 @@ def _one_file(path: Path, content_type: str | None) -> Payload:
 def load(spec: str | None, content_type: str | None = None) -> list[Payload]:
     """Read and check every body that ``--payload spec`` names; raise UsageError on bad input."""
     if not spec:
-        raise MissingOption(OPTION, "is required: give a file, a directory of files or a .jsonl file of request bodies")
+        raise MissingOption(
+            OPTION, "is required: give a file, a directory of files or a .jsonl file of request bodies"
+        )
     path = Path(spec).expanduser()
     if stat.S_ISDIR(_stat(path).st_mode):
         try:
             # symlinks count even when broken: a dangling link is an unreadable file, not a skipped one
-            files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink()))
+            files = sorted(
+                p for p in path.iterdir() if not p.name.startswith(".") and (p.is_file() or p.is_symlink())
+            )
         except OSError as err:
             raise UsageError(OPTION, f"cannot list {spec!r}: {err.strerror or err}") from None
         if not files:
@@ -159,7 +176,9 @@ class PayloadPicker:
     """Hands out the next body: ``round-robin`` in file (and line) order, or ``random`` with an
     optional seed (each worker derives its own stream from it, so workers do not send in lockstep)."""
 
-    def __init__(self, payloads: list[Payload], order: str = "random", seed: int | None = None, stream: int = 0):
+    def __init__(
+        self, payloads: list[Payload], order: str = "random", seed: int | None = None, stream: int = 0
+    ):
         if not payloads:
             raise ValueError("no payloads")
         self.payloads = payloads

@@ -39,12 +39,34 @@ _ONE_WRITE_MAX = 64 * 1024  # bodies up to this size go out in the same write as
 class Outcome:
     """What one invocation did. ``error`` is None on success, else a closed-set error type."""
 
-    __slots__ = ("status", "variant", "body", "length", "error", "detail", "response_time", "first_part_ms", "parts",
-                 "tokens", "start")
+    __slots__ = (
+        "status",
+        "variant",
+        "body",
+        "length",
+        "error",
+        "detail",
+        "response_time",
+        "first_part_ms",
+        "parts",
+        "tokens",
+        "start",
+    )
 
-    def __init__(self, status: int, variant: str | None, body: bytes | None, length: int, error: str | None,
-                 detail: str, response_time: float, first_part_ms: float | None = None, parts: int = 0,
-                 tokens: Any = None, start: float = 0.0):
+    def __init__(
+        self,
+        status: int,
+        variant: str | None,
+        body: bytes | None,
+        length: int,
+        error: str | None,
+        detail: str,
+        response_time: float,
+        first_part_ms: float | None = None,
+        parts: int = 0,
+        tokens: Any = None,
+        start: float = 0.0,
+    ):
         self.status = status
         self.variant = variant
         self.body = body
@@ -55,12 +77,21 @@ class Outcome:
         self.first_part_ms = first_part_ms
         self.parts = parts
         self.tokens = tokens  # LLM answers: the smload.invoke.token_stream.TokenStream
-        self.start = start  # LLM answers: perf_counter() when the request was sent (token times are relative to it)
+        self.start = (
+            start  # LLM answers: perf_counter() when the request was sent (token times are relative to it)
+        )
 
 
 def _failure(error: BaseException, start: float, variant: str | None = None) -> Outcome:
-    return Outcome(0, variant, None, 0, errors.classify(error), f"{type(error).__name__}: {error}",
-                   (time.perf_counter() - start) * 1000)
+    return Outcome(
+        0,
+        variant,
+        None,
+        0,
+        errors.classify(error),
+        f"{type(error).__name__}: {error}",
+        (time.perf_counter() - start) * 1000,
+    )
 
 
 def _error_answer(status: int, headers: Any, body: bytes) -> tuple[str, str]:
@@ -174,11 +205,20 @@ class _TLSPool(_Tuned, SSLConnectionPool):
 
 def connection_pool(settings: Settings, ca_bundle: str | None = None) -> ConnectionPool:
     """One keep-alive connection, opened on first use and reopened when the server closed it."""
-    kwargs = dict(size=1, connection_timeout=settings.connect_timeout, network_timeout=settings.request_timeout)
+    kwargs = dict(
+        size=1, connection_timeout=settings.connect_timeout, network_timeout=settings.request_timeout
+    )
     if settings.scheme == "https":
         ssl_options = {"ca_certs": ca_bundle} if ca_bundle else None
-        return _TLSPool(settings.host, settings.port, settings.host, settings.port, ssl_context_factory=_tls_context,
-                        ssl_options=ssl_options, **kwargs)
+        return _TLSPool(
+            settings.host,
+            settings.port,
+            settings.host,
+            settings.port,
+            ssl_context_factory=_tls_context,
+            ssl_options=ssl_options,
+            **kwargs,
+        )
     return _Pool(settings.host, settings.port, settings.host, settings.port, **kwargs)
 
 
@@ -203,8 +243,14 @@ def send_request(pool: ConnectionPool, head: bytes, body: bytes, start: float) -
 
 
 def signer_for(settings: Settings) -> Signer:
-    return Signer(settings.region, "POST", host_header(settings.scheme, settings.host, settings.port),
-                  settings.path, settings.sagemaker_headers(), user_agent=USER_AGENT)
+    return Signer(
+        settings.region,
+        "POST",
+        host_header(settings.scheme, settings.host, settings.port),
+        settings.path,
+        settings.sagemaker_headers(),
+        user_agent=USER_AGENT,
+    )
 
 
 class FastTransport:
@@ -228,8 +274,14 @@ class FastTransport:
             self._settings, self._signer = settings, signer
         body = payload.body
         frozen = self._credentials.get_frozen_credentials()  # refreshes temporary credentials when due
-        head = signer.sign(frozen.access_key, frozen.secret_key, frozen.token, payload.content_type,
-                           payload.sha256, len(body)).head.encode("latin-1")
+        head = signer.sign(
+            frozen.access_key,
+            frozen.secret_key,
+            frozen.token,
+            payload.content_type,
+            payload.sha256,
+            len(body),
+        ).head.encode("latin-1")
         pool = self._pool
         start = time.perf_counter()
         sock = send_request(pool, head, body, start)
@@ -239,7 +291,9 @@ class FastTransport:
         try:
             if settings.stream:
                 return self._read_stream(sock, pool, start)
-            response = HTTPSocketPoolResponse(sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers)
+            response = HTTPSocketPoolResponse(
+                sock, pool, block_size=_BLOCK, method="POST", headers_type=_Headers
+            )
             data = response.read()
             elapsed = (time.perf_counter() - start) * 1000
         except Exception as err:
@@ -253,7 +307,9 @@ class FastTransport:
 
     def _read_stream(self, sock: Any, pool: ConnectionPool, start: float) -> Outcome:
         decoder = _StreamDecoder(start)
-        response = _StreamResponse(sock, pool, decoder, block_size=_BLOCK, method="POST", headers_type=_Headers)
+        response = _StreamResponse(
+            sock, pool, decoder, block_size=_BLOCK, method="POST", headers_type=_Headers
+        )
         data = response.read()  # drives the parser (and so the decoder) to the end of the answer
         elapsed = (time.perf_counter() - start) * 1000
         status = response.status_code
@@ -261,8 +317,17 @@ class FastTransport:
         if status != 200:
             error, detail = _error_answer(status, response, data)
             return Outcome(status, variant, data, len(data), error, detail, elapsed)
-        return Outcome(status, variant, None, decoder.length, decoder.error, decoder.detail, elapsed,
-                       decoder.first_part_ms, decoder.parts)
+        return Outcome(
+            status,
+            variant,
+            None,
+            decoder.length,
+            decoder.error,
+            decoder.detail,
+            elapsed,
+            decoder.first_part_ms,
+            decoder.parts,
+        )
 
 
 class Boto3Transport:
@@ -285,7 +350,10 @@ class Boto3Transport:
             user_agent_extra=USER_AGENT,
         )
         return boto3.Session(botocore_session=session).client(
-            "sagemaker-runtime", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+            "sagemaker-runtime",
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            config=config,
         )
 
     def close(self) -> None:
@@ -304,7 +372,9 @@ class Boto3Transport:
         try:
             if settings.stream:
                 return self._invoke_stream(kwargs, payload, start)
-            answer = self._client.invoke_endpoint(Body=payload.body, ContentType=payload.content_type, **kwargs)
+            answer = self._client.invoke_endpoint(
+                Body=payload.body, ContentType=payload.content_type, **kwargs
+            )
             data = answer["Body"].read()
             elapsed = (time.perf_counter() - start) * 1000
         except Exception as err:
@@ -330,7 +400,9 @@ class Boto3Transport:
             outcome = _failure(err, start, variant)
             outcome.first_part_ms, outcome.parts, outcome.length = first_part_ms, parts, length
             return outcome
-        return Outcome(200, variant, None, length, None, "", (time.perf_counter() - start) * 1000, first_part_ms, parts)
+        return Outcome(
+            200, variant, None, length, None, "", (time.perf_counter() - start) * 1000, first_part_ms, parts
+        )
 
 
 def _variant_of(error: BaseException) -> str | None:

@@ -23,35 +23,72 @@ from .master import RUNNING_STATES, Master, MasterUnavailable, aggregated, conne
 from .release import Release, ReleaseError, find_release
 
 READY_TIMEOUT = 60.0  # seconds for workers to be ready, and for a started test to run
-WORKER_REPORT_INTERVAL = 3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
+WORKER_REPORT_INTERVAL = (
+    3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--release", required=True, metavar="NAME", help="the Helm release (helm install NAME ...)")
-    common.add_argument("--namespace", "-n", metavar="NS", help="default: the kubeconfig context's, else the pod's own")
-    common.add_argument("--kubeconfig", metavar="FILE", help="default: $KUBECONFIG, else ~/.kube/config, else in-cluster")
+    common.add_argument(
+        "--release", required=True, metavar="NAME", help="the Helm release (helm install NAME ...)"
+    )
+    common.add_argument(
+        "--namespace", "-n", metavar="NS", help="default: the kubeconfig context's, else the pod's own"
+    )
+    common.add_argument(
+        "--kubeconfig", metavar="FILE", help="default: $KUBECONFIG, else ~/.kube/config, else in-cluster"
+    )
     common.add_argument("--context", metavar="NAME", help="a kubeconfig context other than the current one")
 
-    parser = argparse.ArgumentParser(prog="smload k8s", description="Drive a load test installed with the sagemaker-loadtest Helm chart.")
+    parser = argparse.ArgumentParser(
+        prog="smload k8s", description="Drive a load test installed with the sagemaker-loadtest Helm chart."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{status,scale,run,stop}")
     commands.add_parser("status", parents=[common], help="the release's master, workers and current test")
-    scale = commands.add_parser("scale", parents=[common], help="set the number of workers and wait until the master has them")
+    scale = commands.add_parser(
+        "scale", parents=[common], help="set the number of workers and wait until the master has them"
+    )
     scale.add_argument("--workers", type=int, required=True, metavar="N")
-    scale.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the workers (default 300)")
-    run = commands.add_parser("run", parents=[common], help="run a test through the master, show progress, check, fetch the report")
+    scale.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the workers (default 300)",
+    )
+    run = commands.add_parser(
+        "run", parents=[common], help="run a test through the master, show progress, check, fetch the report"
+    )
     run.add_argument("--users", type=int, metavar="N", help="default: the release's locust.users")
     run.add_argument("--spawn-rate", type=float, metavar="R", help="default: the release's locust.spawnRate")
     run.add_argument("--run-time", metavar="TIME", help="e.g. 5m; default: the release's locust.runTime")
-    run.add_argument("--arrival-rate", type=float, metavar="R",
-                     help="open loop: offer R requests/s in total over the workers, timed from each intended start "
-                          "(docs/open-loop.md); default: the release's options.arrival-rate. --users is then not needed")
-    run.add_argument("--max-in-flight", type=int, metavar="N",
-                     help="open loop: at most N requests in flight in total; more arrivals are dropped and counted")
-    run.add_argument("--check", action="append", default=[], metavar="EXPR",
-                     help='a pass/fail condition, e.g. "p95<300ms", repeatable (exit code 3); default: the release\'s locust.checks')
-    run.add_argument("--report", metavar="FILE", help="where to save the HTML report (default: <release>-report.html)")
-    run.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="progress every SECONDS (default 5)")
+    run.add_argument(
+        "--arrival-rate",
+        type=float,
+        metavar="R",
+        help="open loop: offer R requests/s in total over the workers, timed from each intended start "
+        "(docs/open-loop.md); default: the release's options.arrival-rate. --users is then not needed",
+    )
+    run.add_argument(
+        "--max-in-flight",
+        type=int,
+        metavar="N",
+        help="open loop: at most N requests in flight in total; more arrivals are dropped and counted",
+    )
+    run.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help='a pass/fail condition, e.g. "p95<300ms", repeatable (exit code 3); default: the release\'s locust.checks',
+    )
+    run.add_argument(
+        "--report", metavar="FILE", help="where to save the HTML report (default: <release>-report.html)"
+    )
+    run.add_argument(
+        "--interval", type=float, default=5.0, metavar="SECONDS", help="progress every SECONDS (default 5)"
+    )
     commands.add_parser("stop", parents=[common], help="stop the running test")
     return parser
 
@@ -116,13 +153,21 @@ def status(api: Api, release: Release, args: argparse.Namespace) -> int:
     if release.mode == "job":
         for role, job in (("master", release.master), ("workers", release.worker)):
             s = job.get("status", {})
-            _say(f"{role:<8} job/{job['metadata']['name']}: {s.get('active', 0)} active, {s.get('succeeded', 0)} succeeded, "
-                 f"{s.get('failed', 0)} failed{_job_verdict(job)}")
+            _say(
+                f"{role:<8} job/{job['metadata']['name']}: {s.get('active', 0)} active, {s.get('succeeded', 0)} succeeded, "
+                f"{s.get('failed', 0)} failed{_job_verdict(job)}"
+            )
         return 0
-    owner = f", owned by hpa/{release.hpa['metadata']['name']} ({release.hpa['spec'].get('minReplicas', 1)}-{release.hpa['spec']['maxReplicas']})" if release.hpa else ""
+    owner = (
+        f", owned by hpa/{release.hpa['metadata']['name']} ({release.hpa['spec'].get('minReplicas', 1)}-{release.hpa['spec']['maxReplicas']})"
+        if release.hpa
+        else ""
+    )
     master_ready = int(release.master.get("status", {}).get("readyReplicas") or 0)
     _say(f"master   deployment/{release.master['metadata']['name']}: {master_ready}/1 ready")
-    _say(f"workers  deployment/{release.worker['metadata']['name']}: {release.worker_ready}/{release.worker_replicas} ready{owner}")
+    _say(
+        f"workers  deployment/{release.worker['metadata']['name']}: {release.worker_ready}/{release.worker_replicas} ready{owner}"
+    )
     stats = Master(api, release).stats()
     _say(f"test     {_progress(stats)}")
     return 0
@@ -130,18 +175,30 @@ def status(api: Api, release: Release, args: argparse.Namespace) -> int:
 
 def scale(api: Api, release: Release, args: argparse.Namespace) -> int:
     if release.mode == "job":
-        raise ReleaseError(f"release {release.name!r} runs as Jobs (mode=job): its worker count is fixed by worker.replicas")
+        raise ReleaseError(
+            f"release {release.name!r} runs as Jobs (mode=job): its worker count is fixed by worker.replicas"
+        )
     if release.hpa:
-        raise ReleaseError(f"hpa/{release.hpa['metadata']['name']} owns the worker count: change worker.autoscaling "
-                           "(helm upgrade), or disable it to scale by hand")
+        raise ReleaseError(
+            f"hpa/{release.hpa['metadata']['name']} owns the worker count: change worker.autoscaling "
+            "(helm upgrade), or disable it to scale by hand"
+        )
     master = Master(api, release)
     api.merge_patch(release.scale_path(), {"spec": {"replicas": args.workers}})
-    _say(f"deployment/{release.worker['metadata']['name']} scaled to {args.workers}; waiting for the master to count them")
-    seen = _wait(lambda: connected_workers(master.stats()), lambda n: n == args.workers, args.timeout,
-                 lambda n: _say(f"  {n} workers connected"))
+    _say(
+        f"deployment/{release.worker['metadata']['name']} scaled to {args.workers}; waiting for the master to count them"
+    )
+    seen = _wait(
+        lambda: connected_workers(master.stats()),
+        lambda n: n == args.workers,
+        args.timeout,
+        lambda n: _say(f"  {n} workers connected"),
+    )
     if seen != args.workers:
-        _say(f"the master counts {seen} workers, not {args.workers}, after {args.timeout:g}s "
-             f"(kubectl -n {release.namespace} get pods -l app.kubernetes.io/instance={release.name})")
+        _say(
+            f"the master counts {seen} workers, not {args.workers}, after {args.timeout:g}s "
+            f"(kubectl -n {release.namespace} get pods -l app.kubernetes.io/instance={release.name})"
+        )
         return exit_codes.FAILED
     _say(f"{seen} workers connected")
     return 0
@@ -149,7 +206,9 @@ def scale(api: Api, release: Release, args: argparse.Namespace) -> int:
 
 def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     if release.mode == "job":
-        raise ReleaseError(f"release {release.name!r} runs its test as Jobs (mode=job): wait for job/{release.master['metadata']['name']} instead")
+        raise ReleaseError(
+            f"release {release.name!r} runs its test as Jobs (mode=job): wait for job/{release.master['metadata']['name']} instead"
+        )
     users, spawn_rate, run_time, checks = _run_settings(release, args)
     open_loop = _open_loop_fields(release, args)
     master = Master(api, release)
@@ -157,9 +216,13 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
 
     master.swarm(users, spawn_rate, run_time, open_loop)
     if open_loop.get("arrival_rate"):
-        ceiling = open_loop.get("max_in_flight") or release.master_env.get("LOCUST_MAX_IN_FLIGHT", "the default")
-        _say(f"started: open loop at {float(open_loop['arrival_rate']):g} req/s, at most {ceiling} in flight, "
-             f"for {run_time} on {workers} workers")
+        ceiling = open_loop.get("max_in_flight") or release.master_env.get(
+            "LOCUST_MAX_IN_FLIGHT", "the default"
+        )
+        _say(
+            f"started: open loop at {float(open_loop['arrival_rate']):g} req/s, at most {ceiling} in flight, "
+            f"for {run_time} on {workers} workers"
+        )
     else:
         _say(f"started: {users} users at {spawn_rate:g}/s for {run_time} on {workers} workers")
     stats = _follow(master, release, _seconds(run_time) + max(60.0, users / spawn_rate), args.interval)
@@ -170,7 +233,9 @@ def run(api: Api, release: Release, args: argparse.Namespace) -> int:
     report = Path(args.report or f"{release.name}-report.html")
     report.write_bytes(master.report())
     total = aggregated(stats)
-    _say(f"done: {total.get('num_requests', 0)} requests, {total.get('num_failures', 0)} failed; report {report}")
+    _say(
+        f"done: {total.get('num_requests', 0)} requests, {total.get('num_failures', 0)} failed; report {report}"
+    )
     if checks:
         verdict = master.checks(checks)
         for line in verdict["table"]:
@@ -184,7 +249,9 @@ def _open_loop_fields(release: Release, args: argparse.Namespace) -> dict[str, s
     """The web UI form's open-loop fields: --arrival-rate (else the release's), --max-in-flight. A
     closed-loop run sends an empty rate: Locust keeps a custom parameter a form leaves out, so the
     rate of an earlier open-loop run would stick."""
-    rate = args.arrival_rate if args.arrival_rate is not None else release.master_env.get("LOCUST_ARRIVAL_RATE")
+    rate = (
+        args.arrival_rate if args.arrival_rate is not None else release.master_env.get("LOCUST_ARRIVAL_RATE")
+    )
     if not rate:
         return {"arrival_rate": ""}
     fields = {"arrival_rate": f"{float(rate):g}"}
@@ -199,10 +266,14 @@ def _run_settings(release: Release, args: argparse.Namespace) -> tuple[int, floa
     defaults = release.master_env
     open_loop = args.arrival_rate is not None or bool(defaults.get("LOCUST_ARRIVAL_RATE"))
     users = args.users if args.users is not None else int(defaults.get("LOCUST_USERS", 0))
-    spawn_rate = args.spawn_rate if args.spawn_rate is not None else float(defaults.get("LOCUST_SPAWN_RATE", 1))
+    spawn_rate = (
+        args.spawn_rate if args.spawn_rate is not None else float(defaults.get("LOCUST_SPAWN_RATE", 1))
+    )
     run_time = args.run_time or defaults.get("LOCUST_RUN_TIME")
     if not run_time:
-        raise UsageError("--run-time", "required: the release sets no locust.runTime (a test here always ends by itself)")
+        raise UsageError(
+            "--run-time", "required: the release sets no locust.runTime (a test here always ends by itself)"
+        )
     if not users and not open_loop:
         raise UsageError("--users", "required: the release sets no locust.users (or give --arrival-rate)")
     return users, spawn_rate, run_time, _checks(args.check or [defaults.get("LOCUST_CHECK", "")])
@@ -214,16 +285,24 @@ def _ready_workers(master: Master, release: Release) -> int:
     it takes the next one). Refuses while a test runs."""
     stats = master.stats()
     if stats.get("state") in RUNNING_STATES:
-        raise ReleaseError(f"a test is already {stats['state']} on {release.name!r}: smload k8s stop --release {release.name} first")
+        raise ReleaseError(
+            f"a test is already {stats['state']} on {release.name!r}: smload k8s stop --release {release.name} first"
+        )
     pods = release.worker_ready
     if not pods:
-        raise ReleaseError(f"no worker pod of {release.name!r} is ready: smload k8s scale --release {release.name} --workers N")
+        raise ReleaseError(
+            f"no worker pod of {release.name!r} is ready: smload k8s scale --release {release.name} --workers N"
+        )
     if stats.get("worker_count", 0) < pods:
         _say(f"waiting for the master to count the {pods} ready worker pods as ready workers")
-        ready = _wait(lambda: master.stats().get("worker_count", 0), lambda n: n >= pods, READY_TIMEOUT, lambda n: None)
+        ready = _wait(
+            lambda: master.stats().get("worker_count", 0), lambda n: n >= pods, READY_TIMEOUT, lambda n: None
+        )
         if ready < pods:
-            raise MasterUnavailable(f"the master counts {ready} ready workers after {READY_TIMEOUT:g}s, not the {pods} ready "
-                                    f"worker pods (kubectl -n {release.namespace} logs deployment/{release.worker['metadata']['name']})")
+            raise MasterUnavailable(
+                f"the master counts {ready} ready workers after {READY_TIMEOUT:g}s, not the {pods} ready "
+                f"worker pods (kubectl -n {release.namespace} logs deployment/{release.worker['metadata']['name']})"
+            )
     return pods
 
 
@@ -241,8 +320,10 @@ def _follow(master: Master, release: Release, limit: float, interval: float) -> 
             if seen_running and stats.get("state") not in RUNNING_STATES:
                 return stats
             if not seen_running and time.monotonic() - started > READY_TIMEOUT:
-                raise MasterUnavailable(f"the master accepted the test but did not start it in {READY_TIMEOUT:g}s "
-                                        f"(kubectl -n {release.namespace} logs deployment/{release.master['metadata']['name']})")
+                raise MasterUnavailable(
+                    f"the master accepted the test but did not start it in {READY_TIMEOUT:g}s "
+                    f"(kubectl -n {release.namespace} logs deployment/{release.master['metadata']['name']})"
+                )
             if time.monotonic() - started > limit:
                 master.stop()
                 _say("the test did not stop by itself at its run time: stopped it")
@@ -260,7 +341,12 @@ def stop(api: Api, release: Release, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Api, Release, argparse.Namespace], int]] = {"status": status, "scale": scale, "run": run, "stop": stop}
+COMMANDS: dict[str, Callable[[Api, Release, argparse.Namespace], int]] = {
+    "status": status,
+    "scale": scale,
+    "run": run,
+    "stop": stop,
+}
 
 
 # Helpers -----------------------------------------------------------------------------------------
@@ -269,9 +355,11 @@ COMMANDS: dict[str, Callable[[Api, Release, argparse.Namespace], int]] = {"statu
 def _progress(stats: dict) -> str:
     total = aggregated(stats)
     p95 = (stats.get("current_response_time_percentiles") or {}).get("response_time_percentile_0.95")
-    line = (f"{stats.get('state')}, {stats.get('user_count', 0)} users on {connected_workers(stats)} workers, "
-            f"{total.get('current_rps', 0.0):.1f} req/s, {100 * (stats.get('fail_ratio') or 0.0):.2f}% failed, "
-            f"{total.get('num_requests', 0)} requests")
+    line = (
+        f"{stats.get('state')}, {stats.get('user_count', 0)} users on {connected_workers(stats)} workers, "
+        f"{total.get('current_rps', 0.0):.1f} req/s, {100 * (stats.get('fail_ratio') or 0.0):.2f}% failed, "
+        f"{total.get('num_requests', 0)} requests"
+    )
     return line + (f", p95 {p95:g} ms" if p95 else "")
 
 
@@ -293,11 +381,15 @@ def _final(master: Master, stats: dict) -> dict:
 def _job_verdict(job: dict) -> str:
     for condition in job.get("status", {}).get("conditions", []):
         if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return f": {condition['type'].lower()}" + (f" ({condition.get('reason')})" if condition.get("reason") else "")
+            return f": {condition['type'].lower()}" + (
+                f" ({condition.get('reason')})" if condition.get("reason") else ""
+            )
     return ""
 
 
-def _wait(read: Callable[[], int], done: Callable[[int], bool], timeout: float, changed: Callable[[int], None]) -> int:
+def _wait(
+    read: Callable[[], int], done: Callable[[int], bool], timeout: float, changed: Callable[[int], None]
+) -> int:
     deadline = time.monotonic() + timeout
     last = None
     while True:

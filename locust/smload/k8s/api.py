@@ -30,8 +30,17 @@ class Api:
     def close(self) -> None:
         self.api_client.close()
 
-    def request(self, method: str, path: str, *, query: dict | None = None, json_body: object = None,
-                form: dict | None = None, content_type: str | None = None, accept: str = "application/json") -> tuple[int, dict, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict | None = None,
+        json_body: object = None,
+        form: dict | None = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+    ) -> tuple[int, dict, bytes]:
         """One request; returns (status, headers, body) whatever the status. Raises ApiError when
         the server cannot be reached."""
         url = self.configuration.host.rstrip("/") + path + (f"?{urlencode(query)}" if query else "")
@@ -44,14 +53,29 @@ class Api:
         elif form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            response = self.api_client.rest_client.request(method, url, headers=headers, body=json_body, post_params=form,
-                                                           _request_timeout=(10, int(self.timeout)))
-        except ApiException as error:  # clients < 36 raise on any status outside 2xx, all of them on TLS errors
+            response = self.api_client.rest_client.request(
+                method,
+                url,
+                headers=headers,
+                body=json_body,
+                post_params=form,
+                _request_timeout=(10, int(self.timeout)),
+            )
+        except (
+            ApiException
+        ) as error:  # clients < 36 raise on any status outside 2xx, all of them on TLS errors
             if not error.status:
-                raise ApiError(method, path, 0, f"cannot reach the API server at {self.configuration.host}: {error.reason}") from None
+                raise ApiError(
+                    method,
+                    path,
+                    0,
+                    f"cannot reach the API server at {self.configuration.host}: {error.reason}",
+                ) from None
             return error.status, dict(error.headers or {}), _bytes(error.body)
         except urllib3.exceptions.HTTPError as error:
-            raise ApiError(method, path, 0, f"cannot reach the API server at {self.configuration.host}: {error}") from None
+            raise ApiError(
+                method, path, 0, f"cannot reach the API server at {self.configuration.host}: {error}"
+            ) from None
         data = response.data if response.data is not None else response.read()  # clients >= 36 read lazily
         return response.status, dict(response.getheaders()), _bytes(data)
 

@@ -41,18 +41,30 @@ def kubeconfig_path(explicit: str | None, environ: Mapping[str, str]) -> str | N
     return None
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None,
-            environ: Mapping[str, str] = os.environ, service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> Connection:
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> Connection:
     configuration = client.Configuration()
     path = kubeconfig_path(kubeconfig, environ)
     if path is None:
         if context:
-            raise UsageError("--context", "there is no kubeconfig to take a context from (running in-cluster)")
+            raise UsageError(
+                "--context", "there is no kubeconfig to take a context from (running in-cluster)"
+            )
         try:
-            InClusterConfigLoader(token_filename=str(service_account_dir / "token"), cert_filename=str(service_account_dir / "ca.crt"),
-                                  environ=environ).load_and_set(configuration)
+            InClusterConfigLoader(
+                token_filename=str(service_account_dir / "token"),
+                cert_filename=str(service_account_dir / "ca.crt"),
+                environ=environ,
+            ).load_and_set(configuration)
         except ConfigException as error:
-            raise UsageError("--kubeconfig", f"no kubeconfig and the in-cluster service account is unusable ({error})") from None
+            raise UsageError(
+                "--kubeconfig", f"no kubeconfig and the in-cluster service account is unusable ({error})"
+            ) from None
         own_namespace = service_account_dir / "namespace"
         default_namespace = own_namespace.read_text().strip() if own_namespace.exists() else "default"
         return Connection(configuration, namespace or default_namespace, "in-cluster service account")
@@ -64,11 +76,15 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
         if context and chosen is None:
             names = ", ".join(c["name"] for c in contexts)
             raise UsageError("--context", f"no context {context!r} in {path} (it has: {names})")
-        config.load_kube_config(config_file=path, context=context, client_configuration=configuration, persist_config=False)
+        config.load_kube_config(
+            config_file=path, context=context, client_configuration=configuration, persist_config=False
+        )
     except ConfigException as error:
         raise UsageError(option, f"cannot use the kubeconfig {path}: {error}") from None
     except OSError as error:
         raise UsageError(option, f"cannot read the kubeconfig {path}: {error.strerror or error}") from None
     context_namespace = ((chosen or {}).get("context") or {}).get("namespace")
     name = (chosen or {}).get("name", "?")
-    return Connection(configuration, namespace or context_namespace or "default", f"kubeconfig {path}, context {name}")
+    return Connection(
+        configuration, namespace or context_namespace or "default", f"kubeconfig {path}, context {name}"
+    )

@@ -22,31 +22,52 @@ class Master:
         self.release = release
         self.service = release.service["metadata"]["name"]
         if "web" not in {p.get("name") for p in release.service["spec"]["ports"]}:
-            raise ReleaseError(f"release {release.name!r} runs headless (mode={release.mode}): it has no web UI to talk to")
+            raise ReleaseError(
+                f"release {release.name!r} runs headless (mode={release.mode}): it has no web UI to talk to"
+            )
 
-    def _call(self, method: str, path: str, form: dict | None = None, accept: str = "application/json") -> bytes:
+    def _call(
+        self, method: str, path: str, form: dict | None = None, accept: str = "application/json"
+    ) -> bytes:
         proxy_path = service_proxy_path(self.release.namespace, self.service, "web", path)
         status, headers, body = self.api.request(method, proxy_path, form=form, accept=accept)
-        if status in (301, 302, 303) or (status == 200 and accept == "application/json" and body.lstrip()[:1] == b"<"):
-            raise ReleaseError("the master's web UI asks for a login (web.login): smload k8s needs it without")
+        if status in (301, 302, 303) or (
+            status == 200 and accept == "application/json" and body.lstrip()[:1] == b"<"
+        ):
+            raise ReleaseError(
+                "the master's web UI asks for a login (web.login): smload k8s needs it without"
+            )
         if status == 503:
-            raise MasterUnavailable(f"the master of {self.release.name!r} does not answer (is its pod ready? kubectl -n "
-                               f"{self.release.namespace} get pods -l app.kubernetes.io/instance={self.release.name})")
+            raise MasterUnavailable(
+                f"the master of {self.release.name!r} does not answer (is its pod ready? kubectl -n "
+                f"{self.release.namespace} get pods -l app.kubernetes.io/instance={self.release.name})"
+            )
         if status == 403:
-            raise MasterUnavailable(f"not allowed to reach the master through the API server ({body[:200].decode(errors='replace')}): "
-                               "install the chart with rbac.create=true and rbac.subjects naming you")
+            raise MasterUnavailable(
+                f"not allowed to reach the master through the API server ({body[:200].decode(errors='replace')}): "
+                "install the chart with rbac.create=true and rbac.subjects naming you"
+            )
         if not 200 <= status < 300:
-            raise MasterUnavailable(f"{method} {path} on the master answered {status}: {body[:200].decode(errors='replace')}")
+            raise MasterUnavailable(
+                f"{method} {path} on the master answered {status}: {body[:200].decode(errors='replace')}"
+            )
         return body
 
     def stats(self) -> dict:
         """/stats/requests: state, user_count, workers, totals (the web UI's live view)."""
         return json.loads(self._call("GET", "stats/requests"))
 
-    def swarm(self, users: int, spawn_rate: float, run_time: str, extra: dict[str, str] | None = None) -> dict:
+    def swarm(
+        self, users: int, spawn_rate: float, run_time: str, extra: dict[str, str] | None = None
+    ) -> dict:
         """Start a test with the form fields the web UI sends (locust/web.py, swarm()); ``extra``: custom
         parameters (the open-loop fields)."""
-        form = {"user_count": str(users), "spawn_rate": str(spawn_rate), "run_time": run_time, **(extra or {})}
+        form = {
+            "user_count": str(users),
+            "spawn_rate": str(spawn_rate),
+            "run_time": run_time,
+            **(extra or {}),
+        }
         answer = json.loads(self._call("POST", "swarm", form=form))
         if not answer.get("success"):
             raise ReleaseError(f"the master refused to start: {answer.get('message')}")
@@ -58,11 +79,15 @@ class Master:
     def checks(self, expressions: list[str]) -> dict:
         """The checks evaluated by the master on the test that just ran (smload.web_checks)."""
         try:
-            return json.loads(self._call("GET", "smload/checks?" + urlencode([("check", e) for e in expressions])))
+            return json.loads(
+                self._call("GET", "smload/checks?" + urlencode([("check", e) for e in expressions]))
+            )
         except MasterUnavailable as error:
             if " answered 404" in str(error):
-                raise MasterUnavailable("the master does not evaluate checks (/smload/checks): its locustfile does not "
-                                        "load smload (from smload import SageMakerUser does)") from None
+                raise MasterUnavailable(
+                    "the master does not evaluate checks (/smload/checks): its locustfile does not "
+                    "load smload (from smload import SageMakerUser does)"
+                ) from None
             raise
 
     def report(self) -> bytes:

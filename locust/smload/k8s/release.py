@@ -26,7 +26,9 @@ class Release:
     @property
     def master_env(self) -> dict[str, str]:
         """The master container's plain environment: the test settings the chart configured."""
-        (container,) = [c for c in self.master["spec"]["template"]["spec"]["containers"] if c["name"] == "master"]
+        (container,) = [
+            c for c in self.master["spec"]["template"]["spec"]["containers"] if c["name"] == "master"
+        ]
         return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
     @property
@@ -38,7 +40,9 @@ class Release:
         return int(self.worker.get("status", {}).get("readyReplicas") or 0)
 
     def scale_path(self) -> str:
-        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{self.worker['metadata']['name']}/scale"
+        return (
+            f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{self.worker['metadata']['name']}/scale"
+        )
 
 
 def find_release(api: Api, namespace: str, name: str) -> Release:
@@ -49,9 +53,13 @@ def find_release(api: Api, namespace: str, name: str) -> Release:
         workloads, mode = api.list(f"/apis/batch/v1/namespaces/{namespace}/jobs", selector), "job"
     by_role = {w["metadata"]["labels"].get("app.kubernetes.io/component"): w for w in workloads}
     if "master" not in by_role or "worker" not in by_role:
-        raise ReleaseError(f"no sagemaker-loadtest release {name!r} in namespace {namespace!r} "
-                           f"(no Deployments or Jobs labelled app.kubernetes.io/instance={name}): check --release and --namespace")
-    services = api.list(f"/api/v1/namespaces/{namespace}/services", f"{selector},app.kubernetes.io/component=master")
+        raise ReleaseError(
+            f"no sagemaker-loadtest release {name!r} in namespace {namespace!r} "
+            f"(no Deployments or Jobs labelled app.kubernetes.io/instance={name}): check --release and --namespace"
+        )
+    services = api.list(
+        f"/api/v1/namespaces/{namespace}/services", f"{selector},app.kubernetes.io/component=master"
+    )
     if not services:
         raise ReleaseError(f"release {name!r} has no master Service in namespace {namespace!r}")
     hpa = None

@@ -60,7 +60,9 @@ class InFlight:
             gevent.sleep(0.01)
         cut = self.count
         if cut:
-            logger.warning("%d requests still under way after --drain-timeout %g s: counted as abandoned", cut, timeout)
+            logger.warning(
+                "%d requests still under way after --drain-timeout %g s: counted as abandoned", cut, timeout
+            )
             self.abandoned += cut
             self.generation += 1
             self.count = 0  # the abandoned ones no longer count as in flight (they will not be reported)
@@ -80,7 +82,9 @@ def drain_worker(environment: Any, gate: InFlight, timeout: float) -> None:
 
 def drain_workers(runner: Any, drained: set[str], timeout: float) -> None:
     """On the master: tell every worker to drain and wait for all (at most ``timeout`` and a margin)."""
-    workers = {client.id for client in runner.clients.ready + runner.clients.spawning + runner.clients.running}
+    workers = {
+        client.id for client in runner.clients.ready + runner.clients.spawning + runner.clients.running
+    }
     if not workers:
         return
     drained.clear()

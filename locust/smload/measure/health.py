@@ -84,8 +84,12 @@ class Probe:
         """[cpu seconds, loop lag seconds, probes] since the process started, and the seconds it stood
         still during the current test (a worker's first report of a test may come after a stall)."""
         times = psutil.Process().cpu_times()
-        return [times.user + times.system, self.lag_s, float(self.probes), self.stalled_s - self.stalled_before_test]
-
+        return [
+            times.user + times.system,
+            self.lag_s,
+            float(self.probes),
+            self.stalled_s - self.stalled_before_test,
+        ]
 
 
 class Samples:
@@ -131,4 +135,3 @@ class Samples:
         cpus = [cpu for cpu, _ in figures if cpu is not None]
         lags = [lag for _, lag in figures if lag is not None]
         return (max(cpus) if cpus else None, max(lags) if lags else None)
-

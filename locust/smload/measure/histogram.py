@@ -109,7 +109,14 @@ class Histogram:
 
     def to_wire(self) -> list:
         """A msgpack-friendly form for Locust's worker reports."""
-        return [self.count, self.sum, self.min if self.count else 0.0, self.max, list(self.counts), list(self.counts.values())]
+        return [
+            self.count,
+            self.sum,
+            self.min if self.count else 0.0,
+            self.max,
+            list(self.counts),
+            list(self.counts.values()),
+        ]
 
     @classmethod
     def from_wire(cls, wire: list) -> Histogram:

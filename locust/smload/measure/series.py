@@ -49,8 +49,13 @@ class Series:
         return Series().merge(self)
 
     def to_wire(self) -> list:
-        return [self.requests, list(self.failures.items()), self.response_bytes,
-                [[kind, h.to_wire()] for kind, h in self.timings.items()], list(self.counts.items())]
+        return [
+            self.requests,
+            list(self.failures.items()),
+            self.response_bytes,
+            [[kind, h.to_wire()] for kind, h in self.timings.items()],
+            list(self.counts.items()),
+        ]
 
     @classmethod
     def from_wire(cls, wire: list) -> Series:

@@ -41,7 +41,9 @@ from .series import Series, merge_into
 _ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
 
 
-LOST_AFTER_S = 10.0  # silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
+LOST_AFTER_S = (
+    10.0  # silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
+)
 
 
 class LostWorker(NamedTuple):
@@ -77,8 +79,16 @@ class Measurements:
         self.arrival_target: float | None = None  # the current total target rate (master or local runner)
 
     # --- recording: every process ------------------------------------------------------------
-    def on_request(self, request_type: str, name: str, response_time: float | None, response_length: int | None,
-                   exception: Any = None, context: Any = None, **_kwargs: Any) -> None:
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float | None,
+        response_length: int | None,
+        exception: Any = None,
+        context: Any = None,
+        **_kwargs: Any,
+    ) -> None:
         record = context.get(RECORD) if context else None
         key = record.identity if record is not None else Identity(request_type, name)
         series = self.pending.get(key)
@@ -110,7 +120,9 @@ class Measurements:
         """What goes to the master now (and is forgotten here)."""
         pending, self.pending = self.pending, {}
         arrivals, self.pending_arrivals = self.pending_arrivals, {}
-        return wire.encode(pending, self.probe.sample() if self.probe else None, self._new_abandoned(), arrivals)
+        return wire.encode(
+            pending, self.probe.sample() if self.probe else None, self._new_abandoned(), arrivals
+        )
 
     def _new_abandoned(self) -> int:
         now = self.in_flight.abandoned
@@ -217,7 +229,9 @@ class Measurements:
 
     def test_histograms(self, kind: str = LATENCY) -> dict[Identity, Histogram]:
         """One kind of timing per identity since the current test started (copies)."""
-        return {key: series.timings[kind].copy() for key, series in self.test().items() if kind in series.timings}
+        return {
+            key: series.timings[kind].copy() for key, series in self.test().items() if kind in series.timings
+        }
 
 
 def _add_counts(target: dict[str, int], counts: dict[str, int]) -> None:
@@ -237,6 +251,8 @@ def attach(environment: Any, sends: bool, aggregates: bool) -> Measurements:
 def of(environment: Any) -> Measurements:
     measurements = getattr(environment, _ATTRIBUTE, None)
     if measurements is None:
-        raise RuntimeError("no smload measurements on this environment: the smload plugin was not loaded "
-                           "(import smload, or run a locustfile that does)")
+        raise RuntimeError(
+            "no smload measurements on this environment: the smload plugin was not loaded "
+            "(import smload, or run a locustfile that does)"
+        )
     return measurements

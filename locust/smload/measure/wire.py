@@ -15,17 +15,35 @@ FIELD = "smload"
 
 class Report(NamedTuple):
     series: dict[Identity, Series]
-    health: list[float] | None  # [cpu seconds, loop lag seconds, probes, stalled seconds] (smload.measure.health)
+    health: (
+        list[float] | None
+    )  # [cpu seconds, loop lag seconds, probes, stalled seconds] (smload.measure.health)
     abandoned: int  # requests cut off by a drain since the last report (smload.measure.drain)
     arrivals: dict[str, int]  # open loop: smload.record.ARRIVALS and DROPPED since the last report
 
 
-def encode(series: dict[Identity, Series], health: list[float] | None, abandoned: int = 0,
-           arrivals: dict[str, int] | None = None) -> list:
-    return [[[*key, s.to_wire()] for key, s in series.items()], health, abandoned, list((arrivals or {}).items())]
+def encode(
+    series: dict[Identity, Series],
+    health: list[float] | None,
+    abandoned: int = 0,
+    arrivals: dict[str, int] | None = None,
+) -> list:
+    return [
+        [[*key, s.to_wire()] for key, s in series.items()],
+        health,
+        abandoned,
+        list((arrivals or {}).items()),
+    ]
 
 
 def decode(payload: Any) -> Report:
     entries, health, abandoned, arrivals = payload
-    return Report({Identity(api, name, endpoint, target): Series.from_wire(wire)
-                   for api, name, endpoint, target, wire in entries}, health, abandoned, dict(arrivals))
+    return Report(
+        {
+            Identity(api, name, endpoint, target): Series.from_wire(wire)
+            for api, name, endpoint, target, wire in entries
+        },
+        health,
+        abandoned,
+        dict(arrivals),
+    )

@@ -62,9 +62,11 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
 }
-EXAMPLES = ('e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
-            '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%", "achieved_rate>=495", "dropped<0.1%", '
-            '"schedule_lag_p99<2ms"')
+EXAMPLES = (
+    'e.g. "p95<300ms", "p99[ab-test/variant-a]<=0.5s", "error_rate<1%", "rps>=100", "ttft_p95<500ms", '
+    '"tpot_p99<50ms", "output_tps>=1000", "goodput>=95%", "achieved_rate>=495", "dropped<0.1%", '
+    '"schedule_lag_p99<2ms"'
+)
 COMPARED = ("avg", "error_rate")  # besides the percentiles: what a comparison can take (with an interval)
 CONFIDENCE = 0.95
 
@@ -115,7 +117,7 @@ def split_kind(metric: str) -> tuple[str | None, str]:
     """``tpot_p99`` -> ("tpot", "p99"); ``schedule_lag_p99`` -> ("schedule_lag", "p99"); ``p99`` -> (None, "p99")."""
     for kind in KINDS:
         if metric.startswith(kind + "_"):
-            return kind, metric[len(kind) + 1:]
+            return kind, metric[len(kind) + 1 :]
     return None, metric
 
 
@@ -166,8 +168,10 @@ def parse(text: str, option: str = OPTION) -> Check:
 
     match = _METRIC.match(source, pos)
     if not match:
-        raise fail("it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, ttft_p95, tpot_p99, "
-                   "output_tps, goodput, achieved_rate, dropped or schedule_lag_p99")
+        raise fail(
+            "it must start with a metric: p50 ... p99.9, avg, max, error_rate, rps, ttft_p95, tpot_p99, "
+            "output_tps, goodput, achieved_rate, dropped or schedule_lag_p99"
+        )
     metric = _metric(match.group(0), fail)
     pos = match.end()
     skip_spaces()
@@ -194,7 +198,13 @@ def parse(text: str, option: str = OPTION) -> Check:
 
     match = _OPERATOR.match(source, pos)
     if not match or match.group(0) not in OPERATORS:
-        found = f"found {match.group(0)!r}" if match else f"found {source[pos:pos + 1]!r}" if pos < len(source) else "found nothing"
+        found = (
+            f"found {match.group(0)!r}"
+            if match
+            else f"found {source[pos : pos + 1]!r}"
+            if pos < len(source)
+            else "found nothing"
+        )
         raise fail(f"expected a comparison <, <=, > or >= after {metric}, {found}")
     op = match.group(0)
     pos = match.end()
@@ -216,8 +226,9 @@ def parse(text: str, option: str = OPTION) -> Check:
     return Check(source, metric, name, op, sign * _threshold(metric, number, unit, fail), unit, minus)
 
 
-def _subtrahend(source: str, pos: int, metric: str, name: str | None,
-                fail: Callable[[str], UsageError]) -> tuple[int, str]:
+def _subtrahend(
+    source: str, pos: int, metric: str, name: str | None, fail: Callable[[str], UsageError]
+) -> tuple[int, str]:
     """``- p95[name]`` of a comparison, from just after the ``-``: (where it ends, the name)."""
     while pos < len(source) and source[pos].isspace():
         pos += 1
@@ -258,8 +269,10 @@ def _metric(word: str, fail: Callable[[str], UsageError]) -> str:
         if not 0 < percent < 100:
             raise fail(f"percentile {metric} is out of range: use p1 ... p99.99")
         return "p" + _trim(percent)
-    raise fail(f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_/schedule_lag_ "
-               "with a percentile (tpot_p99), output_tps, goodput, achieved_rate or dropped")
+    raise fail(
+        f"unknown metric {word!r}: use p50 ... p99.9, avg, max, error_rate, rps, ttft_/itl_/tpot_/schedule_lag_ "
+        "with a percentile (tpot_p99), output_tps, goodput, achieved_rate or dropped"
+    )
 
 
 def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], UsageError]) -> float:
@@ -273,8 +286,11 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
         raise fail(f"unknown latency unit {unit!r}: use ms or s")
     if metric in SHARES:
         if unit != "%":
-            raise fail(f"{metric} is a percentage: write it with %, e.g. {metric}<1%" if not unit
-                       else f"unexpected {unit!r} after the number: {metric} takes a percentage, e.g. 1%")
+            raise fail(
+                f"{metric} is a percentage: write it with %, e.g. {metric}<1%"
+                if not unit
+                else f"unexpected {unit!r} after the number: {metric} takes a percentage, e.g. 1%"
+            )
         if number > 100:
             raise fail(f"{metric} cannot exceed 100%")
         return number / 100.0
@@ -284,11 +300,15 @@ def _threshold(metric: str, number: float, unit: str, fail: Callable[[str], Usag
                 raise fail("dropped cannot exceed 100% of the arrivals")
             return number / 100.0
         if unit:
-            raise fail(f"unexpected {unit!r} after the number: dropped is a count (dropped<10) or a share (dropped<1%)")
+            raise fail(
+                f"unexpected {unit!r} after the number: dropped is a count (dropped<10) or a share (dropped<1%)"
+            )
         return number
     if unit not in ("", "/s"):
-        what = {"rps": "requests per second, e.g. rps>=100", "achieved_rate": "requests per second, e.g. "
-                "achieved_rate>=495"}.get(metric, "output tokens per second, e.g. output_tps>=1000")
+        what = {
+            "rps": "requests per second, e.g. rps>=100",
+            "achieved_rate": "requests per second, e.g. achieved_rate>=495",
+        }.get(metric, "output tokens per second, e.g. output_tps>=1000")
         raise fail(f"unexpected {unit!r} after the number: {metric} is in {what}")
     return number
 
@@ -379,9 +399,15 @@ class Result:
     interval: tuple[float, float] | None = None  # a comparison's confidence interval
 
     def as_dict(self) -> dict:
-        extra = {} if self.check.minus is None else {
-            "minus": self.check.minus, "ci_low": self.interval[0] if self.interval else None,
-            "ci_high": self.interval[1] if self.interval else None}
+        extra = (
+            {}
+            if self.check.minus is None
+            else {
+                "minus": self.check.minus,
+                "ci_low": self.interval[0] if self.interval else None,
+                "ci_high": self.interval[1] if self.interval else None,
+            }
+        )
         return extra | {
             "check": self.check.text,
             "metric": self.check.metric,
@@ -410,8 +436,14 @@ def evaluate(checks: Iterable[Check], observe: Callable[[str | None], Observed |
         if value is None:
             kind = split_kind(check.metric)[0]
             closed = observed.open_loop is None and (check.metric in OPEN_LOOP_ONLY or kind == "schedule_lag")
-            results.append(Result(check, None, False, "not an open-loop test (--arrival-rate)" if closed
-                                  else "no requests to measure"))
+            results.append(
+                Result(
+                    check,
+                    None,
+                    False,
+                    "not an open-loop test (--arrival-rate)" if closed else "no requests to measure",
+                )
+            )
             continue
         results.append(Result(check, value, check.holds(value)))
     return results
@@ -423,22 +455,30 @@ def _compare(check: Check, candidate: Observed | None, baseline: Observed | None
         if observed is None:
             return Result(check, None, False, f"no request named {name!r}")
     if check.metric == "error_rate":
-        diff = st.proportion_difference(baseline.failures, baseline.requests, candidate.failures, candidate.requests,
-                                        CONFIDENCE)
+        diff = st.proportion_difference(
+            baseline.failures, baseline.requests, candidate.failures, candidate.requests, CONFIDENCE
+        )
     elif check.metric == "avg":
         diff = st.difference(st.mean(baseline.histogram), st.mean(candidate.histogram), CONFIDENCE)
     else:
         q = check.quantile
-        diff = st.difference(st.quantile(baseline.histogram, q, CONFIDENCE), st.quantile(candidate.histogram, q, CONFIDENCE),
-                             CONFIDENCE)
+        diff = st.difference(
+            st.quantile(baseline.histogram, q, CONFIDENCE),
+            st.quantile(candidate.histogram, q, CONFIDENCE),
+            CONFIDENCE,
+        )
     if diff.low is None or diff.high is None:
         return Result(check, diff.difference, False, "too few requests for a confidence interval")
     interval = (diff.low, diff.high)
-    shown = f"{CONFIDENCE:.0%} CI {_difference(check.metric, diff.low)} to {_difference(check.metric, diff.high)}"
+    shown = (
+        f"{CONFIDENCE:.0%} CI {_difference(check.metric, diff.low)} to {_difference(check.metric, diff.high)}"
+    )
     if check.holds(diff.difference):
         return Result(check, diff.difference, True, shown, interval)
     if not diff.significant:
-        return Result(check, diff.difference, True, f"{shown}: beyond the limit, but not significant", interval)
+        return Result(
+            check, diff.difference, True, f"{shown}: beyond the limit, but not significant", interval
+        )
     return Result(check, diff.difference, False, f"{shown}: significant", interval)
 
 
@@ -461,13 +501,22 @@ def exit_code(results: list[Result], current: int | None, user_code_failed: bool
 
 def table(results: list[Result]) -> list[str]:
     """The pass/fail table printed when a test ends."""
-    rows = [(r.check.describe(), format_value(r.check.metric, r.value, r.check.unit), "PASS" if r.passed else "FAIL",
-             r.note) for r in results]
+    rows = [
+        (
+            r.check.describe(),
+            format_value(r.check.metric, r.value, r.check.unit),
+            "PASS" if r.passed else "FAIL",
+            r.note,
+        )
+        for r in results
+    ]
     width = max([len("Check")] + [len(row[0]) for row in rows])
     value_width = max([len("Value")] + [len(row[1]) for row in rows])
     lines = [f"{'Check':<{width}}  {'Value':>{value_width}}  Result", "-" * (width + value_width + 10)]
     for check, value, verdict, note in rows:
         lines.append(f"{check:<{width}}  {value:>{value_width}}  {verdict}" + (f"  ({note})" if note else ""))
     failed = sum(not r.passed for r in results)
-    lines.append(f"{len(results) - failed} of {len(results)} checks passed" + (f", {failed} failed" if failed else ""))
+    lines.append(
+        f"{len(results) - failed} of {len(results)} checks passed" + (f", {failed} failed" if failed else "")
+    )
     return lines

@@ -36,10 +36,16 @@ def _asset(package_dir: str, name: str) -> str:
 
 @cache
 def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("smload.results", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(fmt=_fmt, pct=_pct, version=VERSION, chart_js_version=CHART_JS_VERSION,
-                       level=_level, amount=_amount)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("smload.results", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        fmt=_fmt, pct=_pct, version=VERSION, chart_js_version=CHART_JS_VERSION, level=_level, amount=_amount
+    )
     env.filters["pretty_json"] = lambda value: json.dumps(value, indent=2)  # tojson would sort the keys
     env.filters["setting"] = _setting
     return env
@@ -88,16 +94,20 @@ def _script_json(data: dict) -> str:
 
 
 def _render(template: str, page_js: str, title: str, data: dict) -> str:
-    return _templates().get_template(template).render(
-        title=title,
-        d=data,
-        stop_text=data.get("stop_text") or "not finished",
-        # Our own files, and JSON made safe for <script>: inserted verbatim, not HTML-escaped.
-        css=Markup(_asset("templates", "report.css")),
-        chart_js=Markup(_asset("assets", "chart.umd.min.js")),
-        common_js=Markup(_asset("templates", "common.js")),
-        page_js=Markup(_asset("templates", page_js)),
-        data_json=Markup(_script_json(data)),
+    return (
+        _templates()
+        .get_template(template)
+        .render(
+            title=title,
+            d=data,
+            stop_text=data.get("stop_text") or "not finished",
+            # Our own files, and JSON made safe for <script>: inserted verbatim, not HTML-escaped.
+            css=Markup(_asset("templates", "report.css")),
+            chart_js=Markup(_asset("assets", "chart.umd.min.js")),
+            common_js=Markup(_asset("templates", "common.js")),
+            page_js=Markup(_asset("templates", page_js)),
+            data_json=Markup(_script_json(data)),
+        )
     )
 
 
@@ -120,12 +130,19 @@ def render_calibration(summary: dict) -> str:
 def write_calibration(directory: str | Path, summary: dict) -> list[Path]:
     """calibration.json, calibration.html, and one file per scaling policy (the commands name them)."""
     out = Path(directory)
-    written = [_write(out / "calibration.json", json.dumps(summary, indent=2) + "\n"),
-               _write(out / "calibration.html", render_calibration(summary))]
+    written = [
+        _write(out / "calibration.json", json.dumps(summary, indent=2) + "\n"),
+        _write(out / "calibration.html", render_calibration(summary)),
+    ]
     for variant in ((summary.get("recommendation") or {}).get("variants") or {}).values():
         for kind in ("invocations_per_instance", "concurrency_high_resolution"):
             if kind in variant:
-                written.append(_write(out / variant[kind]["policy_file"], json.dumps(variant[kind]["policy"], indent=2) + "\n"))
+                written.append(
+                    _write(
+                        out / variant[kind]["policy_file"],
+                        json.dumps(variant[kind]["policy"], indent=2) + "\n",
+                    )
+                )
     return written
 
 
@@ -150,8 +167,14 @@ class NameStats:
 
     def as_dict(self) -> dict:
         h = self.histogram
-        out = {"type": self.type, "name": self.name, "requests": self.requests, "failures": self.failures,
-               "error_rate": self.failures / self.requests if self.requests else 0.0, "rps": round(self.rps, 3)}
+        out = {
+            "type": self.type,
+            "name": self.name,
+            "requests": self.requests,
+            "failures": self.failures,
+            "error_rate": self.failures / self.requests if self.requests else 0.0,
+            "rps": round(self.rps, 3),
+        }
         for p in REPORT_PERCENTILES:
             out[f"p{p:g}_ms"] = round(h.quantile(p / 100), 3) if h.count else None
         out["avg_ms"] = round(h.mean, 3) if h.count else None
@@ -166,8 +189,9 @@ class NameStats:
         if self.endpoint is not None:
             out.update(endpoint=self.endpoint, target=self.target)
         if self.keep_histograms:
-            out["histograms"] = {kind: _sorted_wire(h) for kind, h in [(LATENCY, h), *sorted(self.timings.items())]
-                                 if h.count}
+            out["histograms"] = {
+                kind: _sorted_wire(h) for kind, h in [(LATENCY, h), *sorted(self.timings.items())] if h.count
+            }
         return out
 
 
@@ -176,8 +200,11 @@ def llm_rates(requests: int, rps: float, output_tokens: int, good: int | None) -
     seconds = requests / rps if rps and requests else 0.0
     out: dict = {"output_tokens_per_s": round(output_tokens / seconds, 3) if seconds else 0.0}
     if good is not None:
-        out["goodput"] = {"requests": good, "fraction": round(good / requests, 6) if requests else None,
-                          "per_s": round(good / seconds, 3) if seconds else 0.0}
+        out["goodput"] = {
+            "requests": good,
+            "fraction": round(good / requests, 6) if requests else None,
+            "per_s": round(good / seconds, 3) if seconds else 0.0,
+        }
     return out
 
 
@@ -192,22 +219,41 @@ def percentiles(h: Histogram) -> dict:
     """A distribution as the emulator's ground truth shapes it: count, mean, p50, p90, p95, p99, max (ms)."""
     if not h.count:
         return {"count": 0, "mean": None, "p50": None, "p90": None, "p95": None, "p99": None, "max": None}
-    return {"count": h.count, "mean": round(h.mean, 3), **{f"p{q}": round(h.quantile(q / 100), 3) for q in (50, 90, 95, 99)},
-            "max": round(h.max, 3)}
+    return {
+        "count": h.count,
+        "mean": round(h.mean, 3),
+        **{f"p{q}": round(h.quantile(q / 100), 3) for q in (50, 90, 95, 99)},
+        "max": round(h.max, 3),
+    }
 
 
-def run_report(names: list[NameStats], total: NameStats, failures: list[tuple[str, str, int]],
-               checks: list[Result], timeline: dict, settings: dict, started_at: str | None = None,
-               duration_s: float | None = None, users: int | None = None, workers: int | None = None,
-               endpoint: str | None = None, comparison: list[dict] | None = None, split: dict | None = None,
-               arrivals: dict | None = None) -> dict:
+def run_report(
+    names: list[NameStats],
+    total: NameStats,
+    failures: list[tuple[str, str, int]],
+    checks: list[Result],
+    timeline: dict,
+    settings: dict,
+    started_at: str | None = None,
+    duration_s: float | None = None,
+    users: int | None = None,
+    workers: int | None = None,
+    endpoint: str | None = None,
+    comparison: list[dict] | None = None,
+    split: dict | None = None,
+    arrivals: dict | None = None,
+) -> dict:
     """report.json: ``failures`` holds (request name, classified error such as ``ModelError(500)``, count);
     ``comparison`` the variants compared (:mod:`.compare` rows), ``split`` the traffic split (:mod:`.split`),
     ``arrivals`` an open-loop test's arrivals (:mod:`smload.run.arrivals`)."""
-    error_rows = [{"type": errors.base_type(message), "name": name, "error": message, "count": count}
-                  for name, message, count in failures]
+    error_rows = [
+        {"type": errors.base_type(message), "name": name, "error": message, "count": count}
+        for name, message, count in failures
+    ]
     error_rows.sort(key=lambda row: (-row["count"], row["type"], row["name"]))
-    check_rows = [{**r.as_dict(), "value_text": format_value(r.check.metric, r.value, r.check.unit)} for r in checks]
+    check_rows = [
+        {**r.as_dict(), "value_text": format_value(r.check.metric, r.value, r.check.unit)} for r in checks
+    ]
     totals = total.as_dict()
     report = {
         "kind": "run",
@@ -247,7 +293,10 @@ def render_run(report: dict) -> str:
 
 def write_run(directory: str | Path, report: dict) -> list[Path]:
     out = Path(directory)
-    return [_write(out / "report.json", dumps(report) + "\n"), _write(out / "report.html", render_run(report))]
+    return [
+        _write(out / "report.json", dumps(report) + "\n"),
+        _write(out / "report.html", render_run(report)),
+    ]
 
 
 def dumps(value: object, indent: str = "") -> str:
@@ -271,7 +320,6 @@ def _flat(value: object) -> bool:
     return value is None or isinstance(value, int | float)
 
 
-
 # --- autoscaling strategy (smload autoscaling simulate) and its verification ---------------------
 
 
@@ -282,8 +330,10 @@ def render_strategy(doc: dict) -> str:
 
 def write_strategy(directory: str | Path, doc: dict) -> list[Path]:
     out = Path(directory)
-    return [_write(out / "strategy.json", json.dumps(doc, indent=2) + "\n"),
-            _write(out / "strategy.html", render_strategy(doc))]
+    return [
+        _write(out / "strategy.json", json.dumps(doc, indent=2) + "\n"),
+        _write(out / "strategy.html", render_strategy(doc)),
+    ]
 
 
 def render_verification(doc: dict) -> str:
@@ -293,5 +343,7 @@ def render_verification(doc: dict) -> str:
 
 def write_verification(directory: str | Path, doc: dict) -> list[Path]:
     out = Path(directory)
-    return [_write(out / "verify.json", json.dumps(doc, indent=2) + "\n"),
-            _write(out / "verify.html", render_verification(doc))]
+    return [
+        _write(out / "verify.json", json.dumps(doc, indent=2) + "\n"),
+        _write(out / "verify.html", render_verification(doc)),
+    ]

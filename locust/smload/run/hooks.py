@@ -58,7 +58,9 @@ from .testrun import LOCAL, MASTER, WORKER, TestRun
 logger = logging.getLogger("smload")
 PROG = "locust"
 ARRIVALS = "smload_arrivals"  # master -> worker: its share of the open-loop rate
-PLUGINS = "smload.plugins"  # entry points loaded with this module: the exporter (nothing in the core imports it)
+PLUGINS = (
+    "smload.plugins"  # entry points loaded with this module: the exporter (nothing in the core imports it)
+)
 
 
 @events.init_command_line_parser.add_listener
@@ -110,25 +112,32 @@ def _wire(environment: Any, run: TestRun) -> None:
     if measurements.probe is not None:
         measurements.probe.start()
     if run.role == WORKER:
-        hooks.report_to_master.add_listener(lambda data, **_kw: data.__setitem__(wire.FIELD, measurements.report()))
+        hooks.report_to_master.add_listener(
+            lambda data, **_kw: data.__setitem__(wire.FIELD, measurements.report())
+        )
         hooks.test_stop.add_listener(lambda **_kw: _report_now(environment, run))
-        runner.register_message(drain.DRAIN, lambda environment, msg, **_kw: _drain(environment, run, msg.data),
-                                concurrent=True)
+        runner.register_message(
+            drain.DRAIN, lambda environment, msg, **_kw: _drain(environment, run, msg.data), concurrent=True
+        )
         runner.register_message(ARRIVALS, lambda environment, msg, **_kw: run.assign_share(msg.data))
         # quitting on its own (scaled down, SIGTERM): registered after the runner's own listener, so
         # that (Locust fires quitting in reverse) it drains and reports before the runner says goodbye
-        hooks.quitting.add_listener(lambda **_kw: _drain(environment, run, run.drain_timeout) if gate.count
-                                    else run.stop_arrivals())
+        hooks.quitting.add_listener(
+            lambda **_kw: _drain(environment, run, run.drain_timeout) if gate.count else run.stop_arrivals()
+        )
         gevent.spawn(lifeline.watch_master, runner, gate)
     else:
         hooks.quit.add_listener(lambda exit_code, **_kw: run.show(exit_code))
     if run.role == MASTER:
         hooks.worker_report.add_listener(
-            lambda client_id, data, **_kw: measurements.fold_report(client_id, data.get(wire.FIELD)))
+            lambda client_id, data, **_kw: measurements.fold_report(client_id, data.get(wire.FIELD))
+        )
         run.send_share = lambda worker, share: runner.send_message(ARRIVALS, list(share), client_id=worker)
         drained: set[str] = set()
         runner.register_message(drain.DRAINED, lambda environment, msg, **_kw: drained.add(msg.node_id))
-        hooks.test_stopping.add_listener(lambda **_kw: drain.drain_workers(runner, drained, run.drain_timeout))
+        hooks.test_stopping.add_listener(
+            lambda **_kw: drain.drain_workers(runner, drained, run.drain_timeout)
+        )
         gevent.spawn(lifeline.watch_workers, runner, measurements)
     if run.role == LOCAL:
         hooks.test_stopping.add_listener(lambda **_kw: gate.drain(run.drain_timeout))
@@ -189,8 +198,14 @@ def _install_calibration(environment: Any, run: TestRun) -> None:
     if calibration is None or not calibration.enabled:
         return
     try:
-        run.calibration = calibration_shape.install(environment, run.runner, calibration, run.endpoint, run.measurements,
-                                  run.session_for(run.endpoint)[0])
+        run.calibration = calibration_shape.install(
+            environment,
+            run.runner,
+            calibration,
+            run.endpoint,
+            run.measurements,
+            run.session_for(run.endpoint)[0],
+        )
     except UsageError as err:
         _refuse(err, environment.parsed_options)
 

@@ -49,10 +49,16 @@ def watch_master(runner: Any, gate: Any) -> None:
     while True:
         gevent.sleep(1.0)
         last = runner.last_heartbeat_timestamp
-        silent = bool(last) and time.time() - last > MASTER_SILENT_S and runner.worker_state in (STATE_RUNNING,
-                                                                                                 STATE_SPAWNING)
+        silent = (
+            bool(last)
+            and time.time() - last > MASTER_SILENT_S
+            and runner.worker_state in (STATE_RUNNING, STATE_SPAWNING)
+        )
         if silent and not paused:
-            logger.warning("no heartbeat from the master for %.0f s: sending nothing until it is back", time.time() - last)
+            logger.warning(
+                "no heartbeat from the master for %.0f s: sending nothing until it is back",
+                time.time() - last,
+            )
             gate.draining = paused = True
         elif paused and not silent:
             logger.info("the master is back: sending again")
@@ -72,14 +78,21 @@ def watch_workers(runner: Any, measurements: Any) -> None:
             if client.state == STATE_MISSING and (silent is None or silent.back_at is not None):
                 if silent is not None:  # silent again: a new episode
                     del measurements.silent[client.id]
-                silent = measurements.worker_silent(client.id, f"worker {runner.get_worker_index(client.id)}",
-                                                    time.time())
-                logger.error("%s went silent: about %d requests it made are not in the counts yet; its users go to "
-                             "the other workers", silent.name, silent.unreported_estimate)
+                silent = measurements.worker_silent(
+                    client.id, f"worker {runner.get_worker_index(client.id)}", time.time()
+                )
+                logger.error(
+                    "%s went silent: about %d requests it made are not in the counts yet; its users go to "
+                    "the other workers",
+                    silent.name,
+                    silent.unreported_estimate,
+                )
                 changed = True
             elif client.state != STATE_MISSING and silent is not None and silent.back_at is None:
                 measurements.worker_back(client.id, time.time())
-                logger.warning("%s is back after %.0f s of silence", silent.name, time.time() - silent.lost_at)
+                logger.warning(
+                    "%s is back after %.0f s of silence", silent.name, time.time() - silent.lost_at
+                )
                 changed = True
         if changed and runner.worker_count and not runner.rebalancing_enabled():
             runner.start(runner.target_user_count, runner.spawn_rate)

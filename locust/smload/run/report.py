@@ -27,15 +27,34 @@ def build(run: Any) -> dict:
     names = []
     for identity, s in series.items():
         entry = stats.entries.get((identity.name, identity.api))
-        names.append(reports.NameStats(identity.api, identity.name, s.requests, s.failure_count,
-                                       entry.total_rps if entry else 0.0,
-                                       s.timings[LATENCY].copy() if LATENCY in s.timings else Histogram(),
-                                       {kind: h.copy() for kind, h in s.timings.items() if kind != LATENCY},
-                                       dict(s.counts), identity.endpoint, identity.target))
+        names.append(
+            reports.NameStats(
+                identity.api,
+                identity.name,
+                s.requests,
+                s.failure_count,
+                entry.total_rps if entry else 0.0,
+                s.timings[LATENCY].copy() if LATENCY in s.timings else Histogram(),
+                {kind: h.copy() for kind, h in s.timings.items() if kind != LATENCY},
+                dict(s.counts),
+                identity.endpoint,
+                identity.target,
+            )
+        )
     everything = observer(run)(None)
-    total = reports.NameStats("", "all", everything.requests, everything.failures, everything.rps, everything.histogram,
-                              counts={"abandoned": run.measurements.abandoned_test}, keep_histograms=False)
-    failures = [(identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()]
+    total = reports.NameStats(
+        "",
+        "all",
+        everything.requests,
+        everything.failures,
+        everything.rps,
+        everything.histogram,
+        counts={"abandoned": run.measurements.abandoned_test},
+        keep_histograms=False,
+    )
+    failures = [
+        (identity.name, error, count) for identity, s in series.items() for error, count in s.failures.items()
+    ]
     start = stats.start_time or run.started_at or time.time()
     end = stats.last_request_timestamp or start
     per_second = sorted(stats.total.num_reqs_per_sec)
@@ -44,19 +63,34 @@ def build(run: Any) -> dict:
     users.append((round(end - start, 1), runner.user_count))
     options = run.environment.parsed_options
     own = set(default_args_dict())
-    settings = {key: value for key, value in sorted(vars(options).items())
-                if key not in own and value not in (None, "", [], False)}
-    settings.update({key: getattr(options, key) for key in ("num_users", "spawn_rate", "run_time", "processes")
-                     if getattr(options, key, None) not in (None, "")})
+    settings = {
+        key: value
+        for key, value in sorted(vars(options).items())
+        if key not in own and value not in (None, "", [], False)
+    }
+    settings.update(
+        {
+            key: getattr(options, key)
+            for key in ("num_users", "spawn_rate", "run_time", "processes")
+            if getattr(options, key, None) not in (None, "")
+        }
+    )
     endpoint = run.endpoint
     offered = arrivals.figures(run)
     report = reports.run_report(
-        names=names, total=total, failures=failures, checks=run.results,
-        timeline={"seconds": [t - int(start) for t in seconds],
-                  "requests": [stats.total.num_reqs_per_sec.get(t, 0) for t in seconds],
-                  "failures": [stats.total.num_fail_per_sec.get(t, 0) for t in seconds],
-                  "users": users},
-        settings=settings, started_at=reports.iso_utc(stats.start_time), duration_s=round(end - start, 1),
+        names=names,
+        total=total,
+        failures=failures,
+        checks=run.results,
+        timeline={
+            "seconds": [t - int(start) for t in seconds],
+            "requests": [stats.total.num_reqs_per_sec.get(t, 0) for t in seconds],
+            "failures": [stats.total.num_fail_per_sec.get(t, 0) for t in seconds],
+            "users": users,
+        },
+        settings=settings,
+        started_at=reports.iso_utc(stats.start_time),
+        duration_s=round(end - start, 1),
         users=max([n for _t, n in users] or [0]),
         workers=run.workers_seen if run.role == "master" else None,
         endpoint=endpoint.endpoint_name if endpoint else getattr(options, "endpoint_name", None),
@@ -65,8 +99,14 @@ def build(run: Any) -> dict:
         arrivals=offered.as_dict() if offered is not None else None,
     )
     report["incomplete"] = run.incomplete()
-    report["lost_workers"] = [{"worker": w.name, "lost_after_s": round(w.lost_at - start, 1),
-                               "unreported_estimate": w.unreported_estimate} for w in run.measurements.lost.values()]
+    report["lost_workers"] = [
+        {
+            "worker": w.name,
+            "lost_after_s": round(w.lost_at - start, 1),
+            "unreported_estimate": w.unreported_estimate,
+        }
+        for w in run.measurements.lost.values()
+    ]
     return report
 
 

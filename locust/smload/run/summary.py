@@ -28,8 +28,10 @@ def _ms(value: float) -> str:
 
 def render(run: Any) -> str:
     stats = run.runner.stats
-    rows_of = sorted(((identity, s) for identity, s in run.measurements.test().items() if identity.api in APIS),
-                     key=lambda item: (item[0].name, item[0].api))
+    rows_of = sorted(
+        ((identity, s) for identity, s in run.measurements.test().items() if identity.api in APIS),
+        key=lambda item: (item[0].name, item[0].api),
+    )
     if not rows_of:
         return ""
     header = ["variant", "requests", "failures", "RPS", "p50 ms", "p95 ms", "p99 ms"]
@@ -57,12 +59,16 @@ def render(run: Any) -> str:
     total_failures = sum(s.failure_count for _i, s in rows_of)
     duration = (stats.last_request_timestamp or 0) - (stats.start_time or 0)
     total_rps = total_requests / duration if duration > 0 else 0.0
-    rows.append(["total", str(total_requests), str(total_failures), f"{total_rps:.1f}"] + [""] * (len(header) - 4))
+    rows.append(
+        ["total", str(total_requests), str(total_failures), f"{total_rps:.1f}"] + [""] * (len(header) - 4)
+    )
 
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     out = ["", "=== SageMaker load test summary ==="]
     out += [line(header), line(["-" * w for w in widths])]
@@ -73,16 +79,21 @@ def render(run: Any) -> str:
     out += _llm_lines(run, rows_of)
     abandoned = run.measurements.abandoned_test
     if abandoned:
-        out.append(f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
-                   "after the test ended (--drain-timeout), or timed out while the generator itself stood still")
+        out.append(
+            f"abandoned: {abandoned} requests, neither successes nor failures: in flight {run.drain_timeout:g} s "
+            "after the test ended (--drain-timeout), or timed out while the generator itself stood still"
+        )
     if run.analysis is not None:
         out += run.analysis.summary_lines()
     offered = arrivals.figures(run)
     if offered is not None:
         out += arrivals.summary_lines(offered)
     out += _health_lines(run, min(medians, default=0.0))  # the fastest variant: the most sensitive
-    out += [f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
-            "abandoned, not as the endpoint's" for process, seconds in sorted(stalls(run).items())]
+    out += [
+        f"generator stalled: {process} stood still for {seconds:.1f} s; timeouts it caused are counted as "
+        "abandoned, not as the endpoint's"
+        for process, seconds in sorted(stalls(run).items())
+    ]
     html = getattr(run.environment.parsed_options, "html_file", None)
     if html:
         out.append(f"HTML report: {os.path.abspath(html)}")
@@ -97,8 +108,18 @@ def _llm_lines(run: Any, rows_of: list) -> list[str]:
         return []
     entries = run.runner.stats.entries
     users = max([n for _t, n in run.users] or [0]) or 1
-    header = ["name", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50", "TPOT p99", "out tok/s",
-              "per user", "goodput"]
+    header = [
+        "name",
+        "TTFT p50",
+        "TTFT p99",
+        "ITL p50",
+        "ITL p99",
+        "TPOT p50",
+        "TPOT p99",
+        "out tok/s",
+        "per user",
+        "goodput",
+    ]
     rows, sources = [], {}
     for identity, s in llm_rows:
         entry = entries.get((identity.name, identity.api))
@@ -119,14 +140,29 @@ def _llm_lines(run: Any, rows_of: list) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     goodput = getattr(run.endpoint.llm, "goodput", None) if run.endpoint and run.endpoint.llm else None
-    out = ["", "LLM tokens (ms; per user: output tokens/s / users)", line(header), line(["-" * w for w in widths])]
+    out = [
+        "",
+        "LLM tokens (ms; per user: output tokens/s / users)",
+        line(header),
+        line(["-" * w for w in widths]),
+    ]
     out += [line(r) for r in rows]
     counted = ", ".join(f"{what} ({n} requests)" for what, n in sources.items())
-    out.append(f"tokens counted by: {counted}" + ("" if "usage" in sources else
-               "; no usage in the answers: give --tokenizer for exact counts" if "chunks" in sources else ""))
+    out.append(
+        f"tokens counted by: {counted}"
+        + (
+            ""
+            if "usage" in sources
+            else "; no usage in the answers: give --tokenizer for exact counts"
+            if "chunks" in sources
+            else ""
+        )
+    )
     if goodput is not None:
         out.append(f"goodput: requests that succeeded and met {goodput.text}")
     return out
@@ -147,25 +183,43 @@ def health_figures(run: Any) -> dict[str, tuple[float | None, float | None]]:
 def _health_lines(run: Any, median_ms: float) -> list[str]:
     runner = run.runner
     figures = {_process_name(run, process): f for process, f in health_figures(run).items()}
-    warned = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
+    warned = bool(
+        getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False)
+    )
     if not figures and not warned:
         return []
-    parts = [", ".join(filter(None, [f"{process} CPU {cpu:.0f}%" if cpu is not None else process,
-                                     f"loop lag {lag:.1f} ms" if lag is not None else None]))
-             for process, (cpu, lag) in sorted(figures.items())]
+    parts = [
+        ", ".join(
+            filter(
+                None,
+                [
+                    f"{process} CPU {cpu:.0f}%" if cpu is not None else process,
+                    f"loop lag {lag:.1f} ms" if lag is not None else None,
+                ],
+            )
+        )
+        for process, (cpu, lag) in sorted(figures.items())
+    ]
     busy = {process: generator_busy(cpu, lag, median_ms) for process, (cpu, lag) in figures.items()}
     busy = {process: why for process, why in busy.items() if why}
     if busy or warned:
-        reasons = "; ".join(f"{process}: {why}" for process, why in sorted(busy.items())) or "Locust's CPU warning"
-        return [f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
-                "queueing: add workers. Highest: " + "; ".join(parts)]
+        reasons = (
+            "; ".join(f"{process}: {why}" for process, why in sorted(busy.items())) or "Locust's CPU warning"
+        )
+        return [
+            f"generator health: WARNING ({reasons}): the latencies include the load generator's own "
+            "queueing: add workers. Highest: " + "; ".join(parts)
+        ]
     return ["generator health: OK, highest: " + "; ".join(parts)]
 
 
 def stalls(run: Any) -> dict[str, float]:
     """Per process, the seconds it stood still during the test (its probe's stalled time)."""
-    return {_process_name(run, process): samples[-1][1][3] for process, samples in run.measurements.health.series.items()
-            if samples and samples[-1][1][3] > 0}
+    return {
+        _process_name(run, process): samples[-1][1][3]
+        for process, samples in run.measurements.health.series.items()
+        if samples and samples[-1][1][3] > 0
+    }
 
 
 def _process_name(run: Any, process: str) -> str:

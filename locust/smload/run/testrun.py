@@ -50,8 +50,16 @@ class TestRun:
 
     def __init__(self, environment: Any, runner: Any):
         self.environment = environment
-        self.role = MASTER if isinstance(runner, MasterRunner) else WORKER if isinstance(runner, WorkerRunner) else LOCAL
-        self.measurements = store.attach(environment, sends=self.role != MASTER, aggregates=self.role != WORKER)
+        self.role = (
+            MASTER
+            if isinstance(runner, MasterRunner)
+            else WORKER
+            if isinstance(runner, WorkerRunner)
+            else LOCAL
+        )
+        self.measurements = store.attach(
+            environment, sends=self.role != MASTER, aggregates=self.role != WORKER
+        )
         self.settings: dict[str, Any] = {}  # each option group's checked settings (smload.flags)
         # the current test
         self.started_at: float | None = None
@@ -105,7 +113,9 @@ class TestRun:
         calibration = self.settings.get("calibration")
         if calibration is not None and calibration.enabled and calibration.search.by_rate:
             # calibration by rate: constant arrivals, the steps' rates from its shape
-            return dataclasses.replace(settings, rate=None, profile=None, process=arrivals.Process(arrivals.CONSTANT, 0.0))
+            return dataclasses.replace(
+                settings, rate=None, profile=None, process=arrivals.Process(arrivals.CONSTANT, 0.0)
+            )
         return settings if settings.enabled or isinstance(self.environment.shape_class, RateShape) else None
 
     # --- options, checked once ----------------------------------------------------------------------
@@ -142,8 +152,9 @@ class TestRun:
         options = self.environment.parsed_options
         index = getattr(self.runner, "worker_index", 0)
         users = int(getattr(options, "num_users", None) or 1)
-        runtime = Runtime(endpoint, credentials, session, self.measurements.in_flight, index, users,
-                          self._scheduler(index))
+        runtime = Runtime(
+            endpoint, credentials, session, self.measurements.in_flight, index, users, self._scheduler(index)
+        )
         attach_runtime(self.environment, runtime)
         return runtime
 
@@ -170,8 +181,13 @@ class TestRun:
         settings = self.settings.get(OPEN_LOOP)
         custom = isinstance(shape, RateShape) and not isinstance(shape, OptionsShape)
         calibration = self.settings.get("calibration")
-        if (settings is not None and calibration is not None and calibration.enabled and calibration.search.by_rate
-                and self.calibration is not None):
+        if (
+            settings is not None
+            and calibration is not None
+            and calibration.enabled
+            and calibration.search.by_rate
+            and self.calibration is not None
+        ):
             self.calibration.executors = settings.max_in_flight
             self.calibration.on_rate = self.offer_rate
             if self.role == MASTER and environment.parsed_options is not None:
@@ -182,15 +198,24 @@ class TestRun:
                 environment.shape_class = None
             return
         if shape is not None and not isinstance(shape, RateShape):
-            raise UsageError("--arrival-rate", f"the locustfile already has a load shape ({type(shape).__name__}): "
-                                               "remove it, or subclass smload.RateShape to give the rate over time")
+            raise UsageError(
+                "--arrival-rate",
+                f"the locustfile already has a load shape ({type(shape).__name__}): "
+                "remove it, or subclass smload.RateShape to give the rate over time",
+            )
         if custom and settings.enabled:
-            raise UsageError("--arrival-rate", f"the locustfile's {type(shape).__name__} gives the rate: leave out "
-                                               "--arrival-rate and --rate-profile")
+            raise UsageError(
+                "--arrival-rate",
+                f"the locustfile's {type(shape).__name__} gives the rate: leave out "
+                "--arrival-rate and --rate-profile",
+            )
         calibration = self.settings.get("calibration")
         if calibration is not None and calibration.enabled:
-            raise UsageError("--arrival-rate", "cannot be combined with --calibrate (calibration offers its own load: "
-                                               "--calibrate --mode rate steps the arrival rate)")
+            raise UsageError(
+                "--arrival-rate",
+                "cannot be combined with --calibrate (calibration offers its own load: "
+                "--calibrate --mode rate steps the arrival rate)",
+            )
         if not custom:
             if not isinstance(shape, OptionsShape):
                 shape = environment.shape_class = OptionsShape(settings)
@@ -208,9 +233,14 @@ class TestRun:
         self.measurements.arrival_target = rate
         if self.role == MASTER:
             runner = self.runner
-            workers = sorted((c.id for c in runner.clients.values()
-                              if c.state in ("spawning", "running") and c.user_count > 0),
-                             key=runner.get_worker_index)
+            workers = sorted(
+                (
+                    c.id
+                    for c in runner.clients.values()
+                    if c.state in ("spawning", "running") and c.user_count > 0
+                ),
+                key=runner.get_worker_index,
+            )
         elif self.scheduler is not None:
             workers = ["local"]
         else:
@@ -311,13 +341,17 @@ class TestRun:
         run_time = getattr(self.environment.parsed_options, "run_time", None)
         ended = self.stopped_at or time.time()
         if run_time and self.started_at and ended - self.started_at < float(run_time) - 1.0:
-            reasons.append(f"interrupted after {ended - self.started_at:.0f} s of --run-time {float(run_time):g} s")
+            reasons.append(
+                f"interrupted after {ended - self.started_at:.0f} s of --run-time {float(run_time):g} s"
+            )
         shape = self.calibration
         if shape is not None and not shape.completed and shape.search.steps:
             reasons.append("the calibration was interrupted before it finished")
         for lost in self.measurements.lost.values():
-            reasons.append(f"{lost.name} went silent {lost.lost_at - (self.started_at or lost.lost_at):.0f} s into the test "
-                           f"(about {lost.unreported_estimate} requests unreported)")
+            reasons.append(
+                f"{lost.name} went silent {lost.lost_at - (self.started_at or lost.lost_at):.0f} s into the test "
+                f"(about {lost.unreported_estimate} requests unreported)"
+            )
         return reasons
 
     def _local_health(self) -> None:
@@ -349,4 +383,3 @@ class TestRun:
             out.write(self.summary_text)
             out.flush()
         verdict.print_checks(self.results, exit_code, self.incomplete())
-

@@ -56,8 +56,16 @@ def observer(run: Any) -> Callable[[str | None], Observed | None]:
         if good is None and goodput_given:
             good = 0
         rps = sum(e.total_rps for identity, _s in chosen if (e := entries.get((identity.name, identity.api))))
-        return Observed(histogram, sum(s.requests for _i, s in chosen), sum(s.failure_count for _i, s in chosen), rps,
-                        timings, output_tokens, good, open_loop)
+        return Observed(
+            histogram,
+            sum(s.requests for _i, s in chosen),
+            sum(s.failure_count for _i, s in chosen),
+            rps,
+            timings,
+            output_tokens,
+            good,
+            open_loop,
+        )
 
     def observe(name: str | None) -> Observed | None:
         if name is None:
@@ -99,5 +107,8 @@ def print_checks(results: list[Result], exit_code: int, incomplete: list[str]) -
             console.info(line)
     for reason in incomplete:
         console.info(f"incomplete: {reason}")
-    why = {exit_codes.CHECK_FAILED: " (a check failed)", exit_codes.INTERRUPTED: " (partial data: the run is incomplete)"}
+    why = {
+        exit_codes.CHECK_FAILED: " (a check failed)",
+        exit_codes.INTERRUPTED: " (partial data: the run is incomplete)",
+    }
     console.info(f"exit code {exit_code}{why.get(exit_code, '')}")

@@ -54,8 +54,11 @@ def _locust_field(name: str, parse: Any) -> Any:
 
 
 # Locust's own form fields that it converts (and may fail on after applying the fields before them)
-LOCUST_FIELDS = {"user_count": _locust_field("user_count", int), "spawn_rate": _locust_field("spawn_rate", float),
-                 "run_time": _locust_field("run_time", parse_timespan)}
+LOCUST_FIELDS = {
+    "user_count": _locust_field("user_count", int),
+    "spawn_rate": _locust_field("spawn_rate", float),
+    "run_time": _locust_field("run_time", parse_timespan),
+}
 
 
 class FormLimits:
@@ -72,13 +75,19 @@ class FormLimits:
         if payload:
             path = os.path.realpath(os.path.expanduser(str(payload)))
             if path != self.payload_root and not path.startswith(self.payload_root.rstrip("/") + "/"):
-                raise UsageError("--payload", f"the web UI can only choose payloads under {self.payload_root!r}, "
-                                              "the start-up --payload location")
+                raise UsageError(
+                    "--payload",
+                    f"the web UI can only choose payloads under {self.payload_root!r}, "
+                    "the start-up --payload location",
+                )
         url = _origin(getattr(candidate, "endpoint_url", None))
         if url != self.endpoint_url and not self.any_endpoint:
             allowed = self.endpoint_url or "AWS's runtime URL of the region (none was given at start-up)"
-            raise UsageError("--endpoint-url", f"the web UI keeps the start-up endpoint URL ({allowed}): "
-                                               "start Locust with --web-any-endpoint to allow others")
+            raise UsageError(
+                "--endpoint-url",
+                f"the web UI keeps the start-up endpoint URL ({allowed}): "
+                "start Locust with --web-any-endpoint to allow others",
+            )
 
 
 def _origin(url: Any) -> str | None:
@@ -129,8 +138,13 @@ def install(web_ui: Any, run: Any) -> None:
         except UsageError as error:
             return jsonify({"error": str(error)}), 400
         results = verdict.evaluate(run, tuple(wanted))
-        return jsonify({"results": [r.as_dict() for r in results], "table": checks.table(results),
-                        "passed": all(r.passed for r in results)})
+        return jsonify(
+            {
+                "results": [r.as_dict() for r in results],
+                "table": checks.table(results),
+                "passed": all(r.passed for r in results),
+            }
+        )
 
 
 class ClientErrorHandler(pywsgi.WSGIHandler):
