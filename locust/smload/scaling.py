@@ -332,9 +332,13 @@ _SHAPES: dict = {}
 def _service_shape(service: str, shape: str):
     key = (service, shape)
     if key not in _SHAPES:
-        import botocore.session
+        # botocore's loader alone: a Session would read the AWS config (AWS_PROFILE, ~/.aws/config)
+        # to find its data path, and a user's broken profile is not a broken policy file.
+        from botocore.loaders import create_loader
+        from botocore.model import ServiceModel
 
-        _SHAPES[key] = botocore.session.get_session().get_service_model(service).shape_for(shape)
+        model = ServiceModel(create_loader().load_service_model(service, "service-2"), service)
+        _SHAPES[key] = model.shape_for(shape)
     return _SHAPES[key]
 
 

@@ -4,15 +4,19 @@ on exactly the APIs that take it; and the values the model allows are the values
 
 import re
 
-import botocore.session
 import pytest
+from botocore.loaders import create_loader
+from botocore.model import ServiceModel
 
 from smload import flags
 from smload.invoke import options
 from smload.record import INVOKE, STREAM
 from smload.usage import UsageError
 
-MODEL = botocore.session.Session().get_service_model("sagemaker-runtime")
+# botocore's own service model, through its loader: a Session would read the caller's AWS config
+MODEL = ServiceModel(
+    create_loader().load_service_model("sagemaker-runtime", "service-2"), "sagemaker-runtime"
+)
 OPERATIONS = {INVOKE: MODEL.operation_model(INVOKE), STREAM: MODEL.operation_model(STREAM)}
 
 

@@ -10,7 +10,6 @@ series is taken at its real pace, and ``verify`` compresses time its own way (th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,19 +89,9 @@ def from_file(path: str, option: str = "--profile") -> Traffic:
     """A profile file in the open-loop format; UsageError (one line) for anything wrong with it."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(option, f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
-    try:
-        if file.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
-        raise UsageError(option, f"{path} is not valid {kind}: {' '.join(str(err).split())[:200]}") from None
+        data = profiles.read(path)
+    except ValueError as err:
+        raise UsageError(option, str(err)) from None
     try:
         profile = profiles.from_mapping(data, file.parent)
     except ValueError as err:

@@ -170,20 +170,23 @@ def _series_file(path: Path) -> list[float]:
 
 def load(path: str) -> Profile:
     """Read and check a profile file (YAML or JSON); ValueError naming the problem."""
+    return from_mapping(read(path), Path(path).parent)
+
+
+def read(path: str) -> Any:
+    """The parsed content of a profile file (YAML or JSON); ValueError (one line) when it cannot be
+    read or parsed. Also what ``smload autoscaling`` reads its traffic from."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ValueError(f"cannot read {path!r}: {err.strerror or err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
     try:
         if file.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+            return json.loads(text)
+        import yaml
 
-            data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-        raise ValueError(
-            f"{path!r} is not valid {'JSON' if file.suffix.lower() == '.json' else 'YAML'}: {err}"
-        ) from None
-    return from_mapping(data, file.parent)
+        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
+        raise ValueError(f"{path} is not valid {kind}: {' '.join(str(err).split())[:200]}") from None
