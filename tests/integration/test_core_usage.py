@@ -161,6 +161,18 @@ def test_no_credentials_at_all(emulator, payloads):
     assert emulator.stats()["requests"] == 0
 
 
+def test_a_profile_that_does_not_exist(emulator, payloads, tmp_path):
+    """AWS_PROFILE naming a profile the config file lacks: one line naming it, not botocore's traceback."""
+    config = tmp_path / "config"
+    config.write_text("[profile other]\nregion = us-east-1\n")
+    env = aws_env(AWS_PROFILE="missing", AWS_CONFIG_FILE=str(config))
+    result = run_locust(
+        *common(emulator, str(payloads / "good.json")), "--endpoint-name", "ep", env=env, timeout=60
+    )
+    assert_refused(result, "AWS_PROFILE: The config profile (missing) could not be found")
+    assert emulator.stats()["requests"] == 0
+
+
 def test_no_region_at_all(emulator, payloads):
     env = aws_env()
     del env["AWS_DEFAULT_REGION"]

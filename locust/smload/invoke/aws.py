@@ -13,6 +13,7 @@ from botocore.credentials import (
     CredentialProvider,
     DeferredRefreshableCredentials,
 )
+from botocore.exceptions import ProfileNotFound
 
 from smload.usage import UsageError
 
@@ -20,7 +21,16 @@ SERVICE = "sagemaker-runtime"
 
 
 def session() -> botocore.session.Session:
-    return botocore.session.Session()
+    """A botocore session whose profile exists: botocore would raise ProfileNotFound from whichever
+    call first reads the config (the region, the credentials), as a traceback."""
+    sess = botocore.session.Session()
+    try:
+        sess.get_scoped_config()
+    except ProfileNotFound as err:
+        raise UsageError(
+            "AWS_PROFILE", f"{err}: set AWS_PROFILE to one of `aws configure list-profiles`, or unset it"
+        ) from None
+    return sess
 
 
 def default_region(sess: botocore.session.Session) -> str | None:
