@@ -1,9 +1,17 @@
 """Fixtures shared by every test suite; the helpers themselves live in the ``testkit`` package."""
 
+import os
 import sys
 
 import pytest
-from testkit.support import Procs
+from testkit.support import NO_AWS_CONFIG, Procs
+
+# Tests never read the caller's AWS setup (AWS_PROFILE, keys, ~/.aws): not in this process (the boto3
+# clients tests build, botocore's service models), not in the processes it starts. CI exports decoy
+# AWS_* variables; a test that read them would sign with a key nothing accepts, or find no profile.
+for name in [name for name in os.environ if name.startswith("AWS_")]:
+    del os.environ[name]
+os.environ.update(NO_AWS_CONFIG)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -205,8 +205,10 @@ def test_this_test_panels_equal_the_emulators_truth(run):
     assert stat("Tokens (this test)", "output_tokens") == llm["output_tokens"] > 0
     assert stat("Tokens (this test)", "input_tokens") == llm["input_tokens"] > 0
     errors = dict(truth["errors"])
-    # the OpenAI route's start-up probe: an empty body, refused (400) without generating; not load
-    assert errors.pop("HTTPError") == 1
+    # The OpenAI route's start-up probe (one request, not load, not in Locust's counts): an empty body,
+    # refused (400) without generating, unless the emulator's fault injection (6%) answers it first.
+    assert set(errors) <= {"HTTPError", "ThrottlingException", "ServiceUnavailable"}
+    assert errors.get("HTTPError", 0) <= 1
     assert stat("Requests (this test)", "locust_requests_total") == truth["requests"] - 1
-    assert stat("Requests (this test)", "locust_request_failures_total") == sum(errors.values()) > 0
+    assert stat("Requests (this test)", "locust_request_failures_total") == sum(errors.values()) - 1 > 0
     assert 0 < stat("Goodput (this test)", "goodput") < 1

@@ -60,6 +60,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         time.sleep(interval)
 
 
+# No AWS config or credentials file and no instance metadata: what botocore finds is what a test gives.
+NO_AWS_CONFIG = {
+    "AWS_CONFIG_FILE": "/nonexistent/smload-test-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/smload-test-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
 def aws_env(**overrides: str) -> dict[str, str]:
     """The environment for a process under test: static test credentials, no host AWS config,
     no instance metadata lookups, no inherited ``LOCUST_*``/``SAGEMAKER_*`` settings, and the
@@ -72,9 +80,7 @@ def aws_env(**overrides: str) -> dict[str, str]:
         AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
         AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/nonexistent/smload-test-config",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/smload-test-credentials",
-        AWS_EC2_METADATA_DISABLED="true",
+        **NO_AWS_CONFIG,
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
