@@ -88,7 +88,7 @@ def simulate(args: argparse.Namespace) -> int:
                 measurements.on_request(identity.api, identity.name, ms, 312, failure, context)
                 requests += 1
         entries, total = stats.serialize_stats(), stats.total.get_stripped_report()
-        return entries, wire.encode(measurements.pending, None)[0], total, stats.serialize_errors(), requests
+        return entries, dict(measurements.pending), total, stats.serialize_errors(), requests
 
     pool = [one_report() for _ in range(args.distinct)]
 
@@ -142,11 +142,11 @@ def simulate(args: argparse.Namespace) -> int:
                     stats_total=restamp(total, now),
                     errors={k: {**e, "first_seen": now - 1, "last_seen": now} for k, e in errors.items()},
                 )
-                data[wire.FIELD] = [series, health, 0]
+                data[wire.FIELD] = wire.encode(series, health)  # the codec a worker uses
                 reported[0] += requests
             else:
                 data.update(stats=[], stats_total=RequestStats().total.get_stripped_report(), errors={})
-                data[wire.FIELD] = [[], health, 0]
+                data[wire.FIELD] = wire.encode({}, health)
             self.sent += 1
             self.send("stats", data)
 

@@ -205,9 +205,8 @@ class Config:
     access_keys: dict[str, AccessKey] = field(default_factory=dict)
     region: str = DEFAULT_REGION
     strict_sigv4: bool = False
-    time_scale: float = (
-        1.0  # policy time (autoscaling's periods, alarms, cooldowns, start-up) runs this much faster
-    )
+    # policy time (autoscaling's periods, alarms, cooldowns, start-up) runs this much faster
+    time_scale: float = 1.0
     source: str = ""  # where it came from, for the startup line
 
     def to_json(self) -> dict:

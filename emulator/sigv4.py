@@ -28,9 +28,8 @@ SERVICE = "sagemaker"
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW_S = 15 * 60  # SigV4: a request's X-Amz-Date must be within 15 minutes of the server's clock
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-CORAL = (
-    ":http://internal.amazon.com/coral/com.amazon.coral.service/"  # the suffix AWS gives these error types
-)
+# the suffix AWS gives these error types
+CORAL = ":http://internal.amazon.com/coral/com.amazon.coral.service/"
 
 
 @dataclass(frozen=True)

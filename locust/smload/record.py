@@ -34,9 +34,8 @@ SCHEDULE_LAG = "schedule_lag"  # actual send - intended start: the load generato
 
 # Counters besides requests, failures and response bytes.
 PARTS = "parts"  # PayloadParts received
-INPUT_TOKENS = (
-    "input_tokens"  # prompt tokens of LLM requests (from usage, else a tokenizer, else not counted)
-)
+# prompt tokens of LLM requests (from usage, else a tokenizer, else not counted)
+INPUT_TOKENS = "input_tokens"
 OUTPUT_TOKENS = "output_tokens"  # generated tokens (from usage, else a tokenizer, else one per content chunk)
 GOODPUT = "goodput"  # LLM requests that succeeded and met every --goodput objective
 # how each LLM request's tokens were counted, one per request: the summary says which

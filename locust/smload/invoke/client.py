@@ -144,9 +144,8 @@ class SageMakerClient:
         if gate.generation != generation:
             return outcome
         if outcome.error == TIMEOUT and gate.stalled_during(start_time, time.time()):
-            gate.abandoned += (
-                1  # this process stood still: the timeout is the generator's, not the endpoint's
-            )
+            # this process stood still: the timeout is the generator's, not the endpoint's
+            gate.abandoned += 1
             return outcome
         self._report(settings, outcome, start_time, name, payload, intended)
         return outcome

@@ -77,9 +77,8 @@ class Outcome:
         self.first_part_ms = first_part_ms
         self.parts = parts
         self.tokens = tokens  # LLM answers: the smload.invoke.token_stream.TokenStream
-        self.start = (
-            start  # LLM answers: perf_counter() when the request was sent (token times are relative to it)
-        )
+        # LLM answers: perf_counter() when the request was sent (token times are relative to it)
+        self.start = start
 
 
 def _failure(error: BaseException, start: float, variant: str | None = None) -> Outcome:

@@ -23,9 +23,8 @@ from .master import RUNNING_STATES, Master, MasterUnavailable, aggregated, conne
 from .release import Release, ReleaseError, find_release
 
 READY_TIMEOUT = 60.0  # seconds for workers to be ready, and for a started test to run
-WORKER_REPORT_INTERVAL = (
-    3.0  # locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
-)
+# locust.runners.WORKER_REPORT_INTERVAL; not imported: this command never imports Locust
+WORKER_REPORT_INTERVAL = 3.0
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -41,9 +41,8 @@ from .series import Series, merge_into
 _ATTRIBUTE = "smload_measurements"  # where an Environment keeps its Measurements
 
 
-LOST_AFTER_S = (
-    10.0  # silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
-)
+# silent this long (or at the test's end): lost, not a worker that missed a few heartbeats
+LOST_AFTER_S = 10.0
 
 
 class LostWorker(NamedTuple):

@@ -58,9 +58,8 @@ from .testrun import LOCAL, MASTER, WORKER, TestRun
 logger = logging.getLogger("smload")
 PROG = "locust"
 ARRIVALS = "smload_arrivals"  # master -> worker: its share of the open-loop rate
-PLUGINS = (
-    "smload.plugins"  # entry points loaded with this module: the exporter (nothing in the core imports it)
-)
+# entry points loaded with this module: the exporter (nothing in the core imports it)
+PLUGINS = "smload.plugins"
 
 
 @events.init_command_line_parser.add_listener
