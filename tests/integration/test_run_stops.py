@@ -319,12 +319,12 @@ def test_a_killed_worker_is_reported_lost_and_its_users_move(procs, tmp_path, pa
     )
     wait_until(lambda: emulator.stats()["requests"] >= 60, 30, "requests to flow")
     survivor = psutil.Process(workers[1].pid)
-    before = len(survivor.connections(kind="tcp"))
+    before = len(survivor.net_connections(kind="tcp"))
     workers[0].signal(signal.SIGKILL)
     killed_at = time.monotonic()
     # the survivor opens a connection per user it takes over (one per user with the fast client)
     wait_until(
-        lambda: len(survivor.connections(kind="tcp")) >= before + 3, 15, "the survivor to take the users"
+        lambda: len(survivor.net_connections(kind="tcp")) >= before + 3, 15, "the survivor to take the users"
     )
     moved_after = time.monotonic() - killed_at
     assert master.wait(60) == 4, master.log()[-3000:]
