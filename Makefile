@@ -80,13 +80,13 @@ run-local-down: ## Stop the local stack and remove its containers (the reports i
 e2e: venv tools ## Container tests: own Docker engine, base image and image builds, containers on the host network
 	$(BIN)/pytest --timeout 900 tests/e2e
 
-.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-docker bench-ab
+.PHONY: emulator bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-docker bench-ab bench-sigv4 bench-autoscaling bench-open-loop bench-llm-client peers
 emulator: venv ## Run the emulator alone on 127.0.0.1:8080 with emulator/examples/ab-test.yaml (Ctrl-C stops it)
 	$(BIN)/smload emulator --config emulator/examples/ab-test.yaml
 
 # Benchmarks: each takes the machine-wide lock so that two never share the cores; bench/RESULTS.md
 # holds the recorded results and the command behind each table.
-bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-ab ## Every benchmark but the image's (bench/RESULTS.md)
+bench: bench-emulator bench-llm-emulator bench-core bench-exporter bench-master-scale bench-calibration bench-helm bench-ab bench-sigv4 bench-autoscaling bench-open-loop bench-llm-client ## Every benchmark but the image's (bench/RESULTS.md)
 
 bench-emulator: venv tools ## Emulator throughput benchmark, pinned to one core next to a bare uvloop server (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_emulator.py
@@ -111,6 +111,24 @@ bench-helm: venv ## Workers added mid-test: time until they hold users, with and
 
 bench-ab: venv ## A/B statistics: false positives, coverage and power of the intervals, simulated (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_ab.py
+
+bench-sigv4: venv ## The signer: microseconds per sign() on one core (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock taskset -c 0 $(BIN)/python bench/bench_sigv4.py --repeat 9
+
+bench-autoscaling: venv ## Autoscaling simulation: seconds per simulated day and policy (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_autoscaling.py
+
+bench-open-loop: venv peers ## Open loop at full length: rate truth, overload, stall, scale; lag beside locust-plugins (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock env PYTHONPATH=tests $(BIN)/python bench/bench_open_loop.py
+
+bench-llm-client: venv peers ## LLM client: tokens per CPU-second and TTFT/ITL error beside AIPerf and GuideLLM (bench/RESULTS.md)
+	flock /tmp/smload-bench.lock $(BIN)/python bench/bench_llm_client.py --seconds 20
+
+peers: bench/.peers/bin/guidellm ## The peers the benchmarks run beside ours (AIPerf, GuideLLM, locust-plugins), from PyPI, in bench/.peers
+bench/.peers/bin/guidellm:
+	$(PYTHON) -m venv bench/.peers
+	bench/.peers/bin/pip install --quiet torch==2.13.0
+	bench/.peers/bin/pip install --quiet aiperf guidellm locust-plugins==5.0.3
 
 bench-docker: venv ## Image size and build/start times on the local base image; starts its own Docker engine (bench/RESULTS.md)
 	flock /tmp/smload-bench.lock env BENCH_BASE=1 bench/bench_docker.sh

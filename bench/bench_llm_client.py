@@ -1,7 +1,7 @@
 """LLM load generators side by side against one emulator route (bench/RESULTS.md "LLM client").
 
-smload (``locust --api openai``, one process), AIPerf and GuideLLM (PyPI, in ``bench/.peers``: see
-/work/shared/ENVIRONMENT.md) stream chat completions from the emulator's OpenAI-compatible route at
+smload (``locust --api openai``, one process), AIPerf and GuideLLM (PyPI, in ``bench/.peers``: ``make
+peers``) stream chat completions from the emulator's OpenAI-compatible route at
 the same concurrency with the same synthetic lengths (prompt 32 tokens, output 128), one after the
 other. For each: output tokens parsed per CPU-second of the generating processes (the emulator's
 exact token count over the tool's user + system CPU, its reaped child processes included: ``wait4``),
@@ -13,7 +13,7 @@ each against the emulator (core 1; step 1000/R ms whatever the batch, batch and 
 written in steady state against the target, the worker's CPU over the same window, its ITL/TPOT
 against the emulator's (``--profile FILE``: py-spy's profile of the worker).
 
-    bench/.peers/bin/pip install torch==2.13.0 aiperf guidellm     # once (see ENVIRONMENT.md)
+    make peers    # once: CPU torch, then AIPerf and GuideLLM in bench/.peers
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_client.py
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_client.py --streams 1000 --rate 50
     .venv/bin/pip install py-spy    # for --profile
