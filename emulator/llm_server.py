@@ -229,9 +229,8 @@ class LLMTarget:
             extra += b"X-Amzn-SageMaker-Content-Type: " + frames.stream_content_type + b"\r\n"
         else:
             content_type = frames.stream_content_type
-        custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
-        if custom is not None and job.style == AWS:
-            extra += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
+        if job.style == AWS:
+            extra += wire.echoed(req.headers, stream=True)
         return (
             b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nDate: %s\r\nx-amzn-RequestId: %s\r\n%sTransfer-Encoding: chunked\r\n%s\r\n"
             % (
@@ -251,9 +250,8 @@ class LLMTarget:
         if job.api == BODY:
             body = job.frames.body(job.input_tokens, job.n, job.reason())
             extra = self.runtime.name_header if job.style != CONTAINER else b""
-            custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
-            if custom is not None and job.style == AWS:
-                extra += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
+            if job.style == AWS:
+                extra += wire.echoed(req.headers, stream=False)
             job.conn.send(
                 self.app.head(200, b"application/json", len(body), extra, req.keep_alive) + body,
                 req.keep_alive,

@@ -786,10 +786,7 @@ class App:
             return
         req = job.req
         body, content_type = self.response_body(variant, req)
-        extra = variant.name_header
-        custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
-        if custom is not None:
-            extra += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
+        extra = variant.name_header + wire.echoed(req.headers, stream=False)
         job.conn.send(self.head(200, content_type, len(body), extra, req.keep_alive) + body, req.keep_alive)
         self.account_ok(job)
 
@@ -831,10 +828,8 @@ class App:
             + content_type
             + b"\r\n"
             + b"Transfer-Encoding: chunked\r\n"
+            + wire.echoed(req.headers, stream=True)
         )
-        custom = req.headers.get(b"x-amzn-sagemaker-custom-attributes")
-        if custom is not None:
-            extra += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
         head = (
             b"%sContent-Type: application/vnd.amazon.eventstream\r\nDate: %s\r\nx-amzn-RequestId: %s\r\n%s%s\r\n"
             % (

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import json
 import struct
+import time
+import uuid
 from binascii import crc32
 
 from smload import errors
 
 ACCOUNT = "123456789012"  # the account id in messages and ARNs (AWS's documentation example)
+# A stateful session's lifetime: the model container decides it on SageMaker; the emulator's say 20 min.
+SESSION_TTL_S = 20 * 60
 
 STATUS = {
     errors.VALIDATION_ERROR: 400,
@@ -154,4 +158,21 @@ def split_parts(body: bytes, parts: int) -> list[bytes]:
         end = start + size + (1 if i < extra else 0)
         out.append(body[start:end])
         start = end
+    return out
+
+
+def echoed(headers: dict[bytes, bytes], stream: bool) -> bytes:
+    """What a SageMaker answer carries back of its request: ``CustomAttributes`` (both APIs) and, for
+    ``InvokeEndpoint`` asked with ``SessionId: NEW_SESSION``, the new stateful session's id and expiry
+    (``NewSessionId``, in the service model's ``<id>; Expires=<UTC time>`` form)."""
+    out = b""
+    custom = headers.get(b"x-amzn-sagemaker-custom-attributes")
+    if custom is not None:
+        out += b"X-Amzn-SageMaker-Custom-Attributes: " + custom + b"\r\n"
+    if not stream and headers.get(b"x-amzn-sagemaker-session-id") == b"NEW_SESSION":
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SESSION_TTL_S))
+        out += b"X-Amzn-SageMaker-New-Session-Id: %s; Expires=%s\r\n" % (
+            str(uuid.uuid4()).encode(),
+            expires.encode(),
+        )
     return out

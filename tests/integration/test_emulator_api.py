@@ -5,6 +5,7 @@ with its fields, and every answer must be counted in ``/_emulator/stats``."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 
@@ -61,6 +62,27 @@ def test_boto3_invoke_returns_body_variant_and_headers(procs):
     assert stats["requests"] == 1
     assert variant["status"] == {"200": 1} and variant["errors"] == {}
     assert variant["latency_ms"]["count"] == 1 and variant["latency_ms"]["p50"] >= 1.0
+
+
+def test_a_new_stateful_session_gets_its_id_back(procs):
+    """``SessionId=NEW_SESSION`` (smload's ``--session-id``): InvokeEndpoint answers the new session's
+    id and expiry in the form botocore's model gives it; without it, or on the response stream (whose
+    output has no such member), nothing."""
+    emulator = start_emulator(procs, "--endpoint", "echo", "--variant", "name=only,latency_ms=1")
+    client = runtime_client(emulator.url)
+    shape = client.meta.service_model.shape_for("NewSessionResponseHeader")
+    opened = client.invoke_endpoint(EndpointName="echo", Body=b"{}", SessionId="NEW_SESSION")
+    assert re.fullmatch(shape.metadata["pattern"], opened["NewSessionId"]), opened["NewSessionId"]
+    session = opened["NewSessionId"].split(";")[0]
+    again = client.invoke_endpoint(EndpointName="echo", Body=b"{}", SessionId=session)
+    assert "NewSessionId" not in again and "NewSessionId" not in client.invoke_endpoint(
+        EndpointName="echo", Body=b"{}"
+    )
+    streamed = client.invoke_endpoint_with_response_stream(
+        EndpointName="echo", Body=b"{}", SessionId="NEW_SESSION"
+    )
+    assert b"".join(e["PayloadPart"]["Bytes"] for e in streamed["Body"]) == b"{}"
+    assert emulator.stats()["endpoints"]["echo"]["variants"]["only"]["status"] == {"200": 4}
 
 
 def test_aws_cli_invoke_endpoint(procs, tmp_path):
