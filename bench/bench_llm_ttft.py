@@ -9,6 +9,7 @@ alternates the load generator and emulator of two checkouts (each with its .venv
 
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_ttft.py --runs 3
     flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_ttft.py --checkouts ../main-checkout . --runs 3
+    flock /tmp/smload-bench.lock .venv/bin/python bench/bench_llm_ttft.py --scenario peers --apis openai --seconds 20
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ endpoints:
       - name: v
         llm: {max_batch: 16, kv_cache_tokens: 1000000, prefill_ms_per_token: 0.02, decode: {base_ms: 4, per_seq_ms: 0.25}}
 """
+# bench_llm_client.py's scenario: 32 streams in one process, 128 tokens, constant 20-ms steps, batch 64
+PEERS_CONFIG = """
+endpoints:
+  - name: chat
+    variants:
+      - name: v
+        llm: {max_batch: 64, kv_cache_tokens: 10000000, prefill_ms_per_token: 0, decode: {base_ms: 20, per_seq_ms: 0}}
+"""
+SCENARIOS = {  # config, users, output tokens, processes
+    "test": (CONFIG, 8, 64, 2),
+    "peers": (PEERS_CONFIG, 32, 128, 1),
+}
 
 
 def free_port() -> int:
@@ -49,8 +62,9 @@ def get(url: str) -> dict:
         return json.loads(answer.read())
 
 
-def one_run(api: str, seconds: int, work: Path, bin_dir: Path = BIN) -> str:
-    (work / "llm.yaml").write_text(CONFIG)
+def one_run(api: str, seconds: int, work: Path, bin_dir: Path = BIN, scenario: str = "test") -> str:
+    config, users, output_tokens, processes = SCENARIOS[scenario]
+    (work / "llm.yaml").write_text(config)
     port = free_port()
     emulator = subprocess.Popen(
         [
@@ -90,9 +104,9 @@ def one_run(api: str, seconds: int, work: Path, bin_dir: Path = BIN) -> str:
                 str(REPO / "bench" / "locustfile_ttft.py"),
                 "--headless",
                 "-u",
-                "8",
+                str(users),
                 "-r",
-                "8",
+                str(users),
                 "-t",
                 f"{seconds}s",
                 "--endpoint-name",
@@ -108,19 +122,25 @@ def one_run(api: str, seconds: int, work: Path, bin_dir: Path = BIN) -> str:
                 "--dataset-size",
                 "1500",
                 "--output-tokens",
-                "64",
+                str(output_tokens),
                 "--metrics-port",
                 "0",
-                "--processes",
-                "2",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                master,
-                "--master-host",
-                "127.0.0.1",
-                "--master-port",
-                master,
+                *(
+                    [
+                        "--processes",
+                        str(processes),
+                        "--master-bind-host",
+                        "127.0.0.1",
+                        "--master-bind-port",
+                        master,
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        master,
+                    ]
+                    if processes > 1
+                    else []
+                ),
             ],
             env=env,
             capture_output=True,
@@ -160,12 +180,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--apis", nargs="+", default=["openai", "stream"])
     parser.add_argument("--checkouts", nargs="+", type=Path, default=[REPO])
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default="test",
+        help="test: the accuracy test's (default); peers: bench_llm_client.py's, 32 streams in one process",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-llm-ttft-"))
     for _ in range(args.runs):
         for api in args.apis:
             for checkout in args.checkouts:
-                line = one_run(api, args.seconds, work, checkout.resolve() / ".venv" / "bin")
+                line = one_run(api, args.seconds, work, checkout.resolve() / ".venv" / "bin", args.scenario)
                 print(f"{checkout}: {line}", flush=True)
     sys.exit(0)
 
